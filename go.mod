@@ -1,0 +1,3 @@
+module github.com/dhtkit/dht
+
+go 1.25.0
