@@ -1,0 +1,639 @@
+// Package storetest is the conformance suite for store.Store: every
+// implementation runs it from its own tests, so that the node can swap one
+// store for another without noticing.
+//
+//	func TestMemoryConforms(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T) store.Store {
+//			return store.NewMemory(storetest.Limits())
+//		})
+//	}
+package storetest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dhtkit/dht/id"
+	"github.com/dhtkit/dht/store"
+)
+
+// Limits returns the limits every store under test must be opened with. They
+// are small, so that the suite reaches each one in a few Puts, and distinct
+// from each other, so that it can check that an error message names the
+// number.
+func Limits() store.Limits {
+	return store.Limits{MaxValues: 41, MaxPerKey: 7, MaxValueSize: 123}
+}
+
+// Run runs the conformance suite as subtests of t. open must return a new,
+// empty store that enforces Limits(); Run closes each store it opens.
+func Run(t *testing.T, open func(t *testing.T) store.Store) {
+	fresh := func(t *testing.T) store.Store {
+		t.Helper()
+		s := open(t)
+		t.Cleanup(func() { _ = s.Close() })
+		if n := s.Len(); n != 0 {
+			t.Fatalf("open returned a store holding %d values, want an empty one", n)
+		}
+		return s
+	}
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s store.Store)
+	}{
+		{"RoundTrip", testRoundTrip},
+		{"EmptyValue", testEmptyValue},
+		{"ExpiryIsWallClock", testExpiryIsWallClock},
+		{"SameBytesRefreshExpiry", testSameBytesRefreshExpiry},
+		{"DifferentBytesAdd", testDifferentBytesAdd},
+		{"InsertionOrder", testInsertionOrder},
+		{"ReputAfterExpiryIsNew", testReputAfterExpiryIsNew},
+		{"ExpiredInvisibleBeforeSweep", testExpiredInvisibleBeforeSweep},
+		{"NextExpiry", testNextExpiry},
+		{"LimitValueSize", testLimitValueSize},
+		{"LimitPerKey", testLimitPerKey},
+		{"LimitTotal", testLimitTotal},
+		{"ExpiryNotInFuture", testExpiryNotInFuture},
+		{"PutCopiesData", testPutCopiesData},
+		{"GetDataStableAcrossPuts", testGetDataStableAcrossPuts},
+		{"Len", testLen},
+		{"Keys", testKeys},
+		{"KeysCallbackMayUseStore", testKeysCallbackMayUseStore},
+		{"Close", testClose},
+		{"ConcurrentPutGetSweep", testConcurrent},
+		{"MatchesModel", testMatchesModel},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { tt.fn(t, fresh(t)) })
+	}
+}
+
+// t0 is an arbitrary instant; at(s) is s seconds after it. Stores read no
+// clock, so the suite runs on these instants alone.
+var t0 = time.Date(2031, time.March, 4, 5, 6, 7, 0, time.UTC)
+
+func at(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+
+func key(i int) id.ID { return id.Key(fmt.Sprintf("storetest key %d", i)) }
+
+func mustPut(t *testing.T, s store.Store, k id.ID, data string, expires, now time.Time) {
+	t.Helper()
+	if err := s.Put(k, []byte(data), expires, now); err != nil {
+		t.Fatalf("Put(%s, %q, expires %v, now %v) = %v, want nil", k.Short(), data, expires, now, err)
+	}
+}
+
+// datas returns the values' data as strings, in order.
+func datas(vals []store.Value) []string {
+	out := make([]string, len(vals))
+	for i, v := range vals {
+		out[i] = string(v.Data)
+	}
+	return out
+}
+
+// wantGet checks that Get(k, now) returns exactly want, in order.
+func wantGet(t *testing.T, s store.Store, k id.ID, now time.Time, want ...string) []store.Value {
+	t.Helper()
+	got := s.Get(k, now, nil)
+	if g := datas(got); strings.Join(g, "\x00") != strings.Join(want, "\x00") || len(g) != len(want) {
+		t.Fatalf("Get(%s, %v) = %q, want %q", k.Short(), now, g, want)
+	}
+	return got
+}
+
+func wantLen(t *testing.T, s store.Store, want int) {
+	t.Helper()
+	if n := s.Len(); n != want {
+		t.Fatalf("Len() = %d, want %d", n, want)
+	}
+}
+
+// wantErr checks that err wraps sentinel and that its message names each of
+// the numbers, since the publisher only sees the message.
+func wantErr(t *testing.T, err, sentinel error, numbers ...int) {
+	t.Helper()
+	if !errors.Is(err, sentinel) {
+		t.Fatalf("error = %v, want one wrapping %q", err, sentinel)
+	}
+	for _, n := range numbers {
+		if !regexp.MustCompile(fmt.Sprintf(`\b%d\b`, n)).MatchString(err.Error()) {
+			t.Errorf("error %q does not name %d", err, n)
+		}
+	}
+}
+
+func testRoundTrip(t *testing.T, s store.Store) {
+	k := key(1)
+	mustPut(t, s, k, "hello", at(10), at(0))
+	got := wantGet(t, s, k, at(1), "hello")
+	if !got[0].Expires.Equal(at(10)) {
+		t.Errorf("Expires = %v, want %v", got[0].Expires, at(10))
+	}
+	wantGet(t, s, key(2), at(1))
+
+	dst := make([]store.Value, 1, 4)
+	dst[0] = store.Value{Data: []byte("already there")}
+	out := s.Get(k, at(1), dst)
+	if g := datas(out); len(g) != 2 || g[0] != "already there" || g[1] != "hello" {
+		t.Errorf("Get appending to a 1-element dst = %q, want [\"already there\" \"hello\"]", g)
+	}
+}
+
+func testEmptyValue(t *testing.T, s store.Store) {
+	k := key(1)
+	if err := s.Put(k, nil, at(10), at(0)); err != nil {
+		t.Fatalf("Put of an empty value = %v, want nil", err)
+	}
+	// An empty slice holds the same (no) bytes: a refresh, not a second value.
+	if err := s.Put(k, []byte{}, at(20), at(0)); err != nil {
+		t.Fatalf("Put of an empty value = %v, want nil", err)
+	}
+	got := wantGet(t, s, k, at(15), "")
+	if !got[0].Expires.Equal(at(20)) {
+		t.Errorf("Expires = %v, want %v", got[0].Expires, at(20))
+	}
+	wantLen(t, s, 1)
+}
+
+func testExpiryIsWallClock(t *testing.T, s store.Store) {
+	// time.Now carries a monotonic reading; a store must compare on the wall
+	// clock alone, as its heap and any persistent store do, so the reading
+	// must not come back.
+	now := time.Now()
+	mustPut(t, s, key(1), "v", now.Add(time.Hour), now)
+	got := wantGet(t, s, key(1), now, "v")
+	if e := got[0].Expires; e != e.Round(0) || !e.Equal(now.Add(time.Hour)) {
+		t.Errorf("Expires = %v, want %v without a monotonic clock reading", e, now.Add(time.Hour).Round(0))
+	}
+}
+
+func testSameBytesRefreshExpiry(t *testing.T, s store.Store) {
+	k := key(1)
+	mustPut(t, s, k, "addr", at(10), at(0))
+	// Same bytes from another slice: compared by content, not identity.
+	mustPut(t, s, k, string([]byte("addr")), at(20), at(1))
+	wantLen(t, s, 1)
+	got := wantGet(t, s, k, at(15), "addr")
+	if !got[0].Expires.Equal(at(20)) {
+		t.Errorf("after refresh Expires = %v, want %v", got[0].Expires, at(20))
+	}
+	// A refresh replaces the expiry even with an earlier one.
+	mustPut(t, s, k, "addr", at(12), at(2))
+	wantGet(t, s, k, at(11), "addr")
+	wantGet(t, s, k, at(12))
+	wantLen(t, s, 1)
+}
+
+func testDifferentBytesAdd(t *testing.T, s store.Store) {
+	k := key(1)
+	mustPut(t, s, k, "a", at(10), at(0))
+	mustPut(t, s, k, "b", at(30), at(0))
+	mustPut(t, s, k, "c", at(20), at(0))
+	wantLen(t, s, 3)
+	got := wantGet(t, s, k, at(5), "a", "b", "c")
+	for i, want := range []time.Time{at(10), at(30), at(20)} {
+		if !got[i].Expires.Equal(want) {
+			t.Errorf("value %q expires %v, want %v", got[i].Data, got[i].Expires, want)
+		}
+	}
+	wantGet(t, s, k, at(25), "b")
+}
+
+func testInsertionOrder(t *testing.T, s store.Store) {
+	k, other := key(1), key(2)
+	var want []string
+	for i := range Limits().MaxPerKey {
+		v := fmt.Sprintf("v%d", i)
+		want = append(want, v)
+		// Expiries run against insertion order, so that an order by expiry
+		// would show.
+		mustPut(t, s, k, v, at(100-i), at(0))
+		mustPut(t, s, other, v, at(100), at(0))
+	}
+	wantGet(t, s, k, at(1), want...)
+	// Refreshes keep each value in its place.
+	mustPut(t, s, k, "v3", at(200), at(2))
+	mustPut(t, s, k, "v0", at(50), at(2))
+	wantGet(t, s, k, at(3), want...)
+}
+
+func testReputAfterExpiryIsNew(t *testing.T, s store.Store) {
+	k := key(1)
+	mustPut(t, s, k, "old", at(5), at(0))
+	mustPut(t, s, k, "b", at(50), at(0))
+	// "old" expired at 5: storing it again adds it anew, at the end.
+	mustPut(t, s, k, "old", at(60), at(6))
+	got := wantGet(t, s, k, at(7), "b", "old")
+	if !got[1].Expires.Equal(at(60)) {
+		t.Errorf("re-stored value expires %v, want %v", got[1].Expires, at(60))
+	}
+	wantLen(t, s, 2)
+}
+
+func testExpiredInvisibleBeforeSweep(t *testing.T, s store.Store) {
+	a, b := key(1), key(2)
+	mustPut(t, s, a, "a1", at(10), at(0))
+	mustPut(t, s, a, "a2", at(20), at(0))
+	mustPut(t, s, a, "a3", at(30), at(0))
+	mustPut(t, s, b, "b1", at(10), at(0))
+	mustPut(t, s, b, "b2", at(40), at(0))
+
+	wantGet(t, s, a, at(10).Add(-time.Nanosecond), "a1", "a2", "a3")
+	// A value is expired from its expiry instant on.
+	wantGet(t, s, a, at(10), "a2", "a3")
+	wantGet(t, s, b, at(10), "b2")
+	wantLen(t, s, 5) // still stored until swept
+
+	steps := []struct {
+		now          int
+		deleted      int
+		len          int
+		wantA, wantB []string
+	}{
+		{now: 10, deleted: 2, len: 3, wantA: []string{"a2", "a3"}, wantB: []string{"b2"}},
+		{now: 10, deleted: 0, len: 3, wantA: []string{"a2", "a3"}, wantB: []string{"b2"}},
+		{now: 25, deleted: 1, len: 2, wantA: []string{"a3"}, wantB: []string{"b2"}},
+		{now: 100, deleted: 2, len: 0},
+	}
+	for _, st := range steps {
+		if n := s.Sweep(at(st.now)); n != st.deleted {
+			t.Fatalf("Sweep(at %d s) = %d, want %d", st.now, n, st.deleted)
+		}
+		wantLen(t, s, st.len)
+		// Read back at an earlier instant: swept values are gone for good.
+		wantGet(t, s, a, at(0), st.wantA...)
+		wantGet(t, s, b, at(0), st.wantB...)
+	}
+	if _, ok := s.NextExpiry(); ok {
+		t.Error("NextExpiry reports a value after everything was swept")
+	}
+}
+
+func testNextExpiry(t *testing.T, s store.Store) {
+	want := func(sec int) {
+		t.Helper()
+		got, ok := s.NextExpiry()
+		switch {
+		case sec < 0 && ok:
+			t.Fatalf("NextExpiry() = %v, true; want false", got)
+		case sec >= 0 && (!ok || !got.Equal(at(sec))):
+			t.Fatalf("NextExpiry() = %v, %v; want %v, true", got, ok, at(sec))
+		}
+	}
+	want(-1)
+	mustPut(t, s, key(1), "x", at(30), at(0))
+	mustPut(t, s, key(2), "y", at(10), at(0))
+	mustPut(t, s, key(1), "z", at(20), at(0))
+	want(10)
+	mustPut(t, s, key(2), "y", at(50), at(1)) // the earliest moves later
+	want(20)
+	mustPut(t, s, key(1), "x", at(5), at(2)) // another moves earlier
+	want(5)
+	// Expired but not swept still counts: it is what the next sweep deletes.
+	wantGet(t, s, key(1), at(6), "z")
+	want(5)
+	if n := s.Sweep(at(6)); n != 1 {
+		t.Fatalf("Sweep = %d, want 1", n)
+	}
+	want(20)
+	if n := s.Sweep(at(100)); n != 2 {
+		t.Fatalf("Sweep = %d, want 2", n)
+	}
+	want(-1)
+}
+
+func testLimitValueSize(t *testing.T, s store.Store) {
+	max := Limits().MaxValueSize
+	k := key(1)
+	mustPut(t, s, k, strings.Repeat("m", max), at(10), at(0))
+	err := s.Put(k, bytes.Repeat([]byte("x"), max+1), at(10), at(0))
+	wantErr(t, err, store.ErrTooLarge, max, max+1)
+	wantGet(t, s, k, at(1), strings.Repeat("m", max))
+	wantLen(t, s, 1)
+}
+
+func testLimitPerKey(t *testing.T, s store.Store) {
+	max := Limits().MaxPerKey
+	k := key(1)
+	var want []string
+	for i := range max {
+		v := fmt.Sprintf("v%d", i)
+		want = append(want, v)
+		exp := at(100)
+		if i == 0 {
+			exp = at(5)
+		}
+		mustPut(t, s, k, v, exp, at(0))
+	}
+	err := s.Put(k, []byte("one too many"), at(100), at(1))
+	wantErr(t, err, store.ErrKeyFull, max)
+	wantGet(t, s, k, at(1), want...)
+	wantLen(t, s, max)
+	// A refresh adds nothing, so a full key accepts it.
+	mustPut(t, s, k, "v1", at(90), at(1))
+	// Other keys have their own allowance.
+	mustPut(t, s, key(2), "elsewhere", at(100), at(1))
+	// Expired values do not count toward the limit, swept or not.
+	mustPut(t, s, k, "after v0 expired", at(100), at(5))
+	wantGet(t, s, k, at(5), append(want[1:], "after v0 expired")...)
+}
+
+func testLimitTotal(t *testing.T, s store.Store) {
+	l := Limits()
+	perKey := l.MaxPerKey - 2
+	for i := range l.MaxValues {
+		exp := at(100)
+		if i < 3 {
+			exp = at(10)
+		}
+		mustPut(t, s, key(i/perKey), fmt.Sprintf("v%d", i), exp, at(0))
+	}
+	wantLen(t, s, l.MaxValues)
+	fresh := key(1000)
+	err := s.Put(fresh, []byte("no room"), at(100), at(1))
+	wantErr(t, err, store.ErrFull, l.MaxValues)
+	wantGet(t, s, fresh, at(1))
+	wantLen(t, s, l.MaxValues)
+	// A refresh adds nothing, so a full store accepts it.
+	mustPut(t, s, key(3), fmt.Sprintf("v%d", 3*perKey), at(90), at(1))
+	wantLen(t, s, l.MaxValues)
+	// Once values have expired, a full store reclaims them before refusing.
+	mustPut(t, s, fresh, "room now", at(100), at(10))
+	wantGet(t, s, fresh, at(10), "room now")
+	wantLen(t, s, l.MaxValues-3+1)
+	wantGet(t, s, key(0), at(0), "v3", "v4") // v0..v2 were deleted
+}
+
+func testExpiryNotInFuture(t *testing.T, s store.Store) {
+	k := key(1)
+	mustPut(t, s, k, "live", at(20), at(0))
+	for _, tc := range []struct {
+		name    string
+		data    string
+		expires time.Time
+	}{
+		{"NewValueExpiresNow", "new", at(5)},
+		{"NewValueExpiredBefore", "new", at(4)},
+		{"RefreshExpiresNow", "live", at(5)},
+		{"RefreshExpiredBefore", "live", at(-100)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := s.Put(k, []byte(tc.data), tc.expires, at(5))
+			wantErr(t, err, store.ErrExpired)
+			got := wantGet(t, s, k, at(5), "live")
+			if !got[0].Expires.Equal(at(20)) {
+				t.Errorf("refused Put changed the expiry to %v", got[0].Expires)
+			}
+			wantLen(t, s, 1)
+		})
+	}
+}
+
+func testPutCopiesData(t *testing.T, s store.Store) {
+	k := key(1)
+	buf := []byte("original")
+	if err := s.Put(k, buf, at(10), at(0)); err != nil {
+		t.Fatal(err)
+	}
+	copy(buf, "XXXXXXXX")
+	wantGet(t, s, k, at(1), "original")
+	// The same holds for the slice passed to a refresh.
+	buf = []byte("original")
+	if err := s.Put(k, buf, at(20), at(1)); err != nil {
+		t.Fatal(err)
+	}
+	copy(buf, "YYYYYYYY")
+	wantGet(t, s, k, at(15), "original")
+}
+
+func testGetDataStableAcrossPuts(t *testing.T, s store.Store) {
+	k := key(1)
+	mustPut(t, s, k, "aaaa", at(100), at(0))
+	mustPut(t, s, k, "bbbb", at(10), at(0))
+	mustPut(t, s, k, "cccc", at(100), at(0))
+	held := s.Get(k, at(1), nil)
+	want := []string{"aaaa", "bbbb", "cccc"}
+	if g := datas(held); len(g) != 3 {
+		t.Fatalf("Get = %q, want %q", g, want)
+	}
+	// Everything that could tempt a store to reuse memory: refreshes, new
+	// values of the same length, a sweep freeing "bbbb", a re-put after
+	// expiry, and traffic on other keys.
+	mustPut(t, s, k, "aaaa", at(200), at(2))
+	mustPut(t, s, k, "dddd", at(100), at(2))
+	if n := s.Sweep(at(10)); n != 1 {
+		t.Fatalf("Sweep = %d, want 1", n)
+	}
+	mustPut(t, s, k, "eeee", at(100), at(10))
+	mustPut(t, s, k, "bbbb", at(100), at(10))
+	for i := range 30 {
+		mustPut(t, s, key(2+i%6), fmt.Sprintf("%04d", i), at(100), at(10))
+	}
+	s.Sweep(at(100))
+	for i, v := range held {
+		if string(v.Data) != want[i] {
+			t.Errorf("value %d returned by an earlier Get changed to %q, want %q", i, v.Data, want[i])
+		}
+	}
+}
+
+func testLen(t *testing.T, s store.Store) {
+	wantLen(t, s, 0)
+	mustPut(t, s, key(1), "a", at(10), at(0))
+	mustPut(t, s, key(1), "b", at(20), at(0))
+	mustPut(t, s, key(2), "a", at(20), at(0))
+	wantLen(t, s, 3)
+	mustPut(t, s, key(1), "a", at(30), at(1)) // refresh
+	wantLen(t, s, 3)
+	_ = s.Put(key(1), []byte("x"), at(1), at(1)) // refused
+	wantLen(t, s, 3)
+	s.Get(key(2), at(25), nil) // reading does not delete
+	wantLen(t, s, 3)
+	if n := s.Sweep(at(20)); n != 2 {
+		t.Fatalf("Sweep = %d, want 2", n)
+	}
+	wantLen(t, s, 1)
+}
+
+// keySet collects what Keys reports, failing on a key reported twice.
+func keySet(t *testing.T, s store.Store) map[id.ID]bool {
+	t.Helper()
+	seen := map[id.ID]bool{}
+	s.Keys(func(k id.ID) bool {
+		if seen[k] {
+			t.Errorf("Keys reported %s twice", k.Short())
+		}
+		seen[k] = true
+		return true
+	})
+	return seen
+}
+
+func testKeys(t *testing.T, s store.Store) {
+	if got := keySet(t, s); len(got) != 0 {
+		t.Fatalf("Keys on an empty store reported %d keys", len(got))
+	}
+	mustPut(t, s, key(1), "a", at(10), at(0))
+	mustPut(t, s, key(2), "a", at(50), at(0))
+	mustPut(t, s, key(2), "b", at(50), at(0))
+	mustPut(t, s, key(3), "a", at(50), at(0))
+	got := keySet(t, s)
+	if len(got) != 3 || !got[key(1)] || !got[key(2)] || !got[key(3)] {
+		t.Fatalf("Keys reported %d keys (%v), want keys 1, 2 and 3", len(got), got)
+	}
+	calls := 0
+	s.Keys(func(id.ID) bool { calls++; return false })
+	if calls != 1 {
+		t.Errorf("Keys called fn %d times after it returned false, want 1", calls)
+	}
+	s.Sweep(at(10))
+	got = keySet(t, s)
+	if len(got) != 2 || !got[key(2)] || !got[key(3)] {
+		t.Fatalf("after sweeping key 1, Keys reported %v, want keys 2 and 3", got)
+	}
+}
+
+func testKeysCallbackMayUseStore(t *testing.T, s store.Store) {
+	for i := range 5 {
+		mustPut(t, s, key(i), "v", at(50), at(0))
+	}
+	done := make(chan int)
+	go func() {
+		seen := 0
+		s.Keys(func(k id.ID) bool {
+			// What republishing does: read the key, store again, maybe sweep.
+			if len(s.Get(k, at(1), nil)) == 1 {
+				seen++
+			}
+			if err := s.Put(k, []byte("v"), at(60), at(1)); err != nil {
+				t.Errorf("Put inside Keys: %v", err)
+			}
+			s.Sweep(at(1))
+			return true
+		})
+		done <- seen
+	}()
+	select {
+	case seen := <-done:
+		if seen != 5 {
+			t.Errorf("Get inside Keys found values under %d keys, want 5", seen)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Keys with a callback that uses the store did not return within 10s: deadlock?")
+	}
+}
+
+func testClose(t *testing.T, s store.Store) {
+	mustPut(t, s, key(1), "a", at(10), at(0))
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close() = %v", err)
+	}
+	if err := s.Put(key(2), []byte("b"), at(10), at(0)); !errors.Is(err, store.ErrClosed) {
+		t.Errorf("Put after Close = %v, want ErrClosed", err)
+	}
+	// Closed is reported before any other reason.
+	big := make([]byte, Limits().MaxValueSize+1)
+	if err := s.Put(key(2), big, at(10), at(0)); !errors.Is(err, store.ErrClosed) {
+		t.Errorf("oversized Put after Close = %v, want ErrClosed", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close() = %v, want nil", err)
+	}
+	dst := make([]store.Value, 1, 4)
+	if got := s.Get(key(1), at(1), dst); len(got) != 1 {
+		t.Errorf("Get after Close appended %d values, want none", len(got)-1)
+	}
+	s.Keys(func(k id.ID) bool {
+		t.Errorf("Keys after Close reported %s", k.Short())
+		return true
+	})
+	// These must not panic; what they return after Close is unspecified.
+	s.Sweep(at(100))
+	s.NextExpiry()
+	s.Len()
+}
+
+// valueFor makes the data a writer stores, tagged with the key so that a
+// reader can tell a value under the wrong key.
+func valueFor(k, v int) []byte { return fmt.Appendf(nil, "k%d:v%d", k, v) }
+
+func testConcurrent(t *testing.T, s store.Store) {
+	const (
+		keys    = 12
+		writers = 3
+		readers = 3
+		ops     = 400
+	)
+	var tick atomic.Int64 // a shared clock that only moves forward
+	now := func() time.Time { return t0.Add(time.Duration(tick.Add(1)) * time.Millisecond) }
+
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(w), 1))
+			for range ops {
+				k, n := r.IntN(keys), now()
+				err := s.Put(key(k), valueFor(k, r.IntN(10)), n.Add(time.Duration(1+r.IntN(100))*time.Millisecond), n)
+				if err != nil && !errors.Is(err, store.ErrKeyFull) && !errors.Is(err, store.ErrFull) {
+					t.Errorf("concurrent Put: %v", err)
+				}
+			}
+		})
+	}
+	for rd := range readers {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(rd), 2))
+			var buf []store.Value
+			for range ops {
+				k, n := r.IntN(keys), now()
+				buf = s.Get(key(k), n, buf[:0])
+				if len(buf) > Limits().MaxPerKey {
+					t.Errorf("Get returned %d values, above MaxPerKey", len(buf))
+				}
+				seen := map[string]bool{}
+				for _, v := range buf {
+					if !bytes.HasPrefix(v.Data, fmt.Appendf(nil, "k%d:", k)) {
+						t.Errorf("Get(key %d) returned %q, stored under another key", k, v.Data)
+					}
+					if seen[string(v.Data)] {
+						t.Errorf("Get(key %d) returned %q twice", k, v.Data)
+					}
+					seen[string(v.Data)] = true
+					if !v.Expires.After(n) {
+						t.Errorf("Get at %v returned %q expiring at %v", n, v.Data, v.Expires)
+					}
+				}
+				if l := s.Len(); l < 0 || l > Limits().MaxValues {
+					t.Errorf("Len() = %d, outside [0, MaxValues]", l)
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for range ops {
+			s.Sweep(now())
+			s.NextExpiry()
+			s.Keys(func(id.ID) bool { return true })
+		}
+	})
+	wg.Wait()
+
+	// Quiescent again: everything adds up.
+	total := 0
+	s.Keys(func(k id.ID) bool {
+		total += len(s.Get(k, t0, nil)) // t0 precedes every expiry
+		return true
+	})
+	wantLen(t, s, total)
+	s.Sweep(now().Add(time.Hour))
+	wantLen(t, s, 0)
+}
