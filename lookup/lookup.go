@@ -1,0 +1,379 @@
+// Package lookup runs the iterative node lookup of the Kademlia paper
+// (section 2.3) as a pure state machine: the caller asks which contacts to
+// query next, sends the requests itself, and feeds the answers and failures
+// back. The package does no I/O, starts no goroutines and reads no clock, so
+// a lookup behaves identically on real sockets and in the simulator.
+//
+// A lookup keeps a shortlist of candidates sorted by XOR distance to the
+// target. It queries the closest candidates it has not asked yet, at most
+// Alpha at a time, and only among the K closest candidates that have not
+// failed: a farther candidate cannot change the result while closer ones are
+// still unresolved. It has converged when those K closest have all answered.
+//
+// The shortlist is a fixed-size array allocated by New: however many contacts
+// peers return, a lookup never holds more than MaxCandidates of them, and
+// feeding it responses does not allocate. When it overflows, the farthest
+// candidate that is neither in flight nor among the K closest non-failed ones
+// is evicted, and from then on nothing at or beyond the closest evicted
+// distance is admitted: an evicted contact cannot return, so no contact is
+// ever queried twice, and a lookup flooded with fresh contacts still ends.
+package lookup
+
+import (
+	"encoding/binary"
+	"net/netip"
+
+	"github.com/dhtkit/dht/id"
+)
+
+// Defaults applied by New to zero fields of Config.
+const (
+	DefaultK     = 20 // bucket size and result size, as in the paper
+	DefaultAlpha = 3  // parallelism, as in the paper
+)
+
+// Config sizes a lookup. The zero value selects the defaults.
+type Config struct {
+	// K is the result size: the lookup converges on the K closest nodes
+	// that answer. Zero or negative selects DefaultK.
+	K int
+	// Alpha is the most requests in flight at once. Zero or negative
+	// selects DefaultAlpha.
+	Alpha int
+	// MaxCandidates bounds the shortlist (closest first), so a lookup's
+	// memory never grows with what peers send. Zero or negative selects
+	// 3*K; values below K+Alpha+1 are raised to K+Alpha+1, the least that
+	// always leaves room to evict a candidate that can no longer matter.
+	MaxCandidates int
+}
+
+// withDefaults fills zero fields and clamps MaxCandidates (see Config).
+func (c Config) withDefaults() Config {
+	if c.K <= 0 {
+		c.K = DefaultK
+	}
+	if c.Alpha <= 0 {
+		c.Alpha = DefaultAlpha
+	}
+	if c.MaxCandidates <= 0 {
+		c.MaxCandidates = 3 * c.K
+	}
+	if least := c.K + c.Alpha + 1; c.MaxCandidates < least {
+		c.MaxCandidates = least
+	}
+	return c
+}
+
+// state is where a candidate stands. Transitions only go forward:
+// waiting -> inFlight -> responded or failed.
+type state uint8
+
+const (
+	waiting state = iota
+	inFlight
+	responded
+	failed
+)
+
+// distance is an XOR distance to the target as machine words, computed once
+// per contact so that the searches of the shortlist compare integers.
+type distance struct {
+	hi, mid uint64
+	lo      uint32
+}
+
+// wordsOf splits x into big-endian machine words.
+func wordsOf(x id.ID) distance {
+	return distance{binary.BigEndian.Uint64(x[0:8]), binary.BigEndian.Uint64(x[8:16]), binary.BigEndian.Uint32(x[16:20])}
+}
+
+// xor returns the distance between the points whose words are d and e.
+func (d distance) xor(e distance) distance {
+	return distance{d.hi ^ e.hi, d.mid ^ e.mid, d.lo ^ e.lo}
+}
+
+func (d distance) less(e distance) bool {
+	if d.hi != e.hi {
+		return d.hi < e.hi
+	}
+	if d.mid != e.mid {
+		return d.mid < e.mid
+	}
+	return d.lo < e.lo
+}
+
+type candidate struct {
+	dist    distance // to the target
+	contact id.Contact
+	depth   int32 // hops from the seeds: 0 for a seed
+	st      state
+}
+
+// Stats counts what a lookup did. The zero value is a lookup that has done
+// nothing.
+type Stats struct {
+	Queried   int // contacts handed out by Next
+	Responded int // of those, how many answered
+	Failed    int // of those, how many failed
+	// Rounds is the largest depth among contacts that responded: 1 when only
+	// seeds answered, 2 when a contact learned from a seed answered, ...
+	Rounds int
+}
+
+// Lookup is one iterative lookup for a target. Create it with New; the zero
+// value is not usable (it has no shortlist). Contacts passed in are copied,
+// never retained. A Lookup is not safe for concurrent use: the caller
+// (the node, under its mutex) serializes every call.
+type Lookup struct {
+	self, target id.ID
+	targetWords  distance // target as words, for distanceTo
+	cfg          Config
+
+	// cands is sorted by distance to target, closest first, IDs unique. Its
+	// capacity is MaxCandidates+1 so that an insertion into a full list
+	// can shift before the eviction, without allocating.
+	cands []candidate
+
+	// horizon is the distance of the closest candidate ever evicted (or
+	// refused for lack of room). Candidates at or beyond it are refused from
+	// then on, so an evicted contact never comes back and is never queried
+	// twice.
+	horizon    distance
+	hasHorizon bool
+
+	inFlight int
+	stats    Stats
+}
+
+// New starts a lookup for target on behalf of self (self is never queried or
+// returned). It allocates the whole shortlist up front.
+func New(self, target id.ID, cfg Config) *Lookup {
+	cfg = cfg.withDefaults()
+	return &Lookup{
+		self:        self,
+		target:      target,
+		targetWords: wordsOf(target),
+		cfg:         cfg,
+		cands:       make([]candidate, 0, cfg.MaxCandidates+1),
+	}
+}
+
+// Target returns the ID the lookup converges on.
+func (l *Lookup) Target() id.ID { return l.target }
+
+// Config returns the configuration in effect, defaults filled in.
+func (l *Lookup) Config() Config { return l.cfg }
+
+// Stats returns the counters so far.
+func (l *Lookup) Stats() Stats { return l.stats }
+
+// AddSeeds adds initial candidates (from the local routing table) at depth 0.
+// They are filtered like the contacts of a response: self, duplicates and
+// invalid addresses are ignored.
+func (l *Lookup) AddSeeds(cs []id.Contact) {
+	for _, c := range cs {
+		l.insert(c, 0)
+	}
+}
+
+// Next appends to dst the contacts to query now and marks them in flight:
+// the closest candidates not yet queried among the K closest that have not
+// failed, while fewer than Alpha requests are in flight. It returns dst.
+// It returns no contacts once Done reports true.
+func (l *Lookup) Next(dst []id.Contact) []id.Contact {
+	window := 0 // non-failed candidates seen so far
+	for i := range l.cands {
+		if l.inFlight >= l.cfg.Alpha || window >= l.cfg.K {
+			break
+		}
+		c := &l.cands[i]
+		switch c.st {
+		case failed:
+			continue
+		case waiting:
+			c.st = inFlight
+			l.inFlight++
+			l.stats.Queried++
+			dst = append(dst, c.contact)
+		}
+		window++
+	}
+	return dst
+}
+
+// OnResponse records that from answered, with the closer contacts it
+// returned. They become candidates one hop deeper than from; duplicates, self,
+// contacts with invalid addresses (see ValidAddr) and contacts that can no
+// longer fit are ignored, and a candidate already known keeps its first
+// address. It returns the depth (round) of from: 1 for a seed, 2 for a contact
+// learned from a seed's answer, and so on. A response from an ID that is not
+// in flight (never queried, already answered, failed, or unknown) is ignored
+// and returns 0.
+func (l *Lookup) OnResponse(from id.ID, contacts []id.Contact) (depth int) {
+	i, ok := l.search(l.distanceTo(from))
+	if !ok || l.cands[i].st != inFlight {
+		return 0
+	}
+	c := &l.cands[i]
+	c.st = responded
+	l.inFlight--
+	l.stats.Responded++
+	depth = int(c.depth) + 1
+	l.stats.Rounds = max(l.stats.Rounds, depth)
+	// c is not used past this point: insertions shift the array.
+	for _, n := range contacts {
+		l.insert(n, int32(depth))
+	}
+	return depth
+}
+
+// OnFailure records that the request to from timed out or failed for good.
+// The candidate no longer counts toward the K closest, and a later response
+// from it is ignored. Calls for IDs not in flight are ignored.
+func (l *Lookup) OnFailure(from id.ID) {
+	i, ok := l.search(l.distanceTo(from))
+	if !ok || l.cands[i].st != inFlight {
+		return
+	}
+	l.cands[i].st = failed
+	l.inFlight--
+	l.stats.Failed++
+}
+
+// Done reports whether the lookup has converged: the K closest candidates
+// that have not failed have all responded (there is nothing closer left to
+// ask), which includes the case of no candidates at all. Requests still in
+// flight to candidates outside those K do not keep the lookup open; a late
+// response from one of them may still add closer candidates and make Done
+// false again, so a caller that has finished should stop feeding responses.
+func (l *Lookup) Done() bool {
+	window := 0
+	for i := range l.cands {
+		if window >= l.cfg.K {
+			break
+		}
+		switch l.cands[i].st {
+		case failed:
+			continue
+		case waiting, inFlight:
+			return false
+		}
+		window++
+	}
+	return true
+}
+
+// Closest appends to dst the up-to-K closest contacts that responded, closest
+// first, and returns dst. Once Done reports true these are the K closest
+// candidates that have not failed.
+func (l *Lookup) Closest(dst []id.Contact) []id.Contact {
+	n := 0
+	for i := range l.cands {
+		if n >= l.cfg.K {
+			break
+		}
+		if l.cands[i].st == responded {
+			dst = append(dst, l.cands[i].contact)
+			n++
+		}
+	}
+	return dst
+}
+
+// InFlight appends to dst the contacts queried but not yet answered or
+// failed, closest first, and returns dst. A node abandoning the lookup (say,
+// FIND_VALUE found the value) uses it to forget their requests.
+func (l *Lookup) InFlight(dst []id.Contact) []id.Contact {
+	for i := range l.cands {
+		if l.cands[i].st == inFlight {
+			dst = append(dst, l.cands[i].contact)
+		}
+	}
+	return dst
+}
+
+// ValidAddr reports whether a lookup accepts addr for a candidate: a valid IP
+// address that is neither unspecified nor multicast, with a non-zero port.
+// Anything else could never answer a unicast request.
+func ValidAddr(addr netip.AddrPort) bool {
+	a := addr.Addr()
+	return addr.IsValid() && addr.Port() != 0 && !a.IsUnspecified() && !a.IsMulticast()
+}
+
+// distanceTo returns the distance from x to the target.
+func (l *Lookup) distanceTo(x id.ID) distance { return wordsOf(x).xor(l.targetWords) }
+
+// search finds the candidate at distance d from the target by binary search:
+// its index (true), or where it would be inserted (false). XOR with the
+// target is a bijection, so equal distances mean equal IDs.
+func (l *Lookup) search(d distance) (int, bool) {
+	lo, hi := 0, len(l.cands)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if l.cands[m].dist.less(d) {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo, lo < len(l.cands) && l.cands[lo].dist == d
+}
+
+// insert adds c as a waiting candidate at depth, unless it is self, has an
+// invalid address, is already known, or lies at or beyond the horizon. When
+// the shortlist overflows it evicts the farthest candidate that can no longer
+// matter (see evict).
+func (l *Lookup) insert(c id.Contact, depth int32) {
+	if c.ID == l.self || !ValidAddr(c.Addr) {
+		return
+	}
+	d := l.distanceTo(c.ID)
+	if l.hasHorizon && !d.less(l.horizon) {
+		return
+	}
+	i, found := l.search(d)
+	if found {
+		return
+	}
+	n := len(l.cands)
+	l.cands = l.cands[:n+1] // within capacity: n <= MaxCandidates
+	copy(l.cands[i+1:], l.cands[i:n])
+	l.cands[i] = candidate{dist: d, contact: c, depth: depth}
+	if len(l.cands) > l.cfg.MaxCandidates {
+		l.evict()
+	}
+}
+
+// evict removes one candidate from an overfull shortlist: the farthest one
+// that is neither in flight (its answer is awaited) nor among the K closest
+// non-failed candidates (it may be queried or returned). One always exists,
+// because the list then holds at least K+Alpha+2 candidates and at most K of
+// them are in that window and at most Alpha in flight. Failed candidates
+// inside the window's span are thus preferred to dropping a useful one.
+func (l *Lookup) evict() {
+	// windowEnd is the index just past the K-th non-failed candidate.
+	windowEnd, window := len(l.cands), 0
+	for i := range l.cands {
+		if l.cands[i].st != failed {
+			window++
+			if window == l.cfg.K {
+				windowEnd = i + 1
+				break
+			}
+		}
+	}
+	for i := len(l.cands) - 1; i >= 0; i-- {
+		c := &l.cands[i]
+		if c.st == inFlight || (i < windowEnd && c.st != failed) {
+			continue
+		}
+		if !l.hasHorizon || c.dist.less(l.horizon) {
+			l.horizon, l.hasHorizon = c.dist, true
+		}
+		copy(l.cands[i:], l.cands[i+1:])
+		l.cands[len(l.cands)-1] = candidate{}
+		l.cands = l.cands[:len(l.cands)-1]
+		return
+	}
+	panic("lookup: no candidate to evict") // unreachable, see the comment above
+}
