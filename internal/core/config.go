@@ -1,0 +1,130 @@
+// Package core is the Kademlia node itself: it serves requests, tracks its own
+// requests, runs lookups, puts and gets, and keeps its routing table fresh.
+//
+// It owns no goroutine and reads no clock of its own: datagrams arrive through
+// HandlePacket (called by the transport), time comes from the injected Clock,
+// and every timer it arms goes through that Clock. The same code therefore
+// runs a real UDP node and each of the 100,000 nodes of a simulation on a
+// virtual clock. Operations are asynchronous and report through callbacks;
+// package dht wraps them in blocking calls with contexts.
+package core
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	mrand "math/rand/v2"
+	"time"
+
+	"github.com/dhtkit/dht/clock"
+	"github.com/dhtkit/dht/id"
+	"github.com/dhtkit/dht/store"
+	"github.com/dhtkit/dht/transport"
+	"github.com/dhtkit/dht/wire"
+)
+
+// Config configures a Node. Zero fields take the defaults listed with each;
+// Transport is required.
+type Config struct {
+	ID               id.ID         // zero: drawn from Rand
+	K                int           // bucket size and replication factor; default 20, at most wire.MaxContacts
+	Alpha            int           // lookup parallelism; default 3
+	Network          uint32        // network ID; datagrams from other networks are dropped
+	ReadOnly         bool          // a short-lived client: serves nothing, stays out of routing tables
+	RequestTimeout   time.Duration // default 1s
+	Retries          int           // resends of an unanswered request; default 1 (use -1 for none)
+	MaxInFlight      int           // requests in flight; default 4096
+	MaxTTL           time.Duration // longest TTL this node grants a stored value; default 24h
+	RefreshInterval  time.Duration // a bucket with no lookup for this long is refreshed; default 1h
+	ReplacementCache int           // replacement contacts per bucket; default K
+	MaxFailures      int           // failures in a row that remove a contact; default 3
+	Clock            clock.Clock   // default clock.Real{}
+	Transport        transport.Transport
+	Store            store.Store // default store.NewMemory with default limits
+	Rand             *mrand.Rand // default seeded from crypto/rand; used under the node's lock only
+	Logger           *slog.Logger
+}
+
+// Defaults used where a Config field is zero.
+const (
+	DefaultK               = 20
+	DefaultAlpha           = 3
+	DefaultRequestTimeout  = time.Second
+	DefaultRetries         = 1
+	DefaultMaxInFlight     = 4096
+	DefaultMaxTTL          = 24 * time.Hour
+	DefaultRefreshInterval = time.Hour
+	DefaultMaxFailures     = 3
+)
+
+// Validate fills zero fields with defaults and rejects values that cannot
+// work, naming the field and what is allowed.
+func (c *Config) Validate() error {
+	if c.Transport == nil {
+		return errors.New("core: Config.Transport is required")
+	}
+	fill := func(v *int, def int) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	fill(&c.K, DefaultK)
+	fill(&c.Alpha, DefaultAlpha)
+	fill(&c.MaxInFlight, DefaultMaxInFlight)
+	fill(&c.MaxFailures, DefaultMaxFailures)
+	fill(&c.Retries, DefaultRetries)
+	if c.Retries < 0 {
+		c.Retries = 0
+	}
+	fill(&c.ReplacementCache, c.K)
+	if c.K < 1 || c.K > wire.MaxContacts {
+		return fmt.Errorf("core: K = %d: must be between 1 and %d", c.K, wire.MaxContacts)
+	}
+	if c.Alpha < 1 || c.Alpha > c.K {
+		return fmt.Errorf("core: Alpha = %d: must be between 1 and K (%d)", c.Alpha, c.K)
+	}
+	if c.MaxInFlight < 1 {
+		return fmt.Errorf("core: MaxInFlight = %d: must be at least 1", c.MaxInFlight)
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.RequestTimeout < 0 {
+		return fmt.Errorf("core: RequestTimeout = %v: must be positive", c.RequestTimeout)
+	}
+	if c.MaxTTL == 0 {
+		c.MaxTTL = DefaultMaxTTL
+	}
+	if c.MaxTTL < time.Second {
+		return fmt.Errorf("core: MaxTTL = %v: must be at least 1s", c.MaxTTL)
+	}
+	if c.RefreshInterval == 0 {
+		c.RefreshInterval = DefaultRefreshInterval
+	}
+	if c.RefreshInterval < time.Second {
+		return fmt.Errorf("core: RefreshInterval = %v: must be at least 1s", c.RefreshInterval)
+	}
+	if c.Clock == nil {
+		c.Clock = clock.Real{}
+	}
+	if c.Rand == nil {
+		var seed [16]byte
+		if _, err := io.ReadFull(rand.Reader, seed[:]); err != nil {
+			return fmt.Errorf("core: seeding the random source: %w", err)
+		}
+		c.Rand = mrand.New(mrand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])))
+	}
+	if c.ID.IsZero() {
+		c.ID = id.Random(c.Rand)
+	}
+	if c.Store == nil {
+		c.Store = store.NewMemory(store.Limits{})
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}

@@ -1,0 +1,56 @@
+package core
+
+import (
+	"time"
+
+	"github.com/dhtkit/dht/id"
+	"github.com/dhtkit/dht/transport"
+	"github.com/dhtkit/dht/wire"
+)
+
+// Maintenance runs on one timer per node, a few times per refresh interval:
+// it refreshes buckets that saw no lookup for a whole interval (paper, section
+// 2.3) and sweeps expired values. One coarse timer keeps an idle node nearly
+// free: 10,000 idle nodes wake a few times a second in all.
+
+func (n *Node) maintenanceEvery() time.Duration {
+	base := n.cfg.RefreshInterval / 4
+	// ±10% jitter, so that nodes started together do not refresh in step.
+	return base - base/10 + time.Duration(n.rng.Int64N(int64(base/5)+1))
+}
+
+func (n *Node) armMaintenance(now time.Time) {
+	if n.closed {
+		return
+	}
+	n.mntTimer.stop()
+	d := n.maintenanceEvery()
+	n.mntTimer.at = now.Add(d)
+	gen := n.mntTimer.gen
+	n.mntTimer.t = n.clock.AfterFunc(d, func() { n.onMaintenance(gen) })
+}
+
+func (n *Node) onMaintenance(gen uint64) {
+	n.run(func(now time.Time, w transport.Writer) {
+		if gen != n.mntTimer.gen || n.closed {
+			return
+		}
+		n.mntTimer.t = nil
+		n.maintain(now, w)
+		n.armMaintenance(now)
+	})
+}
+
+func (n *Node) maintain(now time.Time, w transport.Writer) {
+	if swept := n.store.Sweep(now); swept > 0 {
+		n.stats.expired.Add(uint64(swept))
+	}
+	if n.table.Len() == 0 {
+		return
+	}
+	var buf [id.Bits]int
+	for _, i := range n.table.Stale(now, n.cfg.RefreshInterval, buf[:0]) {
+		n.stats.refreshes.Add(1)
+		n.lookup(wire.FindNode, n.table.RefreshTarget(i, n.rng), now, w, func(*LookupResult, time.Time, transport.Writer) {})
+	}
+}

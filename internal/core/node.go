@@ -1,0 +1,397 @@
+package core
+
+import (
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/dhtkit/dht/clock"
+	"github.com/dhtkit/dht/id"
+	"github.com/dhtkit/dht/routing"
+	"github.com/dhtkit/dht/rpc"
+	"github.com/dhtkit/dht/store"
+	"github.com/dhtkit/dht/transport"
+	"github.com/dhtkit/dht/wire"
+)
+
+// Errors reported to operation callbacks.
+var (
+	ErrClosed   = errors.New("node closed")
+	ErrNotFound = errors.New("not found")
+	ErrNoPeers  = errors.New("no peers to ask")
+	ErrCanceled = errors.New("operation canceled")
+	ErrTimeout  = errors.New("no answer")
+)
+
+// Node is one Kademlia node. All its methods are safe for concurrent use; its
+// state is guarded by one mutex, held only for routing-table, request-table
+// and lookup bookkeeping, never across I/O or callbacks.
+type Node struct {
+	cfg   Config
+	self  id.ID
+	clock clock.Clock
+	tr    transport.Transport
+	store store.Store
+	log   *slog.Logger
+	stats stats
+
+	scratch sync.Pool // *scratch, one per goroutine handling a datagram
+
+	mu       sync.Mutex
+	closed   bool
+	rng      *rand.Rand
+	table    *routing.Table
+	rpc      *rpc.Tracker[pending]
+	ops      map[*opState]struct{} // operations with a caller waiting, failed on Close
+	deferred []func()              // callbacks to run once the lock is released
+	encBuf   []byte
+	rpcTimer timerSlot
+	mntTimer timerSlot
+}
+
+// timerSlot is one armed clock timer. The generation tells a callback that
+// fired late, after the slot was re-armed, that it is stale.
+type timerSlot struct {
+	t   clock.Timer
+	at  time.Time
+	gen uint64
+}
+
+// scratch is what decoding and answering one datagram needs, reused so the
+// serving path does not allocate.
+type scratch struct {
+	msg      wire.Message
+	out      wire.Message
+	buf      []byte
+	contacts []id.Contact
+	values   []store.Value
+	wvalues  []wire.Value
+	text     [wire.MaxErrorText]byte
+}
+
+// New makes a node and starts receiving on cfg.Transport. It validates cfg
+// (see Config.Validate).
+func New(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{
+		cfg:   cfg,
+		self:  cfg.ID,
+		clock: cfg.Clock,
+		tr:    cfg.Transport,
+		store: cfg.Store,
+		log:   cfg.Logger,
+		rng:   cfg.Rand,
+		table: routing.New(cfg.ID, routing.Config{K: cfg.K, ReplacementCache: cfg.ReplacementCache, MaxFailures: cfg.MaxFailures}),
+		rpc:   rpc.NewTracker[pending](cfg.MaxInFlight),
+		ops:   map[*opState]struct{}{},
+	}
+	n.scratch.New = func() any {
+		return &scratch{
+			buf:      make([]byte, 0, wire.MaxPacket),
+			contacts: make([]id.Contact, 0, wire.MaxContacts+1),
+			values:   make([]store.Value, 0, wire.MaxValues),
+			wvalues:  make([]wire.Value, 0, wire.MaxValues),
+		}
+	}
+	if err := n.tr.Start(n); err != nil {
+		return nil, err
+	}
+	if !cfg.ReadOnly {
+		n.mu.Lock()
+		n.armMaintenance(n.clock.Now())
+		n.mu.Unlock()
+	}
+	return n, nil
+}
+
+// ID is the node's ID.
+func (n *Node) ID() id.ID { return n.self }
+
+// Addr is the address the node receives on.
+func (n *Node) Addr() netip.AddrPort { return n.tr.LocalAddr() }
+
+// Config returns the node's configuration with defaults filled in.
+func (n *Node) Config() Config { return n.cfg }
+
+// Store is the node's record store.
+func (n *Node) Store() store.Store { return n.store }
+
+// Close stops the node: operations in progress report ErrClosed, timers are
+// stopped, and the transport is closed (which waits for datagrams being
+// handled). It is idempotent.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	n.rpcTimer.stop()
+	n.mntTimer.stop()
+	for o := range n.ops {
+		n.failOp(o, ErrClosed)
+	}
+	n.unlock()
+	return n.tr.Close()
+}
+
+func (s *timerSlot) stop() {
+	if s.t != nil {
+		s.t.Stop()
+		s.t = nil
+	}
+	s.gen++
+}
+
+// unlock releases the mutex and then runs the callbacks queued while it was
+// held, so that callers' code never runs under the node's lock.
+func (n *Node) unlock() {
+	d := n.deferred
+	n.deferred = nil
+	n.mu.Unlock()
+	for _, f := range d {
+		f()
+	}
+}
+
+var batchPool = sync.Pool{New: func() any { return new(transport.Batch) }}
+
+// run executes f under the lock with a batch for the datagrams it sends, then
+// sends them and runs queued callbacks. It is how API calls and timers enter
+// the node; received datagrams enter through HandlePacket.
+func (n *Node) run(f func(now time.Time, w transport.Writer)) {
+	b := batchPool.Get().(*transport.Batch)
+	n.mu.Lock()
+	f(n.clock.Now(), b)
+	d := n.deferred
+	n.deferred = nil
+	n.mu.Unlock()
+	if b.Len() > 0 {
+		_ = n.tr.Send(b.Packets())
+	}
+	b.Reset()
+	batchPool.Put(b)
+	for _, f := range d {
+		f()
+	}
+}
+
+// later queues f to run after the lock is released. Callers hold the lock.
+func (n *Node) later(f func()) { n.deferred = append(n.deferred, f) }
+
+// usableAddr rejects addresses no node can be reached at: a contact with one
+// is never stored or handed on.
+func usableAddr(a netip.AddrPort) bool {
+	ip := a.Addr()
+	return a.IsValid() && a.Port() != 0 && !ip.IsUnspecified() && !ip.IsMulticast()
+}
+
+// HandlePacket is the transport's entry point for every received datagram.
+func (n *Node) HandlePacket(data []byte, from netip.AddrPort, w transport.Writer) {
+	n.stats.packetsIn.Add(1)
+	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	s := n.scratch.Get().(*scratch)
+	defer n.scratch.Put(s)
+	m := &s.msg
+	if err := wire.Decode(data, m); err != nil {
+		n.stats.malformed.Add(1)
+		// A well-formed header with a request type we do not know gets an
+		// answer, so that newer peers learn we speak an older version.
+		if errors.Is(err, wire.ErrUnknownType) && m.Type.IsRequest() && m.Network == n.cfg.Network && !n.cfg.ReadOnly {
+			n.reply(s, m, from, w, wire.Error, func(o *wire.Message) {
+				o.Code = wire.CodeUnknownType
+				o.Text = append(s.text[:0], "unknown request type "+m.Type.String()...)
+			})
+		}
+		return
+	}
+	if m.Network != n.cfg.Network {
+		n.stats.wrongNetwork.Add(1)
+		return
+	}
+	if m.Type.IsRequest() {
+		n.serve(s, m, from, w)
+		return
+	}
+	n.mu.Lock()
+	if !n.closed {
+		n.handleResponse(m, from, n.clock.Now(), w)
+	}
+	n.unlock()
+}
+
+// reply encodes a response to request m, with the body filled by fill, and
+// writes it to w.
+func (n *Node) reply(s *scratch, m *wire.Message, to netip.AddrPort, w transport.Writer, typ wire.Type, fill func(o *wire.Message)) {
+	o := &s.out
+	*o = wire.Message{Type: typ, Network: n.cfg.Network, TxID: m.TxID, Sender: n.self}
+	fill(o)
+	b, err := o.Append(s.buf[:0])
+	if err != nil {
+		n.log.Error("encoding a response failed", "type", typ, "err", err)
+		return
+	}
+	w.WriteTo(b, to)
+	n.stats.packetsOut.Add(1)
+}
+
+// serve answers one request.
+func (n *Node) serve(s *scratch, m *wire.Message, from netip.AddrPort, w transport.Writer) {
+	if n.cfg.ReadOnly {
+		return // read-only nodes are in nobody's table; a request is a mistake or a probe
+	}
+	n.stats.served[m.Type].Add(1)
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return
+	}
+	now := n.clock.Now()
+	if m.Flags&wire.FlagReadOnly == 0 {
+		n.observe(id.Contact{ID: m.Sender, Addr: from}, now, w)
+	}
+	switch m.Type {
+	case wire.FindNode:
+		s.contacts = n.closestExcept(m.Target, m.Sender, s.contacts[:0])
+	case wire.FindValue:
+		s.values = n.store.Get(m.Target, now, s.values[:0])
+		if len(s.values) == 0 {
+			s.contacts = n.closestExcept(m.Target, m.Sender, s.contacts[:0])
+		}
+	}
+	n.unlock()
+
+	switch m.Type {
+	case wire.Ping:
+		n.reply(s, m, from, w, wire.Pong, func(o *wire.Message) { o.Observed = from })
+	case wire.FindNode:
+		n.reply(s, m, from, w, wire.Nodes, func(o *wire.Message) { o.Contacts = s.contacts })
+	case wire.FindValue:
+		n.reply(s, m, from, w, wire.Values, func(o *wire.Message) {
+			if len(s.values) == 0 {
+				o.Contacts = s.contacts
+				return
+			}
+			size := wire.HeaderLen + 3
+			s.wvalues = s.wvalues[:0]
+			for _, v := range s.values {
+				size += wire.ValueLen(len(v.Data))
+				if size > wire.MaxPacket || len(s.wvalues) == wire.MaxValues {
+					o.More = true
+					break
+				}
+				s.wvalues = append(s.wvalues, wire.Value{TTL: ttlSeconds(v.Expires.Sub(now)), Data: v.Data})
+			}
+			o.Values = s.wvalues
+		})
+	case wire.Store:
+		n.serveStore(s, m, from, now, w)
+	}
+}
+
+// closestExcept appends the K contacts closest to target, leaving out the
+// requester, who knows itself.
+func (n *Node) closestExcept(target, requester id.ID, dst []id.Contact) []id.Contact {
+	dst = n.table.Closest(target, n.cfg.K+1, dst)
+	for i, c := range dst {
+		if c.ID == requester {
+			dst = append(dst[:i], dst[i+1:]...)
+			break
+		}
+	}
+	if len(dst) > n.cfg.K {
+		dst = dst[:n.cfg.K]
+	}
+	return dst
+}
+
+// ttlSeconds rounds a remaining lifetime up to whole seconds for the wire.
+func ttlSeconds(d time.Duration) uint32 {
+	if d <= 0 {
+		return 0
+	}
+	s := (d + time.Second - 1) / time.Second
+	if s > 1<<32-1 {
+		return 1<<32 - 1
+	}
+	return uint32(s)
+}
+
+func (n *Node) serveStore(s *scratch, m *wire.Message, from netip.AddrPort, now time.Time, w transport.Writer) {
+	refuse := func(code wire.ErrorCode, text string) {
+		n.stats.storesRefused.Add(1)
+		n.reply(s, m, from, w, wire.Error, func(o *wire.Message) {
+			o.Code = code
+			o.Text = s.text[:copy(s.text[:], text)]
+		})
+	}
+	if m.TTL == 0 {
+		refuse(wire.CodeBadTTL, "ttl must be at least 1 second")
+		return
+	}
+	if len(m.Value) == 0 {
+		refuse(wire.CodeGeneric, "empty value")
+		return
+	}
+	ttl := time.Duration(m.TTL) * time.Second
+	if ttl > n.cfg.MaxTTL {
+		ttl = n.cfg.MaxTTL
+	}
+	if err := n.store.Put(m.Target, m.Value, now.Add(ttl), now); err != nil {
+		code := wire.CodeGeneric
+		switch {
+		case errors.Is(err, store.ErrTooLarge):
+			code = wire.CodeTooLarge
+		case errors.Is(err, store.ErrFull), errors.Is(err, store.ErrKeyFull):
+			code = wire.CodeFull
+		case errors.Is(err, store.ErrExpired):
+			code = wire.CodeBadTTL
+		}
+		refuse(code, err.Error())
+		return
+	}
+	n.stats.storesAccepted.Add(1)
+	n.reply(s, m, from, w, wire.Stored, func(o *wire.Message) { o.TTL = ttlSeconds(ttl) })
+}
+
+// observe offers a contact that just spoke to us to the routing table, and
+// pings the least-recently-seen contact of a full bucket: Kademlia keeps old
+// contacts that still answer in preference to new ones.
+func (n *Node) observe(c id.Contact, now time.Time, w transport.Writer) {
+	if !usableAddr(c.Addr) {
+		return
+	}
+	if _, lrs, need := n.table.Seen(c, now); need {
+		if !n.send(lrs, wire.Ping, id.ID{}, livenessCheck{}, now, w) {
+			// No room to ask: let the bucket try again with the next newcomer.
+			n.table.CancelPing(lrs.ID)
+		}
+	}
+}
+
+// handleResponse matches a response to the request it answers and hands it to
+// the operation that sent it.
+func (n *Node) handleResponse(m *wire.Message, from netip.AddrPort, now time.Time, w transport.Writer) {
+	p, ok := n.rpc.Match(m.TxID, from)
+	if !ok {
+		n.stats.unmatched.Add(1)
+		return
+	}
+	n.stats.responses.Add(1)
+	if !p.to.ID.IsZero() && p.to.ID != m.Sender {
+		// Someone else answers at that address now (a restart with a new ID):
+		// the contact we asked for is gone.
+		n.table.Failed(p.to.ID, now)
+		n.observe(id.Contact{ID: m.Sender, Addr: from}, now, w)
+		p.op.failure(n, &p, now, w)
+		return
+	}
+	n.observe(id.Contact{ID: m.Sender, Addr: from}, now, w)
+	p.to.ID = m.Sender
+	p.op.response(n, &p, m, now, w)
+}
