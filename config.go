@@ -1,0 +1,161 @@
+package dht
+
+import (
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/dhtkit/dht/clock"
+	"github.com/dhtkit/dht/internal/core"
+	"github.com/dhtkit/dht/store"
+	"github.com/dhtkit/dht/transport"
+	"github.com/dhtkit/dht/wire"
+)
+
+// Config configures a Node. Start from DefaultConfig and change what you need;
+// zero fields take the defaults that DefaultConfig shows. New validates it and
+// names the field at fault in its error.
+type Config struct {
+	// ID is the node's ID; zero draws a random one.
+	ID ID
+	// Listen lists the UDP addresses to receive on, as "host:port". Give one
+	// IPv4 and one IPv6 address for a dual-stack node. Ignored when Transport
+	// is set.
+	Listen []string
+	// Sockets is the number of sockets bound to each listen address (with
+	// SO_REUSEPORT on Linux), so that the kernel spreads load across cores.
+	Sockets int
+	// Transport replaces the UDP sockets, e.g. with an in-memory network in
+	// tests. The node closes it on Close.
+	Transport transport.Transport
+	// NetworkID separates networks: nodes drop datagrams from other networks.
+	NetworkID uint32
+	// K is the bucket size and the number of nodes each value is stored on.
+	K int
+	// Alpha is the number of requests a lookup keeps in flight.
+	Alpha int
+	// RequestTimeout is how long a request waits for its answer.
+	RequestTimeout time.Duration
+	// Retries is how many times an unanswered request is sent again; negative
+	// means never.
+	Retries int
+	// MaxInFlight bounds the requests in flight at once.
+	MaxInFlight int
+	// MaxTTL is the longest time this node keeps a value for others.
+	MaxTTL time.Duration
+	// RefreshInterval is how long a bucket may go without a lookup before the
+	// node refreshes it.
+	RefreshInterval time.Duration
+	// ReadOnly makes a short-lived client: it asks but never answers, and
+	// other nodes keep it out of their routing tables.
+	ReadOnly bool
+	// Store keeps the values this node holds for the network; default an
+	// in-memory store.
+	Store store.Store
+	// Clock is the time source; tests pass a virtual clock.
+	Clock clock.Clock
+	// Rand is the random source for IDs and transaction IDs; default seeded
+	// from crypto/rand. Pass a seeded one for reproducible runs.
+	Rand *rand.Rand
+	// Logger receives the node's logs; default none.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the configuration of an ordinary node listening on
+// every IPv4 interface at a port the system picks.
+func DefaultConfig() Config {
+	return Config{
+		Listen:          []string{"0.0.0.0:0"},
+		Sockets:         1,
+		K:               core.DefaultK,
+		Alpha:           core.DefaultAlpha,
+		RequestTimeout:  core.DefaultRequestTimeout,
+		Retries:         core.DefaultRetries,
+		MaxInFlight:     core.DefaultMaxInFlight,
+		MaxTTL:          core.DefaultMaxTTL,
+		RefreshInterval: core.DefaultRefreshInterval,
+	}
+}
+
+// validate fills zero fields with defaults and rejects values that cannot
+// work, with an error that names the field and what it allows.
+func (c *Config) validate() error {
+	d := DefaultConfig()
+	if c.Transport == nil && len(c.Listen) == 0 {
+		c.Listen = d.Listen
+	}
+	if c.Sockets == 0 {
+		c.Sockets = d.Sockets
+	}
+	if c.K == 0 {
+		c.K = d.K
+	}
+	if c.Alpha == 0 {
+		c.Alpha = d.Alpha
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = d.RequestTimeout
+	}
+	if c.Retries == 0 {
+		c.Retries = d.Retries
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = d.MaxInFlight
+	}
+	if c.MaxTTL == 0 {
+		c.MaxTTL = d.MaxTTL
+	}
+	if c.RefreshInterval == 0 {
+		c.RefreshInterval = d.RefreshInterval
+	}
+	switch {
+	case c.K < 1 || c.K > wire.MaxContacts:
+		return fmt.Errorf("dht: Config.K is %d: must be between 1 and %d", c.K, wire.MaxContacts)
+	case c.Alpha < 1 || c.Alpha > c.K:
+		return fmt.Errorf("dht: Config.Alpha is %d: must be between 1 and K (%d)", c.Alpha, c.K)
+	case c.Sockets < 1 || c.Sockets > 64:
+		return fmt.Errorf("dht: Config.Sockets is %d: must be between 1 and 64", c.Sockets)
+	case c.RequestTimeout < time.Millisecond:
+		return fmt.Errorf("dht: Config.RequestTimeout is %v: must be at least 1ms", c.RequestTimeout)
+	case c.Retries > 10:
+		return fmt.Errorf("dht: Config.Retries is %d: must be at most 10", c.Retries)
+	case c.MaxInFlight < 1:
+		return fmt.Errorf("dht: Config.MaxInFlight is %d: must be at least 1", c.MaxInFlight)
+	case c.MaxTTL < time.Second:
+		return fmt.Errorf("dht: Config.MaxTTL is %v: must be at least 1s", c.MaxTTL)
+	case c.RefreshInterval < time.Second:
+		return fmt.Errorf("dht: Config.RefreshInterval is %v: must be at least 1s", c.RefreshInterval)
+	}
+	if c.Transport == nil {
+		for _, a := range c.Listen {
+			if err := checkHostPort(a); err != nil {
+				return fmt.Errorf("dht: Config.Listen %q: %w", a, err)
+			}
+		}
+	}
+	return nil
+}
+
+// checkHostPort accepts "host:port" where host is an IP literal or a name and
+// port is a number from 0 to 65535.
+func checkHostPort(s string) error {
+	if _, err := netip.ParseAddrPort(s); err == nil {
+		return nil
+	}
+	i := strings.LastIndexByte(s, ':')
+	if i < 0 {
+		return fmt.Errorf("want host:port")
+	}
+	host, port := s[:i], s[i+1:]
+	if strings.HasPrefix(host, "[") != strings.HasSuffix(host, "]") {
+		return fmt.Errorf("unbalanced brackets")
+	}
+	var p int
+	if _, err := fmt.Sscanf(port, "%d", &p); err != nil || p < 0 || p > 65535 || fmt.Sprint(p) != port {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	return nil
+}
