@@ -116,9 +116,9 @@ func (c *common) register(fs *flag.FlagSet, seedsHelp string) {
 	c.k = intRange{v: 20, min: 1, max: 32}
 	c.alpha = intRange{v: 3, min: 1, max: 32}
 	fs.Var(&c.seeds, "seeds", seedsHelp)
-	fs.Var(&c.network, "network", "network ID (0 to 4294967295); nodes ignore other networks")
-	fs.Var(&c.k, "k", "bucket size and replication factor, 1 to 32")
-	fs.Var(&c.alpha, "alpha", "lookup parallelism, 1 to K")
+	fs.Var(&c.network, "network", "network `ID` (0 to 4294967295); nodes ignore other networks")
+	fs.Var(&c.k, "k", "bucket size and replication factor, `N` from 1 to 32")
+	fs.Var(&c.alpha, "alpha", "lookup parallelism, `N` from 1 to K")
 }
 
 func (c *common) check(fs *flag.FlagSet, stderr io.Writer) bool {
@@ -136,12 +136,12 @@ func (c *common) apply(cfg *dht.Config) {
 func runNode(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("node", stderr)
 	var c common
-	c.register(fs, "comma-separated HOST:PORT of nodes to join through; none starts a new network")
+	c.register(fs, "comma-separated `HOST:PORT` of nodes to join through; none starts a new network")
 	listen := hostPorts{}
-	fs.Var(&listen, "listen", "comma-separated HOST:PORT to listen on (default 0.0.0.0:4000); add an IPv6 address for dual stack")
+	fs.Var(&listen, "listen", "comma-separated `HOST:PORT` to listen on (default 0.0.0.0:4000); add an IPv6 address for dual stack")
 	sockets := intRange{v: 1, min: 1, max: 64}
-	fs.Var(&sockets, "sockets", "sockets per listen address (SO_REUSEPORT), 1 to 64")
-	logLevel := fs.String("log", "warn", "log level: debug, info, warn or error")
+	fs.Var(&sockets, "sockets", "`N` sockets per listen address (SO_REUSEPORT), 1 to 64")
+	logLevel := fs.String("log", "warn", "log `LEVEL`: debug, info, warn or error")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -164,7 +164,7 @@ func runNode(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	if err := node.Run(ctx, cfg, c.seeds, stdout, log); err != nil {
-		fmt.Fprintf(stderr, "dht node: %v\n", err)
+		fmt.Fprintf(stderr, "dht node: %s\n", strings.TrimPrefix(err.Error(), "dht: "))
 		return exitFailure
 	}
 	return exitOK
@@ -185,9 +185,9 @@ type clientFlags struct {
 }
 
 func (f *clientFlags) register(fs *flag.FlagSet) {
-	f.common.register(fs, "comma-separated HOST:PORT of nodes to ask (required)")
+	f.common.register(fs, "comma-separated `HOST:PORT` of nodes to ask (required)")
 	f.timeout = positiveDuration{30 * time.Second}
-	fs.Var(&f.timeout, "timeout", "give up after this long")
+	fs.Var(&f.timeout, "timeout", "give up after this `DURATION`")
 }
 
 func (f *clientFlags) start(fs *flag.FlagSet, stderr io.Writer, nargs int) (context.Context, context.CancelFunc, dht.Config, bool) {
@@ -215,7 +215,7 @@ func runPut(args []string, stdout, stderr io.Writer) int {
 	var f clientFlags
 	f.register(fs)
 	ttl := positiveDuration{time.Hour}
-	fs.Var(&ttl, "ttl", "how long nodes keep the value (each node caps it at its maximum, 24h by default)")
+	fs.Var(&ttl, "ttl", "`DURATION` nodes keep the value (each node caps it at its own maximum, 24h by default)")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -226,7 +226,7 @@ func runPut(args []string, stdout, stderr io.Writer) int {
 	defer cancel()
 	stored, err := node.Put(ctx, cfg, f.seeds, fs.Arg(0), []byte(fs.Arg(1)), ttl.v)
 	if err != nil {
-		fmt.Fprintf(stderr, "dht put: %v\n", err)
+		fmt.Fprintf(stderr, "dht put: %s\n", strings.TrimPrefix(err.Error(), "dht: "))
 		return exitFailure
 	}
 	fmt.Fprintf(stdout, "stored on %d node(s)\n", stored)
@@ -251,7 +251,7 @@ func runGet(args []string, stdout, stderr io.Writer) int {
 		return exitNotFound
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "dht get: %v\n", err)
+		fmt.Fprintf(stderr, "dht get: %s\n", strings.TrimPrefix(err.Error(), "dht: "))
 		return exitFailure
 	}
 	lines := make([]string, len(values))

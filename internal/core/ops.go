@@ -582,7 +582,7 @@ func (n *Node) Bootstrap(seeds []netip.AddrPort, cb func(*BootstrapResult, error
 				return
 			}
 			if len(res.Seeds) == 0 {
-				n.failOp(o, fmt.Errorf("%w from any of the %d seeds", ErrTimeout, len(seeds)))
+				n.failOp(o, fmt.Errorf("%w from any of the %d seed(s) %v", ErrTimeout, len(seeds), seeds))
 				return
 			}
 			if n.cfg.ReadOnly {
