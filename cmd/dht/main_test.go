@@ -221,4 +221,3 @@ func TestPutWithNoReachableSeedFailsClearly(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
 }
-
