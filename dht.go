@@ -105,6 +105,9 @@ func (n *Node) ID() ID { return n.c.ID() }
 // listening on several).
 func (n *Node) Addr() netip.AddrPort { return n.c.Addr() }
 
+// Addrs returns every address the node receives on.
+func (n *Node) Addrs() []netip.AddrPort { return n.c.Addrs() }
+
 // Close stops the node and releases its sockets. Calls in progress return
 // ErrClosed. Close is idempotent.
 func (n *Node) Close() error { return n.c.Close() }

@@ -32,6 +32,8 @@ var (
 type Node struct {
 	cfg   Config
 	self  id.ID
+	v4    bool // the transport can reach IPv4 addresses
+	v6    bool // and IPv6 ones
 	clock clock.Clock
 	tr    transport.Transport
 	store store.Store
@@ -89,6 +91,11 @@ func New(cfg Config) (*Node, error) {
 		rpc:   rpc.NewTracker[pending](cfg.MaxInFlight),
 		ops:   map[*opState]struct{}{},
 	}
+	for _, a := range n.Addrs() {
+		ip := a.Addr()
+		n.v4 = n.v4 || ip.Is4() || ip.Is4In6() || (ip.Is6() && ip.IsUnspecified()) // [::] is dual-stack
+		n.v6 = n.v6 || (ip.Is6() && !ip.Is4In6())
+	}
 	if err := n.tr.Start(n); err != nil {
 		return nil, err
 	}
@@ -103,8 +110,25 @@ func New(cfg Config) (*Node, error) {
 // ID is the node's ID.
 func (n *Node) ID() id.ID { return n.self }
 
-// Addr is the address the node receives on.
+// Addr is the address the node receives on (the first, when it has several).
 func (n *Node) Addr() netip.AddrPort { return n.tr.LocalAddr() }
+
+// Addrs lists every address the node receives on.
+func (n *Node) Addrs() []netip.AddrPort {
+	if m, ok := n.tr.(interface{ LocalAddrs() []netip.AddrPort }); ok {
+		return m.LocalAddrs()
+	}
+	return []netip.AddrPort{n.tr.LocalAddr()}
+}
+
+// reachable reports whether the node has a socket of a's address family: a
+// contact it cannot send to is not worth a request.
+func (n *Node) reachable(a netip.AddrPort) bool {
+	if a.Addr().Is4() {
+		return n.v4
+	}
+	return n.v6
+}
 
 // Config returns the node's configuration with defaults filled in.
 func (n *Node) Config() Config { return n.cfg }

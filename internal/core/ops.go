@@ -276,7 +276,7 @@ func (o *lookupOp) response(n *Node, p *pending, m *wire.Message, now time.Time,
 	}
 	cs := m.Contacts[:0]
 	for _, c := range m.Contacts {
-		if usableAddr(c.Addr) {
+		if usableAddr(c.Addr) && n.reachable(c.Addr) {
 			cs = append(cs, c)
 		}
 	}
