@@ -158,6 +158,17 @@ func New(self, target id.ID, cfg Config) *Lookup {
 	}
 }
 
+// Reset makes l a new lookup for target, as New would, reusing l's memory:
+// a node that pools its Lookups allocates nothing per lookup.
+func (l *Lookup) Reset(self, target id.ID, cfg Config) {
+	cfg = cfg.withDefaults()
+	cands := l.cands[:0]
+	if cap(cands) < cfg.MaxCandidates+1 {
+		cands = make([]candidate, 0, cfg.MaxCandidates+1)
+	}
+	*l = Lookup{self: self, target: target, targetWords: wordsOf(target), cfg: cfg, cands: cands}
+}
+
 // Target returns the ID the lookup converges on.
 func (l *Lookup) Target() id.ID { return l.target }
 

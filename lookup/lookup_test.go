@@ -586,3 +586,42 @@ func runFIFO(l *Lookup, seeds []id.Contact, queue []id.Contact, answer func(id.I
 		pending = l.Next(pending)
 	}
 }
+
+// A reset lookup behaves exactly like a new one, whatever it held before,
+// and reuses its memory.
+func TestResetIsLikeNew(t *testing.T) {
+	r := rand.New(rand.NewPCG(31, 32))
+	self := id.Random(r)
+	var seeds []id.Contact
+	for i := range 40 {
+		seeds = append(seeds, id.Contact{ID: id.Random(r), Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, byte(1 + i)}), 4000)})
+	}
+	cfg := Config{K: 8, Alpha: 3}
+	used := New(self, id.Random(r), cfg)
+	used.AddSeeds(seeds)
+	for _, c := range used.Next(nil) {
+		used.OnFailure(c.ID)
+	}
+	target := id.Random(r)
+	used.Reset(self, target, cfg)
+	fresh := New(self, target, cfg)
+	for _, l := range []*Lookup{used, fresh} {
+		l.AddSeeds(seeds)
+	}
+	for !fresh.Done() {
+		a, b := used.Next(nil), fresh.Next(nil)
+		if !slices.Equal(a, b) {
+			t.Fatalf("reset lookup asks %v, new one %v", a, b)
+		}
+		for _, c := range b {
+			used.OnResponse(c.ID, nil)
+			fresh.OnResponse(c.ID, nil)
+		}
+	}
+	if !used.Done() || used.Stats() != fresh.Stats() || !slices.Equal(used.Closest(nil), fresh.Closest(nil)) {
+		t.Fatalf("reset lookup ended differently: %+v vs %+v", used.Stats(), fresh.Stats())
+	}
+	if a := testing.AllocsPerRun(100, func() { used.Reset(self, target, cfg) }); a != 0 {
+		t.Fatalf("Reset allocates %v times", a)
+	}
+}

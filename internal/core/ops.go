@@ -223,11 +223,17 @@ type lookupOp struct {
 	then     func(r *LookupResult, now time.Time, w transport.Writer)
 }
 
+// lookupPool recycles shortlists (about 5 KiB each): a get would otherwise
+// allocate one per lookup and keep the collector busy.
+var lookupPool = sync.Pool{New: func() any { return new(lookup.Lookup) }}
+
 // lookup starts a lookup for target from the contacts of the routing table.
 // then runs under the lock when it ends.
 func (n *Node) lookup(typ wire.Type, target id.ID, now time.Time, w transport.Writer, then func(r *LookupResult, now time.Time, w transport.Writer)) *lookupOp {
+	l := lookupPool.Get().(*lookup.Lookup)
+	l.Reset(n.self, target, lookup.Config{K: n.cfg.K, Alpha: n.cfg.Alpha})
 	o := &lookupOp{
-		l:       lookup.New(n.self, target, lookup.Config{K: n.cfg.K, Alpha: n.cfg.Alpha}),
+		l:       l,
 		typ:     typ,
 		target:  target,
 		started: now,
@@ -321,6 +327,10 @@ func (n *Node) finishLookup(o *lookupOp, now time.Time, w transport.Writer) {
 	if o.values != nil {
 		r.Rounds = o.round
 	}
+	// Finished lookups ignore late answers, so the shortlist can go back to
+	// the pool before the continuation starts lookups of its own.
+	lookupPool.Put(o.l)
+	o.l = nil
 	o.then(r, now, w)
 }
 
