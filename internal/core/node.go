@@ -40,7 +40,6 @@ type Node struct {
 	log   *slog.Logger
 	stats stats
 
-
 	mu       sync.Mutex
 	closed   bool
 	rng      *rand.Rand
