@@ -1,0 +1,65 @@
+package bench
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// The Go benchmarks drive one server with the load generator for b.N
+// requests (16 in flight over 2 client sockets) and report the rate and
+// latency quantiles. BenchmarkServeFindValue against BenchmarkEcho is the
+// quick version of `dht bench serve`:
+//
+//	go test -run '^$' -bench 'ServeFindValue|Echo' -benchtime 200000x -count 5 ./bench
+
+const (
+	benchKeys        = 1000
+	benchValueSize   = 100
+	benchClients     = 2
+	benchConcurrency = 16
+)
+
+func BenchmarkServeFindValue(b *testing.B) {
+	keys, values := makeKeys("gobench", 1, benchKeys, benchValueSize)
+	node, err := startServeNode(keys, values, 2, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer node.Close()
+	driveBenchmark(b, loadConfig{server: node.Addr(), serverID: node.ID(), mode: checkValues, keys: keys, values: values})
+}
+
+func BenchmarkEcho(b *testing.B) {
+	keys, _ := makeKeys("gobench", 1, benchKeys, benchValueSize)
+	size := valuesLen(benchValueSize)
+	echo, err := startEcho(2, size)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer echo.Close()
+	driveBenchmark(b, loadConfig{server: echo.LocalAddr(), mode: checkEcho, keys: keys, respLen: size})
+}
+
+func driveBenchmark(b *testing.B, cfg loadConfig) {
+	cfg.clients, cfg.concurrency, cfg.timeout, cfg.seed, cfg.label = benchClients, benchConcurrency, time.Second, 1, "loadgen"
+	lg, err := newLoadGen(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	b.ReportAllocs()
+	b.ResetTimer()
+	res, err := lg.runCount(ctx, b.N)
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if res.Bad() != 0 || res.OK != uint64(b.N) {
+		b.Fatalf("counts %+v for %d requests", res.Counts, b.N)
+	}
+	b.ReportMetric(float64(res.OK)/res.elapsed.Seconds(), "req/s")
+	b.ReportMetric(float64(res.hist.Quantile(0.5).Microseconds()), "p50-µs")
+	b.ReportMetric(float64(res.hist.Quantile(0.99).Microseconds()), "p99-µs")
+}

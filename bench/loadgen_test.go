@@ -1,0 +1,362 @@
+package bench
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dhtkit/dht/id"
+	"github.com/dhtkit/dht/transport"
+	"github.com/dhtkit/dht/transport/udp"
+	"github.com/dhtkit/dht/wire"
+)
+
+// testDeadline bounds a run that should end on its own long before: only a
+// load generator that never sees its answers reaches it.
+const testDeadline = 20 * time.Second
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// fakeNode answers FIND_VALUE like a node holding one value per key, then
+// lets respond change or withhold the answer: a deliberately broken server.
+type fakeNode struct {
+	id      id.ID
+	values  map[id.ID][]byte
+	respond func(answer []byte, from netip.AddrPort, w transport.Writer)
+}
+
+func (f *fakeNode) HandlePacket(data []byte, from netip.AddrPort, w transport.Writer) {
+	var m wire.Message
+	if wire.Decode(data, &m) != nil || m.Type != wire.FindValue {
+		return
+	}
+	a := wire.Message{Type: wire.Values, Network: m.Network, TxID: m.TxID, Sender: f.id,
+		Values: []wire.Value{{TTL: 60, Data: f.values[m.Target]}}}
+	b, err := a.Append(nil)
+	if err != nil {
+		panic(err)
+	}
+	if f.respond == nil {
+		w.WriteTo(b, from)
+		return
+	}
+	f.respond(b, from, w)
+}
+
+func listenUDP(t *testing.T) *udp.Transport {
+	t.Helper()
+	tr, err := udp.Listen(udp.Config{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	return tr
+}
+
+// startFake starts a fakeNode and returns the load generator configuration
+// that drives it.
+func startFake(t *testing.T, nkeys int, respond func(answer []byte, from netip.AddrPort, w transport.Writer)) loadConfig {
+	t.Helper()
+	keys, values := makeKeys("fake", 7, nkeys, 40)
+	f := &fakeNode{id: id.Key("fake node"), values: map[id.ID][]byte{}, respond: respond}
+	for i, k := range keys {
+		f.values[k] = values[i]
+	}
+	tr := listenUDP(t)
+	if err := tr.Start(f); err != nil {
+		t.Fatal(err)
+	}
+	return loadConfig{
+		server: tr.LocalAddr(), serverID: f.id, mode: checkValues, keys: keys, values: values,
+		clients: 2, concurrency: 8, timeout: time.Second, seed: 1, label: "loadgen",
+	}
+}
+
+func mustLoadGen(t *testing.T, cfg loadConfig) *loadGen {
+	t.Helper()
+	lg, err := newLoadGen(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lg
+}
+
+func TestLoadGenCountsEveryAnswerOfARealNode(t *testing.T) {
+	keys, values := makeKeys("real", 1, 50, 100)
+	node, err := startServeNode(keys, values, 2, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer node.Close()
+	lg := mustLoadGen(t, loadConfig{
+		server: node.Addr(), serverID: node.ID(), mode: checkValues, keys: keys, values: values,
+		clients: 3, concurrency: 10, timeout: 5 * time.Second, seed: 2, label: "loadgen",
+	})
+	const n = 500
+	res, err := lg.runCount(testCtx(t), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Counts{Sent: n, OK: n}
+	if res.Counts != want {
+		t.Fatalf("counts %+v, want %+v", res.Counts, want)
+	}
+	if res.hist.Count() != n {
+		t.Fatalf("%d latencies recorded for %d answers", res.hist.Count(), n)
+	}
+	if served := node.Stats().Served[wire.FindValue.String()]; served != n {
+		t.Fatalf("the node served %d FIND_VALUE requests, the load generator counted %d", served, n)
+	}
+}
+
+// Each broken answer is counted under its own kind and never as correct.
+func TestLoadGenDetectsBrokenAnswers(t *testing.T) {
+	cases := []struct {
+		name   string
+		mangle func(b []byte) []byte
+		count  func(c Counts) uint64
+	}{
+		{"wrong value byte", func(b []byte) []byte { b[len(b)-2] ^= 1; return b }, func(c Counts) uint64 { return c.BadValue }},
+		{"value cut short", func(b []byte) []byte {
+			// Claim one byte less, and drop the value's last byte before
+			// the (empty) contact list: a well-formed, shorter value.
+			n := wire.HeaderLen + 2 + 4
+			b[n+1]--
+			return append(b[:len(b)-2], 0)
+		}, func(c Counts) uint64 { return c.BadValue }},
+		{"more flag set", func(b []byte) []byte { b[wire.HeaderLen] = 1; return b }, func(c Counts) uint64 { return c.BadValue }},
+		{"NODES instead of VALUES", func(b []byte) []byte { b[2] = byte(wire.Nodes); return b[:wire.HeaderLen+1] }, func(c Counts) uint64 { return c.BadType }},
+		{"another sender", func(b []byte) []byte { b[16] ^= 1; return b }, func(c Counts) uint64 { return c.BadType }},
+		{"another network", func(b []byte) []byte { b[4] ^= 1; return b }, func(c Counts) uint64 { return c.BadType }},
+		{"truncated", func(b []byte) []byte { return b[:wire.HeaderLen+5] }, func(c Counts) uint64 { return c.BadType }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := startFake(t, 5, func(b []byte, from netip.AddrPort, w transport.Writer) { w.WriteTo(tc.mangle(b), from) })
+			const n = 100
+			res, err := mustLoadGen(t, cfg).runCount(testCtx(t), n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tc.count(res.Counts); got != n || res.OK != 0 || res.Bad() != n {
+				t.Fatalf("counts %+v: want all %d answers counted as this kind of bad and none OK", res.Counts, n)
+			}
+			if res.hist.Count() != 0 {
+				t.Fatalf("%d latencies recorded for wrong answers", res.hist.Count())
+			}
+		})
+	}
+}
+
+// Answers whose txid matches nothing sent are forged, not late: the
+// requests they fail to answer time out and are counted lost.
+func TestLoadGenDetectsWrongTxIDs(t *testing.T) {
+	cases := []struct {
+		name string
+		off  int // byte of the txid to flip
+	}{
+		{"another client's tag", offTxID},
+		{"an earlier sequence number", offTxID + 5},
+		{"a slot out of range", offTxID + 6},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := startFake(t, 5, func(b []byte, from netip.AddrPort, w transport.Writer) {
+				b[tc.off] ^= 0x40
+				w.WriteTo(b, from)
+			})
+			cfg.timeout = 5 * time.Millisecond
+			res, err := mustLoadGen(t, cfg).run(testCtx(t), 0, 100*time.Millisecond)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.BadTxID == 0 || res.OK != 0 || res.Late != 0 || res.Bad() != res.BadTxID {
+				t.Fatalf("counts %+v: want only wrong txids, none OK or late", res.Counts)
+			}
+			if res.Lost == 0 {
+				t.Fatalf("counts %+v: the unanswered requests were not given up on", res.Counts)
+			}
+		})
+	}
+}
+
+// A server that answers each request only after the load generator gave up
+// on it and sent another: the late answer is counted late, the answer to
+// the resend OK.
+func TestLoadGenCountsLateAnswersApartFromForgedOnes(t *testing.T) {
+	var mu sync.Mutex
+	var held []byte
+	cfg := startFake(t, 1, func(b []byte, from netip.AddrPort, w transport.Writer) {
+		mu.Lock()
+		defer mu.Unlock()
+		if held == nil {
+			held = b
+			return
+		}
+		w.WriteTo(held, from)
+		w.WriteTo(b, from)
+		held = nil
+	})
+	// One request in flight, so the second request the server sees is the
+	// resend of the first.
+	cfg.clients, cfg.concurrency, cfg.timeout = 1, 1, 5*time.Millisecond
+	const n = 10
+	res, err := mustLoadGen(t, cfg).runCount(testCtx(t), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Counts{Sent: 2 * n, OK: n, Late: n, Lost: n}
+	if res.Counts != want {
+		t.Fatalf("counts %+v, want %+v", res.Counts, want)
+	}
+}
+
+func TestLoadGenCountsDatagramsFromOtherAddresses(t *testing.T) {
+	stranger := listenUDP(t)
+	cfg := startFake(t, 5, func(b []byte, from netip.AddrPort, w transport.Writer) {
+		// The same answer, first from another socket.
+		_ = stranger.Send([]transport.Packet{{Addr: from, Data: b}})
+		w.WriteTo(b, from)
+	})
+	res, err := mustLoadGen(t, cfg).run(testCtx(t), 0, 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.BadSource == 0 || res.OK == 0 || res.Bad() != res.BadSource {
+		t.Fatalf("counts %+v: want the stranger's copies counted as bad source and the server's answers OK", res.Counts)
+	}
+}
+
+func TestLoadGenChecksEchoReplies(t *testing.T) {
+	const size = 145
+	cases := []struct {
+		name   string
+		mangle func(b []byte) []byte
+		ok     bool
+	}{
+		{"padded echo", func(b []byte) []byte { return b }, true},
+		{"one byte short", func(b []byte) []byte { return b[:size-1] }, false},
+		{"another key", func(b []byte) []byte { b[offTarget] ^= 1; return b }, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEchoHandler(size)
+			tr := listenUDP(t)
+			h := transport.HandlerFunc(func(data []byte, from netip.AddrPort, w transport.Writer) {
+				var b transport.Batch
+				e.HandlePacket(data, from, &b)
+				w.WriteTo(tc.mangle(b.Packets()[0].Data), from)
+			})
+			if err := tr.Start(h); err != nil {
+				t.Fatal(err)
+			}
+			keys, _ := makeKeys("echo", 1, 10, 1)
+			lg := mustLoadGen(t, loadConfig{server: tr.LocalAddr(), mode: checkEcho, keys: keys, respLen: size,
+				clients: 2, concurrency: 4, timeout: time.Second, seed: 3, label: "loadgen"})
+			const n = 50
+			res, err := lg.runCount(testCtx(t), n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := Counts{Sent: n, OK: n}
+			if !tc.ok {
+				want = Counts{Sent: n, BadValue: n}
+			}
+			if res.Counts != want {
+				t.Fatalf("counts %+v, want %+v", res.Counts, want)
+			}
+		})
+	}
+}
+
+// The request the load generator patches together is the one the codec
+// encodes.
+func TestPatchedRequestIsWhatTheCodecEncodes(t *testing.T) {
+	keys, values := makeKeys("patch", 1, 3, 10)
+	lg := mustLoadGen(t, loadConfig{server: netip.MustParseAddrPort("127.0.0.1:9"), mode: checkValues, keys: keys, values: values,
+		network: 0xabcdef01, readOnly: true, clients: 1, concurrency: 2, timeout: time.Second, seed: 4})
+	defer lg.closeClients()
+	c := lg.clients[0]
+	var b transport.Batch
+	c.issue(1, 0, &b, true)
+	s := c.slots[1]
+	want := wire.Message{Type: wire.FindValue, Flags: wire.FlagReadOnly, Network: 0xabcdef01, TxID: s.txid, Sender: c.self, Target: keys[s.key]}
+	enc, err := want.Append(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Packets()[0].Data; string(got) != string(enc) {
+		t.Fatalf("sent  % x\nwant % x", got, enc)
+	}
+	if s.txid&0xffff != 1 || s.txid&^0xffffffff != c.tag {
+		t.Fatalf("txid %#x does not carry slot 1 and the client's tag %#x", s.txid, c.tag)
+	}
+}
+
+// Checking an answer and sending the next request allocates nothing.
+func TestLoadGenAnswerPathDoesNotAllocate(t *testing.T) {
+	keys, values := makeKeys("alloc", 1, 1, 100)
+	server := netip.MustParseAddrPort("127.0.0.1:9")
+	serverID := id.Key("server")
+	lg := mustLoadGen(t, loadConfig{server: server, serverID: serverID, mode: checkValues, keys: keys, values: values,
+		clients: 1, concurrency: 1, timeout: time.Second, seed: 5})
+	defer lg.closeClients()
+	lg.phase.Store(phaseMeasure)
+	c := lg.clients[0]
+	var b transport.Batch
+	c.issue(0, lg.now(), &b, true)
+	a := wire.Message{Type: wire.Values, Sender: serverID, Values: []wire.Value{{TTL: 9, Data: values[0]}}}
+	answer, err := a.Append(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(1000, func() {
+		copy(answer[offTxID:], b.Packets()[len(b.Packets())-1].Data[offTxID:offTxID+8])
+		b.Reset()
+		c.HandlePacket(answer, server, &b)
+	})
+	if allocs != 0 {
+		t.Fatalf("%.1f allocations per answer", allocs)
+	}
+	if c.counts.OK < 1000 || c.counts.Bad() != 0 {
+		t.Fatalf("counts %+v: the answers were not all accepted", c.counts)
+	}
+}
+
+func TestNewLoadGenRejectsImpossibleSettings(t *testing.T) {
+	keys, values := makeKeys("bad", 1, 2, 10)
+	ok := loadConfig{server: netip.MustParseAddrPort("127.0.0.1:9"), mode: checkValues, keys: keys, values: values,
+		clients: 2, concurrency: 4, timeout: time.Second}
+	cases := []struct {
+		name   string
+		change func(c *loadConfig)
+	}{
+		{"no clients", func(c *loadConfig) { c.clients = 0 }},
+		{"fewer requests than clients", func(c *loadConfig) { c.concurrency = 1 }},
+		{"more slots than txids address", func(c *loadConfig) { c.clients, c.concurrency = 1, maxSlotsPerClient+1 }},
+		{"no keys", func(c *loadConfig) { c.keys = nil }},
+		{"values missing", func(c *loadConfig) { c.values = c.values[:1] }},
+		{"no timeout", func(c *loadConfig) { c.timeout = 0 }},
+	}
+	for _, tc := range cases {
+		cfg := ok
+		tc.change(&cfg)
+		if lg, err := newLoadGen(cfg); err == nil {
+			lg.closeClients()
+			t.Errorf("%s: accepted", tc.name)
+		}
+	}
+}
+
+var testAddr = netip.MustParseAddrPort("127.0.0.1:9")
+
+// bytesBatch is a Writer that keeps a copy of the last datagram.
+type bytesBatch struct{ got []byte }
+
+func (b *bytesBatch) WriteTo(data []byte, _ netip.AddrPort) { b.got = append(b.got[:0], data...) }

@@ -1,0 +1,218 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dhtkit/dht/wire"
+)
+
+func smallServe() ServeConfig {
+	return ServeConfig{
+		Keys: 20, ValueSize: 64, Sockets: 2, Clients: 2, Concurrency: 8,
+		Duration: 150 * time.Millisecond, Warmup: 30 * time.Millisecond, Rounds: 2,
+		Timeout: time.Second, Seed: 3,
+	}
+}
+
+func closeTo(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(math.Abs(a), math.Abs(b)) }
+
+func TestRunServeReportIsConsistent(t *testing.T) {
+	cfg := smallServe()
+	rep, err := RunServe(testCtx(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Interrupted || len(rep.Node) != cfg.Rounds || len(rep.Echo) != cfg.Rounds || rep.Naive == nil {
+		t.Fatalf("want %d node and echo rounds and a naive echo, got %d, %d, %v (interrupted %v)",
+			cfg.Rounds, len(rep.Node), len(rep.Echo), rep.Naive != nil, rep.Interrupted)
+	}
+	if rep.RequestSize != 56 || rep.ResponseSize != 45+cfg.ValueSize {
+		t.Errorf("sizes %d and %d, want 56 and %d", rep.RequestSize, rep.ResponseSize, 45+cfg.ValueSize)
+	}
+	var nodeOK uint64
+	all := append(append([]Measurement{*rep.Naive}, rep.Node...), rep.Echo...)
+	for _, m := range all {
+		c := m.Counts
+		if c.OK == 0 || c.Bad() != 0 || c.Late != 0 {
+			t.Errorf("%s round %d: counts %+v: want answers, all correct", m.Server, m.Round, c)
+		}
+		if m.Latency.Count != c.OK {
+			t.Errorf("%s round %d: %d latencies for %d answers", m.Server, m.Round, m.Latency.Count, c.OK)
+		}
+		if want := float64(c.OK) / m.Elapsed.Seconds(); !closeTo(m.Rate, want) {
+			t.Errorf("%s round %d: rate %f, want OK/elapsed = %f", m.Server, m.Round, m.Rate, want)
+		}
+		if m.Elapsed < cfg.Duration {
+			t.Errorf("%s round %d: measured %v, less than the %v asked for", m.Server, m.Round, m.Elapsed, cfg.Duration)
+		}
+		// The loop is closed: every request sent in the window answers an
+		// answer or a loss in it, give or take the requests in flight at
+		// either edge.
+		if d := math.Abs(float64(c.Sent) - float64(c.OK+c.Lost)); d > float64(cfg.Concurrency) {
+			t.Errorf("%s round %d: sent %d but %d answered or lost", m.Server, m.Round, c.Sent, c.OK+c.Lost)
+		}
+		if m.Server == "node" {
+			nodeOK += c.OK
+		}
+		if m.Latency.P50 > m.Latency.P99 || m.Latency.P99 > m.Latency.Max {
+			t.Errorf("%s round %d: quantiles out of order: %+v", m.Server, m.Round, m.Latency)
+		}
+	}
+	if rep.NodeServed < nodeOK {
+		t.Errorf("the node served %d requests, fewer than the %d correct answers counted", rep.NodeServed, nodeOK)
+	}
+	rates := func(ms []Measurement) []float64 {
+		var xs []float64
+		for _, m := range ms {
+			xs = append(xs, m.Rate)
+		}
+		return xs
+	}
+	if rep.NodeRate != median(rates(rep.Node)) || rep.EchoRate != median(rates(rep.Echo)) {
+		t.Errorf("rates %f and %f are not the medians of %v and %v", rep.NodeRate, rep.EchoRate, rates(rep.Node), rates(rep.Echo))
+	}
+	if !closeTo(rep.Ratio, rep.NodeRate/rep.EchoRate) {
+		t.Errorf("ratio %f, want %f / %f", rep.Ratio, rep.NodeRate, rep.EchoRate)
+	}
+	for i, r := range rep.RoundRatios {
+		if !closeTo(r, rep.Node[i].Rate/rep.Echo[i].Rate) {
+			t.Errorf("round %d ratio %f, want %f / %f", i+1, r, rep.Node[i].Rate, rep.Echo[i].Rate)
+		}
+	}
+	var out bytes.Buffer
+	if err := rep.WriteText(&out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"node/echo ratio", "median  node", "naive echo"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("text report lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// cancelOn is a progress writer that cancels a run when a line contains
+// word: an interruption at a known point.
+type cancelOn struct {
+	mu     sync.Mutex
+	word   string
+	cancel context.CancelFunc
+}
+
+func (c *cancelOn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if bytes.Contains(p, []byte(c.word)) {
+		c.cancel()
+	}
+	return len(p), nil
+}
+
+func TestRunServeInterruptedReturnsWhatItMeasured(t *testing.T) {
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	cfg := smallServe()
+	cfg.Rounds = 3
+	cfg.Progress = &cancelOn{word: "round 1 node", cancel: cancel}
+	rep, err := RunServe(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Interrupted || len(rep.Node) != 1 || len(rep.Echo) != 0 || rep.Naive != nil {
+		t.Fatalf("interrupted after the first measurement: got interrupted=%v, %d node, %d echo, naive %v",
+			rep.Interrupted, len(rep.Node), len(rep.Echo), rep.Naive != nil)
+	}
+	if rep.NodeRate != rep.Node[0].Rate || rep.Ratio != 0 {
+		t.Fatalf("node rate %f (measured %f), ratio %f without an echo rate", rep.NodeRate, rep.Node[0].Rate, rep.Ratio)
+	}
+	var out bytes.Buffer
+	if err := rep.WriteText(&out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "INTERRUPTED") {
+		t.Fatalf("text report does not say it was interrupted:\n%s", out.String())
+	}
+}
+
+func TestServeConfigRejectsNonsenseNamingTheField(t *testing.T) {
+	cases := []struct {
+		change func(c *ServeConfig)
+		field  string
+	}{
+		{func(c *ServeConfig) { c.Keys = -1 }, "Keys"},
+		{func(c *ServeConfig) { c.Keys = MaxServeKeys + 1 }, "Keys"},
+		{func(c *ServeConfig) { c.ValueSize = wire.MaxValueSize + 1 }, "ValueSize"},
+		{func(c *ServeConfig) { c.Sockets = 65 }, "Sockets"},
+		{func(c *ServeConfig) { c.Clients = MaxClients + 1 }, "Clients"},
+		{func(c *ServeConfig) { c.Clients, c.Concurrency = 8, 4 }, "Concurrency"},
+		{func(c *ServeConfig) { c.Duration = -time.Second }, "Duration"},
+		{func(c *ServeConfig) { c.Warmup = -time.Second }, "Warmup"},
+		{func(c *ServeConfig) { c.Rounds = MaxRounds + 1 }, "Rounds"},
+		{func(c *ServeConfig) { c.Timeout = time.Microsecond }, "Timeout"},
+	}
+	for _, tc := range cases {
+		cfg := DefaultServeConfig()
+		tc.change(&cfg)
+		_, err := RunServe(context.Background(), cfg)
+		if err == nil || !strings.Contains(err.Error(), "ServeConfig."+tc.field) {
+			t.Errorf("%s: error %v, want one naming ServeConfig.%s", tc.field, err, tc.field)
+		}
+	}
+	var zero ServeConfig
+	if err := zero.validate(); err != nil {
+		t.Fatalf("the zero config takes the defaults, but: %v", err)
+	}
+	d := DefaultServeConfig()
+	d.Warmup = 0 // the one field whose zero is a choice
+	if zero != d {
+		t.Fatalf("zero config became %+v, want the defaults %+v", zero, d)
+	}
+}
+
+func TestMedian(t *testing.T) {
+	cases := []struct {
+		xs   []float64
+		want float64
+	}{
+		{nil, 0},
+		{[]float64{5}, 5},
+		{[]float64{3, 1, 2}, 2},
+		{[]float64{4, 1, 3, 2}, 2.5},
+		{[]float64{1, 1, 100}, 1},
+	}
+	for _, tc := range cases {
+		in := append([]float64(nil), tc.xs...)
+		if got := median(tc.xs); got != tc.want {
+			t.Errorf("median(%v) = %v, want %v", tc.xs, got, tc.want)
+		}
+		for i := range in {
+			if in[i] != tc.xs[i] {
+				t.Errorf("median reordered its argument: %v", tc.xs)
+			}
+		}
+	}
+}
+
+func TestEchoHandlerRepliesWithTheRequestPaddedToTheNodesAnswerSize(t *testing.T) {
+	size := valuesLen(100)
+	e := newEchoHandler(size)
+	req := bytes.Repeat([]byte{7}, reqLen)
+	var b, b2 bytesBatch
+	e.HandlePacket(req, testAddr, &b)
+	if len(b.got) != size || !bytes.Equal(b.got[:reqLen], req) || !bytes.Equal(b.got[reqLen:], make([]byte, size-reqLen)) {
+		t.Fatalf("echo of %d bytes: % x", len(b.got), b.got)
+	}
+	short := newEchoHandler(20)
+	short.HandlePacket(req, testAddr, &b2)
+	if !bytes.Equal(b2.got, req[:20]) {
+		t.Fatalf("echo cut to 20 bytes: % x", b2.got)
+	}
+	if a := testing.AllocsPerRun(1000, func() { e.HandlePacket(req, testAddr, &b) }); a != 0 {
+		t.Fatalf("echo allocates %.1f times per datagram", a)
+	}
+}
