@@ -96,6 +96,7 @@ type proc struct {
 	cmd    *exec.Cmd
 	addr   string
 	joined chan struct{}
+	eof    chan struct{} // closed when the output reader has read everything
 	mu     sync.Mutex
 	out    strings.Builder
 }
@@ -106,7 +107,7 @@ func startNode(t *testing.T, bin string, seeds string) *proc {
 	if seeds != "" {
 		args = append(args, "--seeds", seeds)
 	}
-	p := &proc{cmd: exec.Command(bin, args...), joined: make(chan struct{})}
+	p := &proc{cmd: exec.Command(bin, args...), joined: make(chan struct{}), eof: make(chan struct{})}
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -117,6 +118,7 @@ func startNode(t *testing.T, bin string, seeds string) *proc {
 	}
 	addr := make(chan string, 1)
 	go func() {
+		defer close(p.eof)
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			line := sc.Text()
@@ -206,6 +208,12 @@ func TestThirtyNodeProcesses(t *testing.T) {
 	// Every node shuts down cleanly on SIGTERM.
 	for i, p := range nodes {
 		p.cmd.Process.Signal(syscall.SIGTERM)
+		// Wait may only be called once the pipe has been read to its end.
+		select {
+		case <-p.eof:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("node %d did not exit on SIGTERM", i)
+		}
 		if err := p.cmd.Wait(); err != nil {
 			t.Errorf("node %d exited with %v", i, err)
 		}
