@@ -195,6 +195,10 @@ func (t *Table) start(ns int64) {
 	}
 }
 
+// reorderAfter is how long a contact must go unheard before hearing from it
+// again moves it to the most-recently-seen end of its bucket.
+const reorderAfter = int64(time.Second)
+
 // Seen records that c was heard from at now: it sent a request or answered
 // one.
 //
@@ -230,6 +234,13 @@ func (t *Table) Seen(c id.Contact, now time.Time) (res Result, ping id.Contact, 
 		bi := t.bucketOf(k)
 		b := &t.buckets[bi]
 		if j := find(b.entries, k); j >= 0 {
+			if e := &b.entries[j]; e.failures == 0 && ns-e.lastSeen < reorderAfter && ns >= e.lastSeen {
+				// Seen within the last second: it already sits among the
+				// bucket's most recent, so a busy peer costs a timestamp
+				// update, not a shuffle of the bucket, per datagram.
+				e.lastSeen = ns
+				return Updated, id.Contact{}, false
+			}
 			e := b.entries[j]
 			if e.failures > 0 {
 				e.setAddr(&ne)

@@ -641,3 +641,40 @@ func TestEntryIsCompact(t *testing.T) {
 		t.Fatalf("entry is %d bytes, want 48", s)
 	}
 }
+
+// A contact heard from again within a second keeps its place in the bucket
+// (a busy peer costs a timestamp update per datagram); after that, it moves
+// to the most-recently-seen end as Kademlia orders buckets.
+func TestSeenWithinASecondUpdatesTimeButNotOrder(t *testing.T) {
+	r := newRand(77)
+	self := id.Random(r)
+	tb := New(self, Config{K: 4})
+	a, b := inBucket(r, self, 0, 1), inBucket(r, self, 0, 2)
+	tb.Seen(a, at(0))
+	tb.Seen(b, at(0))
+	order := func() []id.ID {
+		var ids []id.ID
+		tb.ForEach(func(_ int, e Entry) { ids = append(ids, e.Contact.ID) })
+		return ids
+	}
+	if res, _, _ := tb.Seen(a, at(500*time.Millisecond)); res != Updated {
+		t.Fatalf("Seen = %v, want Updated", res)
+	}
+	if got := order(); got[0] != a.ID {
+		t.Fatal("a contact seen again within a second moved")
+	}
+	if e, _ := tb.Get(a.ID); !e.LastSeen.Equal(at(500 * time.Millisecond)) {
+		t.Fatalf("LastSeen = %v, want the new time", e.LastSeen)
+	}
+	tb.Seen(a, at(2*time.Second))
+	if got := order(); got[0] != b.ID || got[1] != a.ID {
+		t.Fatal("a contact seen again after a second should become the most recent")
+	}
+	// A failing contact is always handled in full, so its failures reset.
+	tb.Failed(b.ID, at(2*time.Second))
+	tb.Seen(b, at(2*time.Second+time.Millisecond))
+	if e, _ := tb.Get(b.ID); e.Failures != 0 {
+		t.Fatalf("failures = %d after Seen, want 0", e.Failures)
+	}
+	checkInvariants(t, tb)
+}

@@ -36,6 +36,16 @@ type Handler interface {
 	HandlePacket(data []byte, from netip.AddrPort, w Writer)
 }
 
+// BatchHandler is a Handler that can also take a whole received batch in one
+// call. Transports that read in batches use HandleBatch when the handler has
+// it, so that the handler reads the clock and takes its locks once per batch
+// rather than once per datagram. The Packets' Data is valid only during the
+// call.
+type BatchHandler interface {
+	Handler
+	HandleBatch(pkts []Packet, w Writer)
+}
+
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(data []byte, from netip.AddrPort, w Writer)
 

@@ -216,21 +216,47 @@ func usableAddr(a netip.AddrPort) bool {
 	return a.IsValid() && a.Port() != 0 && !ip.IsUnspecified() && !ip.IsMulticast()
 }
 
-// HandlePacket is the transport's entry point for every received datagram.
+// HandlePacket is the transport's entry point for a received datagram.
 func (n *Node) HandlePacket(data []byte, from netip.AddrPort, w transport.Writer) {
+	s := scratchPool.Get().(*scratch)
+	n.mu.Lock()
+	if !n.closed {
+		n.handle(s, data, from, n.clock.Now(), w)
+	}
+	n.unlock()
+	scratchPool.Put(s)
+}
+
+// HandleBatch is HandlePacket for a batch of datagrams read at once: the
+// node takes its lock and reads the clock once for all of them.
+func (n *Node) HandleBatch(pkts []transport.Packet, w transport.Writer) {
+	s := scratchPool.Get().(*scratch)
+	n.mu.Lock()
+	if !n.closed {
+		now := n.clock.Now()
+		for i := range pkts {
+			n.handle(s, pkts[i].Data, pkts[i].Addr, now, w)
+		}
+	}
+	n.unlock()
+	scratchPool.Put(s)
+}
+
+// handle decodes one datagram and serves it, or hands it to the request it
+// answers. The lock is held.
+func (n *Node) handle(s *scratch, data []byte, from netip.AddrPort, now time.Time, w transport.Writer) {
 	n.stats.packetsIn.Add(1)
 	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-	s := scratchPool.Get().(*scratch)
-	defer scratchPool.Put(s)
 	m := &s.msg
 	if err := wire.Decode(data, m); err != nil {
 		n.stats.malformed.Add(1)
 		// A well-formed header with a request type we do not know gets an
 		// answer, so that newer peers learn we speak an older version.
 		if errors.Is(err, wire.ErrUnknownType) && m.Type.IsRequest() && m.Network == n.cfg.Network && !n.cfg.ReadOnly {
+			n.stats.served[0].Add(1)
 			n.reply(s, m, from, w, wire.Error, func(o *wire.Message) {
 				o.Code = wire.CodeUnknownType
-				o.Text = append(s.text[:0], "unknown request type "+m.Type.String()...)
+				o.Text = append(s.text[:0], "unknown request type"...)
 			})
 		}
 		return
@@ -240,14 +266,10 @@ func (n *Node) HandlePacket(data []byte, from netip.AddrPort, w transport.Writer
 		return
 	}
 	if m.Type.IsRequest() {
-		n.serve(s, m, from, w)
+		n.serve(s, m, from, now, w)
 		return
 	}
-	n.mu.Lock()
-	if !n.closed {
-		n.handleResponse(m, from, n.clock.Now(), w)
-	}
-	n.unlock()
+	n.handleResponse(m, from, now, w)
 }
 
 // reply encodes a response to request m, with the body filled by fill, and
@@ -266,38 +288,26 @@ func (n *Node) reply(s *scratch, m *wire.Message, to netip.AddrPort, w transport
 	n.stats.packetsOut.Add(1)
 }
 
-// serve answers one request.
-func (n *Node) serve(s *scratch, m *wire.Message, from netip.AddrPort, w transport.Writer) {
+// serve answers one request. The lock is held.
+func (n *Node) serve(s *scratch, m *wire.Message, from netip.AddrPort, now time.Time, w transport.Writer) {
 	if n.cfg.ReadOnly {
 		return // read-only nodes are in nobody's table; a request is a mistake or a probe
 	}
 	n.stats.served[m.Type].Add(1)
-	n.mu.Lock()
-	if n.closed {
-		n.mu.Unlock()
-		return
-	}
-	now := n.clock.Now()
 	if m.Flags&wire.FlagReadOnly == 0 {
 		n.observe(id.Contact{ID: m.Sender, Addr: from}, now, w)
 	}
 	switch m.Type {
+	case wire.Ping:
+		n.reply(s, m, from, w, wire.Pong, func(o *wire.Message) { o.Observed = from })
 	case wire.FindNode:
 		s.contacts = n.closestExcept(m.Target, m.Sender, s.contacts[:0])
+		n.reply(s, m, from, w, wire.Nodes, func(o *wire.Message) { o.Contacts = s.contacts })
 	case wire.FindValue:
 		s.values = n.store.Get(m.Target, now, s.values[:0])
 		if len(s.values) == 0 {
 			s.contacts = n.closestExcept(m.Target, m.Sender, s.contacts[:0])
 		}
-	}
-	n.unlock()
-
-	switch m.Type {
-	case wire.Ping:
-		n.reply(s, m, from, w, wire.Pong, func(o *wire.Message) { o.Observed = from })
-	case wire.FindNode:
-		n.reply(s, m, from, w, wire.Nodes, func(o *wire.Message) { o.Contacts = s.contacts })
-	case wire.FindValue:
 		n.reply(s, m, from, w, wire.Values, func(o *wire.Message) {
 			if len(s.values) == 0 {
 				o.Contacts = s.contacts

@@ -404,3 +404,65 @@ func BenchmarkEcho(b *testing.B) {
 		})
 	}
 }
+
+// batchEcho echoes like echo but through HandleBatch, recording batch sizes.
+type batchEcho struct {
+	mu      sync.Mutex
+	batches []int
+	single  atomic.Int64
+}
+
+func (b *batchEcho) HandlePacket(data []byte, from netip.AddrPort, w transport.Writer) {
+	b.single.Add(1)
+	w.WriteTo(data, from)
+}
+
+func (b *batchEcho) HandleBatch(pkts []transport.Packet, w transport.Writer) {
+	b.mu.Lock()
+	b.batches = append(b.batches, len(pkts))
+	b.mu.Unlock()
+	for _, p := range pkts {
+		w.WriteTo(p.Data, p.Addr)
+	}
+}
+
+// A handler with HandleBatch gets whole batches, never single datagrams, and
+// its replies go out like any handler's.
+func TestBatchHandlerGetsWholeBatches(t *testing.T) {
+	h := &batchEcho{}
+	server := listen(t, Config{Addr: "127.0.0.1:0", Batch: 8})
+	client := listen(t, Config{Addr: "127.0.0.1:0"})
+	if err := server.Start(h); err != nil {
+		t.Fatal(err)
+	}
+	in := make(inbox, 100)
+	if err := client.Start(in); err != nil {
+		t.Fatal(err)
+	}
+	const count = 40
+	pkts := make([]transport.Packet, count)
+	for i := range pkts {
+		pkts[i] = transport.Packet{Addr: server.LocalAddr(), Data: []byte(fmt.Sprint("datagram ", i))}
+	}
+	if err := client.Send(pkts); err != nil {
+		t.Fatal(err)
+	}
+	for range count {
+		in.next(t)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	total := 0
+	for _, n := range h.batches {
+		if n < 1 || n > 8 {
+			t.Fatalf("a batch of %d datagrams with Batch 8", n)
+		}
+		total += n
+	}
+	if total != count || h.single.Load() != 0 {
+		t.Fatalf("batches %v hold %d datagrams and %d came singly; want all %d in batches", h.batches, total, h.single.Load(), count)
+	}
+	if st := server.Stats(); st.Received != count {
+		t.Fatalf("Received = %d, want %d", st.Received, count)
+	}
+}
