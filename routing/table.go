@@ -26,6 +26,7 @@ const (
 	DefaultK           = 20
 	DefaultMaxFailures = 3
 	DefaultPingTimeout = time.Minute
+	DefaultFresh       = time.Minute
 )
 
 // Config sizes a table. Zero fields take defaults; the zero value is a
@@ -45,6 +46,14 @@ type Config struct {
 	// never ping again; set it well above the request timeout with its
 	// retries. Default 1 minute.
 	PingTimeout time.Duration
+	// Fresh is how long a contact counts as known to be alive after it was
+	// last heard from. A full bucket whose least-recently-seen contact is
+	// fresh keeps it without pinging it (the newcomer waits in the
+	// replacement cache): a ping would only confirm what the table already
+	// knows, and a busy network would send one per newcomer. Default 1
+	// minute; negative means never fresh (ping every time, as the paper
+	// describes).
+	Fresh time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -59,6 +68,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PingTimeout == 0 {
 		c.PingTimeout = DefaultPingTimeout
+	}
+	if c.Fresh == 0 {
+		c.Fresh = DefaultFresh
 	}
 	return c
 }
@@ -140,8 +152,9 @@ type Table struct {
 	k, r        int
 	maxFailures int
 	pingTimeout int64
-	n           int  // contacts in buckets
-	started     bool // the first now has been seen: bucket 0's creation time
+	fresh       int64 // Config.Fresh in nanoseconds
+	n           int   // contacts in buckets
+	started     bool  // the first now has been seen: bucket 0's creation time
 	buckets     []bucket
 	zones       []string
 }
@@ -161,6 +174,7 @@ func New(self id.ID, cfg Config) *Table {
 		r:           cfg.ReplacementCache,
 		maxFailures: cfg.MaxFailures,
 		pingTimeout: int64(cfg.PingTimeout),
+		fresh:       int64(max(cfg.Fresh, 0)),
 		buckets:     make([]bucket, 1, 4),
 	}
 	return t
@@ -239,6 +253,9 @@ func (t *Table) Seen(c id.Contact, now time.Time) (res Result, ping id.Contact, 
 				// bucket's most recent, so a busy peer costs a timestamp
 				// update, not a shuffle of the bucket, per datagram.
 				e.lastSeen = ns
+				if b.pinging && b.pinged == k {
+					b.pinging = false
+				}
 				return Updated, id.Contact{}, false
 			}
 			e := b.entries[j]
@@ -268,6 +285,9 @@ func (t *Table) Seen(c id.Contact, now time.Time) (res Result, ping id.Contact, 
 			return Full, id.Contact{}, false
 		}
 		lrs := &b.entries[0]
+		if ns-lrs.lastSeen < t.fresh {
+			return Full, id.Contact{}, false
+		}
 		b.pinging, b.pingAt, b.pinged = true, ns, lrs.key()
 		return Full, lrs.contact(t.zones), true
 	}

@@ -488,7 +488,8 @@ func TestSplitStopsAtMaxBuckets(t *testing.T) {
 		t.Fatalf("%d buckets, %d contacts; want %d and %d", tb.Buckets(), tb.Len(), MaxBuckets, id.Bits)
 	}
 	checkInvariants(t, tb)
-	if res, _, need := tb.Seen(inBucket(r, self, 10, 999), t0); res != Full || !need {
+	// Past Config.Fresh, so that the full bucket asks for a ping.
+	if res, _, need := tb.Seen(inBucket(r, self, 10, 999), t0.Add(DefaultFresh)); res != Full || !need {
 		t.Fatalf("newcomer to a full middle bucket: %v (%v)", res, need)
 	}
 }
@@ -677,4 +678,49 @@ func TestSeenWithinASecondUpdatesTimeButNotOrder(t *testing.T) {
 		t.Fatalf("failures = %d after Seen, want 0", e.Failures)
 	}
 	checkInvariants(t, tb)
+}
+
+// A full bucket pings its least-recently-seen contact for a newcomer only
+// when that contact has not been heard from for Config.Fresh: a contact that
+// just spoke is known to be alive.
+func TestFreshContactsAreNotPinged(t *testing.T) {
+	r := newRand(78)
+	self := id.Random(r)
+	tb := New(self, Config{K: 2, Fresh: time.Minute})
+	a, b := inBucket(r, self, 0, 1), inBucket(r, self, 0, 2)
+	tb.Seen(a, at(0))
+	tb.Seen(b, at(0))
+	if res, _, need := tb.Seen(inBucket(r, self, 0, 3), at(59*time.Second)); res != Full || need {
+		t.Fatalf("newcomer while the LRS is fresh: %v, ping %v; want Full without a ping", res, need)
+	}
+	res, ping, need := tb.Seen(inBucket(r, self, 0, 4), at(time.Minute))
+	if res != Full || !need || ping.ID != a.ID {
+		t.Fatalf("newcomer once the LRS is stale: %v, ping %v %v; want a ping of the LRS", res, need, ping)
+	}
+	// The paper's rule, pinging every time, is Fresh < 0.
+	always := New(self, Config{K: 2, Fresh: -1})
+	always.Seen(a, at(0))
+	always.Seen(b, at(0))
+	if _, _, need := always.Seen(inBucket(r, self, 0, 3), at(0)); !need {
+		t.Fatal("with Fresh < 0 a full bucket should always ask for a ping")
+	}
+}
+
+// The pinged contact answering within a second of its last message (the
+// fast path of Seen) still clears the bucket's outstanding ping, so the
+// bucket can ping again for the next newcomer.
+func TestFastPathAnswerClearsThePing(t *testing.T) {
+	r := newRand(79)
+	self := id.Random(r)
+	tb := New(self, Config{K: 1, Fresh: -1})
+	a := inBucket(r, self, 0, 1)
+	tb.Seen(a, at(0))
+	tb.Seen(inBucket(r, self, 1, 9), at(0)) // split, so bucket 0 can fill
+	if _, ping, need := tb.Seen(inBucket(r, self, 0, 2), at(100*time.Millisecond)); !need || ping.ID != a.ID {
+		t.Fatalf("want a ping of a, got %v %v", need, ping)
+	}
+	tb.Seen(a, at(200*time.Millisecond)) // a answers, 200ms after it was last seen
+	if _, ping, need := tb.Seen(inBucket(r, self, 0, 3), at(300*time.Millisecond)); !need || ping.ID != a.ID {
+		t.Fatalf("after a answered, the next newcomer should bring a new ping; got %v %v", need, ping)
+	}
 }

@@ -360,3 +360,42 @@ func TestEveryNodeFindsEveryKeyInFiveHundredNodes(t *testing.T) {
 		t.Fatalf("mean rounds %.2f, worst %d: not logarithmic in %d nodes", mean, worst, nodes)
 	}
 }
+
+// In a network whose nodes have all spoken within the last minute, a full
+// bucket does not ping its least-recently-seen contact for every newcomer:
+// puts cost their lookup and their STOREs and nothing more.
+func TestBusyNetworkSendsNoLivenessPings(t *testing.T) {
+	tn := newTestNet(t, 14, memnet.Config{Latency: memnet.Uniform(50*time.Microsecond, 150*time.Microsecond)})
+	for range 200 {
+		tn.add(nil)
+	}
+	tn.bootstrapAll(time.Millisecond)
+	served := func() map[string]uint64 {
+		m := map[string]uint64{}
+		for _, n := range tn.nodes {
+			for k, v := range n.Stats().Served {
+				m[k] += v
+			}
+		}
+		return m
+	}
+	before := served()
+	const puts = 500
+	pending := puts
+	for i := range puts {
+		tn.nodes[(i*7)%200].Put(id.Key(fmt.Sprint(i)), []byte("v"), time.Hour, func(_ *PutResult, err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			pending--
+		})
+	}
+	tn.await(&pending, time.Minute)
+	after := served()
+	pings := after["PING"] - before["PING"]
+	findNodes := float64(after["FIND_NODE"]-before["FIND_NODE"]) / puts
+	t.Logf("per put: %.1f FIND_NODE, %.1f STORE, %.2f PING", findNodes, float64(after["STORE"]-before["STORE"])/puts, float64(pings)/puts)
+	if pings != 0 {
+		t.Fatalf("%d liveness pings during %d puts in a network where every contact is fresh", pings, puts)
+	}
+}
