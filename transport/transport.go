@@ -83,7 +83,9 @@ func (b *Batch) WriteTo(data []byte, to netip.AddrPort) {
 	if cap(b.buf)-len(b.buf) < len(data) {
 		// Earlier packets keep pointing into the old buffer, which stays alive
 		// through them; only new ones go to the bigger one.
-		b.buf = make([]byte, 0, max(2*cap(b.buf), 8*MaxDatagram))
+		// Start small (an idle node keeps one Batch per socket) and double:
+		// a busy socket reaches its working size once and keeps it.
+		b.buf = make([]byte, 0, max(2*cap(b.buf), 2*MaxDatagram))
 	}
 	start := len(b.buf)
 	b.buf = append(b.buf, data...)
