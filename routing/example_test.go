@@ -24,9 +24,9 @@ func ExampleTable_Seen() {
 	tb := routing.New(id.ID{}, routing.Config{K: 2})
 
 	a, b, c := contact(0x80, 4001), contact(0x90, 4002), contact(0xa0, 4003)
-	// c arrives two minutes later, when a and b are no longer fresh.
+	// c arrives 20 minutes later, when a and b are no longer fresh.
 	for i, x := range []id.Contact{a, b, c} {
-		res, ping, needPing := tb.Seen(x, now.Add(time.Duration(i/2)*2*time.Minute))
+		res, ping, needPing := tb.Seen(x, now.Add(time.Duration(i/2)*20*time.Minute))
 		if needPing {
 			fmt.Println(x.Addr.Port(), res, "ping", ping.Addr)
 		} else {
@@ -34,7 +34,7 @@ func ExampleTable_Seen() {
 		}
 	}
 	// The pinged contact answers: it stays, the newcomer keeps waiting.
-	res, _, _ := tb.Seen(a, now.Add(2*time.Minute+time.Second))
+	res, _, _ := tb.Seen(a, now.Add(20*time.Minute+time.Second))
 	fmt.Println(a.Addr.Port(), res, tb.Len(), len(tb.Replacements(0)))
 	// Output:
 	// 4001 Added
@@ -50,7 +50,7 @@ func ExampleTable_Failed() {
 	a, b, c := contact(0x80, 4001), contact(0x90, 4002), contact(0xa0, 4003)
 	tb.Seen(a, now)
 	tb.Seen(b, now)
-	later := now.Add(2 * time.Minute) // a is no longer fresh: the newcomer brings a ping
+	later := now.Add(20 * time.Minute) // a is no longer fresh: the newcomer brings a ping
 	_, ping, _ := tb.Seen(c, later)
 
 	fmt.Println(tb.Failed(ping.ID, later.Add(5*time.Second)))

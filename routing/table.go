@@ -26,7 +26,7 @@ const (
 	DefaultK           = 20
 	DefaultMaxFailures = 3
 	DefaultPingTimeout = time.Minute
-	DefaultFresh       = time.Minute
+	DefaultFresh       = 15 * time.Minute
 )
 
 // Config sizes a table. Zero fields take defaults; the zero value is a
@@ -50,9 +50,10 @@ type Config struct {
 	// last heard from. A full bucket whose least-recently-seen contact is
 	// fresh keeps it without pinging it (the newcomer waits in the
 	// replacement cache): a ping would only confirm what the table already
-	// knows, and a busy network would send one per newcomer. Default 1
-	// minute; negative means never fresh (ping every time, as the paper
-	// describes).
+	// knows, and a busy network would send one per newcomer. Default 15
+	// minutes, BEP 5's "good" node; a contact that died within that window
+	// is found out when a request to it fails. Negative means never fresh
+	// (ping every time, as the paper describes).
 	Fresh time.Duration
 }
 

@@ -22,6 +22,11 @@ func fullBucket(t *testing.T, cfg Config) (*Table, []id.Contact, func() id.Conta
 		// it asks for that.
 		cfg.PingTimeout = 24 * time.Hour
 	}
+	if cfg.Fresh == 0 {
+		// The tests below fill the bucket at time 0 and bring newcomers a
+		// minute or more later, when its contacts are no longer fresh.
+		cfg.Fresh = time.Minute
+	}
 	tb := New(self, cfg)
 	next := 0
 	fresh := func() id.Contact {
