@@ -73,6 +73,7 @@ const (
 	inFlight
 	responded
 	failed
+	stalled // asked long ago and not answered yet: still awaited, but no longer holds a slot
 )
 
 // distance is an XOR distance to the target as machine words, computed once
@@ -115,6 +116,7 @@ type Stats struct {
 	Queried   int // contacts handed out by Next
 	Responded int // of those, how many answered
 	Failed    int // of those, how many failed
+	Stalled   int // of those, how many were slow enough to stop holding a slot
 	// Rounds is the largest depth among contacts that responded: 1 when only
 	// seeds answered, 2 when a contact learned from a seed answered, ...
 	Rounds int
@@ -222,12 +224,14 @@ func (l *Lookup) Next(dst []id.Contact) []id.Contact {
 // and returns 0.
 func (l *Lookup) OnResponse(from id.ID, contacts []id.Contact) (depth int) {
 	i, ok := l.search(l.distanceTo(from))
-	if !ok || l.cands[i].st != inFlight {
+	if !ok || !l.cands[i].st.awaited() {
 		return 0
 	}
 	c := &l.cands[i]
+	if c.st == inFlight {
+		l.inFlight--
+	}
 	c.st = responded
-	l.inFlight--
 	l.stats.Responded++
 	depth = int(c.depth) + 1
 	l.stats.Rounds = max(l.stats.Rounds, depth)
@@ -243,12 +247,33 @@ func (l *Lookup) OnResponse(from id.ID, contacts []id.Contact) (depth int) {
 // from it is ignored. Calls for IDs not in flight are ignored.
 func (l *Lookup) OnFailure(from id.ID) {
 	i, ok := l.search(l.distanceTo(from))
+	if !ok || !l.cands[i].st.awaited() {
+		return
+	}
+	if l.cands[i].st == inFlight {
+		l.inFlight--
+	}
+	l.cands[i].st = failed
+	l.stats.Failed++
+}
+
+// awaited reports whether a candidate was asked and has not answered or
+// failed yet.
+func (s state) awaited() bool { return s == inFlight || s == stalled }
+
+// OnStall records that the request to `from` has gone unanswered for longer
+// than an answer usually takes. It stops holding one of the Alpha slots, so
+// that the lookup moves on to other candidates instead of waiting out the
+// full timeout of a node that may be gone; its answer is still taken if it
+// comes, and OnFailure ends the wait. Only requests in flight can stall.
+func (l *Lookup) OnStall(from id.ID) {
+	i, ok := l.search(l.distanceTo(from))
 	if !ok || l.cands[i].st != inFlight {
 		return
 	}
-	l.cands[i].st = failed
+	l.cands[i].st = stalled
 	l.inFlight--
-	l.stats.Failed++
+	l.stats.Stalled++
 }
 
 // Done reports whether the lookup has converged: the K closest candidates
@@ -266,7 +291,7 @@ func (l *Lookup) Done() bool {
 		switch l.cands[i].st {
 		case failed:
 			continue
-		case waiting, inFlight:
+		case waiting, inFlight, stalled:
 			return false
 		}
 		window++
@@ -296,7 +321,7 @@ func (l *Lookup) Closest(dst []id.Contact) []id.Contact {
 // FIND_VALUE found the value) uses it to forget their requests.
 func (l *Lookup) InFlight(dst []id.Contact) []id.Contact {
 	for i := range l.cands {
-		if l.cands[i].st == inFlight {
+		if l.cands[i].st.awaited() {
 			dst = append(dst, l.cands[i].contact)
 		}
 	}
@@ -375,7 +400,7 @@ func (l *Lookup) evict() {
 	}
 	for i := len(l.cands) - 1; i >= 0; i-- {
 		c := &l.cands[i]
-		if c.st == inFlight || (i < windowEnd && c.st != failed) {
+		if c.st.awaited() || (i < windowEnd && c.st != failed) {
 			continue
 		}
 		if !l.hasHorizon || c.dist.less(l.horizon) {

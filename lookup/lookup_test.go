@@ -625,3 +625,73 @@ func TestResetIsLikeNew(t *testing.T) {
 		t.Fatalf("Reset allocates %v times", a)
 	}
 }
+
+// A stalled request frees its slot, so the lookup asks the next candidate at
+// once; the stalled contact's late answer still counts, and the lookup is
+// not done while it is awaited.
+func TestStalledRequestFreesItsSlotButIsStillAwaited(t *testing.T) {
+	r := rand.New(rand.NewPCG(41, 42))
+	self, target := id.Random(r), id.Random(r)
+	var seeds []id.Contact
+	for i := range 6 {
+		seeds = append(seeds, id.Contact{ID: id.Random(r), Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, byte(1 + i)}), 4000)})
+	}
+	l := New(self, target, Config{K: 4, Alpha: 2})
+	l.AddSeeds(seeds)
+	first := l.Next(nil)
+	if len(first) != 2 || len(l.Next(nil)) != 0 {
+		t.Fatalf("want 2 in flight and no more, got %v", first)
+	}
+	slow := first[0]
+	l.OnStall(slow.ID)
+	l.OnStall(slow.ID) // a second stall of the same request changes nothing
+	next := l.Next(nil)
+	if len(next) != 1 || next[0] == slow || next[0] == first[1] {
+		t.Fatalf("after a stall, want one new candidate asked, got %v", next)
+	}
+	if got := l.InFlight(nil); len(got) != 3 {
+		t.Fatalf("InFlight = %v, want the stalled request and the two others", got)
+	}
+	for _, c := range append([]id.Contact{first[1]}, next...) {
+		l.OnResponse(c.ID, nil)
+	}
+	for _, c := range l.Next(nil) {
+		l.OnResponse(c.ID, nil)
+	}
+	if l.Done() {
+		t.Fatal("done while a stalled request among the K closest is still awaited")
+	}
+	if depth := l.OnResponse(slow.ID, nil); depth != 1 {
+		t.Fatalf("the stalled contact's late answer was not taken (depth %d)", depth)
+	}
+	for !l.Done() {
+		next := l.Next(nil)
+		if len(next) == 0 {
+			t.Fatal("not done, nothing to ask")
+		}
+		for _, c := range next {
+			l.OnResponse(c.ID, nil)
+		}
+	}
+	st := l.Stats()
+	if st.Stalled != 1 || st.Failed != 0 || st.Responded != st.Queried {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// A stalled request that then fails is a failure like any other.
+func TestStalledRequestCanStillFail(t *testing.T) {
+	r := rand.New(rand.NewPCG(43, 44))
+	l := New(id.Random(r), id.Random(r), Config{K: 2, Alpha: 1})
+	c := id.Contact{ID: id.Random(r), Addr: netip.MustParseAddrPort("127.0.0.1:4000")}
+	l.AddSeeds([]id.Contact{c})
+	l.Next(nil)
+	l.OnStall(c.ID)
+	if l.Done() {
+		t.Fatal("done while the only candidate is awaited")
+	}
+	l.OnFailure(c.ID)
+	if !l.Done() || l.Stats().Failed != 1 || len(l.Closest(nil)) != 0 {
+		t.Fatalf("after the stalled request failed: done %v, stats %+v", l.Done(), l.Stats())
+	}
+}

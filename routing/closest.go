@@ -16,6 +16,18 @@ import (
 // visits buckets in that order and sorts only the buckets it takes from,
 // stopping as soon as it has n contacts.
 func (t *Table) Closest(target id.ID, n int, dst []id.Contact) []id.Contact {
+	return t.closest(target, n, dst, false)
+}
+
+// ClosestResponsive is Closest without the contacts whose last request
+// failed (Failures > 0). A node hands these out, and seeds its own lookups
+// with them, so that a contact it has found unreachable costs nobody else a
+// timeout while the table waits to evict it.
+func (t *Table) ClosestResponsive(target id.ID, n int, dst []id.Contact) []id.Contact {
+	return t.closest(target, n, dst, true)
+}
+
+func (t *Table) closest(target id.ID, n int, dst []id.Contact, live bool) []id.Contact {
 	if n <= 0 || t.n == 0 {
 		return dst
 	}
@@ -27,7 +39,7 @@ func (t *Table) Closest(target id.ID, n int, dst []id.Contact) []id.Contact {
 		// target falls in the last bucket: it is nearest, then every bucket
 		// i differs from target first at bit i, so deeper is nearer.
 		for i := last; i >= 0 && need > 0; i-- {
-			dst, need = t.take(&t.buckets[i], tk, need, dst)
+			dst, need = t.take(&t.buckets[i], tk, need, dst, live)
 		}
 		return dst
 	}
@@ -37,31 +49,31 @@ func (t *Table) Closest(target id.ID, n int, dst []id.Contact) []id.Contact {
 	// when target and self differ at bit i. Shallower buckets come last,
 	// deepest first.
 	d := t.self.xor(tk)
-	dst, need = t.take(&t.buckets[tc], tk, need, dst)
+	dst, need = t.take(&t.buckets[tc], tk, need, dst, live)
 	for i := tc + 1; i < last && need > 0; i++ {
 		if d.bit(i) == 1 {
-			dst, need = t.take(&t.buckets[i], tk, need, dst)
+			dst, need = t.take(&t.buckets[i], tk, need, dst, live)
 		}
 	}
 	if need > 0 {
-		dst, need = t.take(&t.buckets[last], tk, need, dst)
+		dst, need = t.take(&t.buckets[last], tk, need, dst, live)
 	}
 	for i := last - 1; i > tc && need > 0; i-- {
 		if d.bit(i) == 0 {
-			dst, need = t.take(&t.buckets[i], tk, need, dst)
+			dst, need = t.take(&t.buckets[i], tk, need, dst, live)
 		}
 	}
 	for i := tc - 1; i >= 0 && need > 0; i-- {
-		dst, need = t.take(&t.buckets[i], tk, need, dst)
+		dst, need = t.take(&t.buckets[i], tk, need, dst, live)
 	}
 	return dst
 }
 
 // take appends the up to need contacts of b nearest to tk, nearest first,
-// and returns dst and how many are still needed. It keeps a sorted
-// selection of entry indexes on the stack (insertion into a bounded list:
-// buckets are small).
-func (t *Table) take(b *bucket, tk key, need int, dst []id.Contact) ([]id.Contact, int) {
+// leaving out failing ones when live is set, and returns dst and how many
+// are still needed. It keeps a sorted selection of entry indexes on the
+// stack (insertion into a bounded list: buckets are small).
+func (t *Table) take(b *bucket, tk key, need int, dst []id.Contact, live bool) ([]id.Contact, int) {
 	es := b.entries
 	if len(es) == 0 {
 		return dst, need
@@ -71,6 +83,9 @@ func (t *Table) take(b *bucket, tk key, need int, dst []id.Contact) ([]id.Contac
 	m := 0
 	for j := range es {
 		e := &es[j]
+		if live && e.failures > 0 {
+			continue
+		}
 		if m == lim {
 			if !closer(tk, e, &es[sel[m-1]]) {
 				continue

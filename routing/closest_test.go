@@ -130,3 +130,53 @@ func bigTable(k, n int) (*Table, []id.Contact) {
 	tb.ForEach(func(_ int, e Entry) { cs = append(cs, e.Contact) })
 	return tb, cs
 }
+
+// ClosestResponsive is the brute-force sort of the entries whose last request
+// did not fail, over random tables that keep failing entries.
+func TestClosestResponsiveMatchesBruteForceSort(t *testing.T) {
+	withFailing := 0
+	for seed := range uint64(200) {
+		r := newRand(seed + 5e6)
+		self := id.Random(r)
+		tb := New(self, Config{K: []int{2, 5, 20}[r.IntN(3)], MaxFailures: 3})
+		var cs []id.Contact
+		for i := range r.IntN(400) {
+			c := id.Contact{ID: id.Random(r), Addr: addr(i + 1)}
+			if r.IntN(2) == 0 {
+				c = inBucket(r, self, r.IntN(12), i+1)
+			}
+			tb.Seen(c, t0)
+			cs = append(cs, c)
+		}
+		for range len(cs) / 4 {
+			tb.Failed(cs[r.IntN(len(cs))].ID, t0) // once: kept while no replacement waits
+		}
+		var live []id.Contact
+		failing := 0
+		tb.ForEach(func(_ int, e Entry) {
+			if e.Failures == 0 {
+				live = append(live, e.Contact)
+			} else {
+				failing++
+			}
+		})
+		if failing > 0 {
+			withFailing++
+		}
+		for range 5 {
+			target := id.Random(r)
+			sorted := sortedByDistance(live, target)
+			for _, n := range []int{1, tb.K(), 3 * tb.K(), tb.Len()} {
+				want := sorted[:min(n, len(sorted))]
+				if got := tb.ClosestResponsive(target, n, nil); !slices.Equal(got, want) {
+					t.Fatalf("seed %d: ClosestResponsive(%s, %d) =\n%v\nwant\n%v", seed, target.Short(), n, got, want)
+				}
+			}
+		}
+	}
+	// A failed contact is evicted at once when a replacement waits, so not
+	// every table keeps one; enough must for the comparison to mean something.
+	if withFailing < 50 {
+		t.Fatalf("only %d of 200 tables kept a failing entry", withFailing)
+	}
+}

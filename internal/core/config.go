@@ -35,6 +35,7 @@ type Config struct {
 	Network          uint32        // network ID; datagrams from other networks are dropped
 	ReadOnly         bool          // a short-lived client: serves nothing, stays out of routing tables
 	RequestTimeout   time.Duration // default 1s
+	StallAfter       time.Duration // a lookup stops waiting for a request this old (still taking a late answer); default RequestTimeout/2
 	Retries          int           // resends of an unanswered request; default 1 (use -1 for none)
 	MaxInFlight      int           // requests in flight; default 4096
 	MaxTTL           time.Duration // longest TTL this node grants a stored value; default 24h
@@ -94,6 +95,12 @@ func (c *Config) Validate() error {
 	}
 	if c.RequestTimeout < 0 {
 		return fmt.Errorf("core: RequestTimeout = %v: must be positive", c.RequestTimeout)
+	}
+	if c.StallAfter == 0 {
+		c.StallAfter = c.RequestTimeout / 2
+	}
+	if c.StallAfter < 0 || c.StallAfter > c.RequestTimeout {
+		return fmt.Errorf("core: StallAfter = %v: must be between 0 and RequestTimeout (%v)", c.StallAfter, c.RequestTimeout)
 	}
 	if c.MaxTTL == 0 {
 		c.MaxTTL = DefaultMaxTTL

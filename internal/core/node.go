@@ -331,9 +331,10 @@ func (n *Node) serve(s *scratch, m *wire.Message, from netip.AddrPort, now time.
 }
 
 // closestExcept appends the K contacts closest to target, leaving out the
-// requester, who knows itself.
+// requester, who knows itself, and contacts that failed our last request to
+// them: a dead contact handed out costs every asker a timeout.
 func (n *Node) closestExcept(target, requester id.ID, dst []id.Contact) []id.Contact {
-	dst = n.table.Closest(target, n.cfg.K+1, dst)
+	dst = n.table.ClosestResponsive(target, n.cfg.K+1, dst)
 	for i, c := range dst {
 		if c.ID == requester {
 			dst = append(dst[:i], dst[i+1:]...)

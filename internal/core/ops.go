@@ -20,6 +20,9 @@ type pending struct {
 	key   id.ID // FIND_NODE target; FIND_VALUE and STORE key
 	op    op
 	tries int
+	// stalled is set once a lookup request outlived StallAfter: the lookup
+	// stopped waiting for it, and its deadline moved on to the full timeout.
+	stalled bool
 }
 
 // op is whatever sent a request and wants its outcome. Both methods run under
@@ -54,7 +57,11 @@ func (n *Node) send(to id.Contact, typ wire.Type, key id.ID, o op, now time.Time
 	}
 	txid := n.rpc.NewTxID(n.rng)
 	p := pending{to: to, typ: typ, key: key, op: o, tries: 1}
-	if err := n.rpc.Add(txid, to.Addr, now.Add(n.cfg.RequestTimeout), p); err != nil {
+	deadline := now.Add(n.cfg.RequestTimeout)
+	if _, ok := o.(*lookupOp); ok && n.cfg.StallAfter < n.cfg.RequestTimeout {
+		deadline = now.Add(n.cfg.StallAfter) // first the stall, then the rest of the timeout
+	}
+	if err := n.rpc.Add(txid, to.Addr, deadline, p); err != nil {
 		n.stats.rpcFull.Add(1)
 		return false
 	}
@@ -121,6 +128,14 @@ func (n *Node) onRPCTimer(gen uint64) {
 		}
 		n.rpcTimer.t = nil
 		n.rpc.Expire(now, func(txid uint64, to netip.AddrPort, p pending) {
+			if lo, ok := p.op.(*lookupOp); ok && !p.stalled && n.cfg.StallAfter < n.cfg.RequestTimeout {
+				p.stalled = true
+				if n.rpc.Add(txid, to, now.Add(n.cfg.RequestTimeout-n.cfg.StallAfter), p) == nil {
+					n.stats.stalls.Add(1)
+					lo.stall(n, &p, now, w)
+					return
+				}
+			}
 			if p.tries <= n.cfg.Retries {
 				p.tries++
 				if n.rpc.Add(txid, to, now.Add(n.cfg.RequestTimeout), p) == nil {
@@ -203,6 +218,9 @@ type LookupResult struct {
 	Messages int
 	// Queried, Responded and Failed count distinct contacts.
 	Queried, Responded, Failed int
+	// Stalled counts requests the lookup stopped waiting for before their
+	// timeout (they may still have answered).
+	Stalled int
 	// Local is set when the values came from the node's own store.
 	Local    bool
 	Started  time.Time
@@ -239,8 +257,14 @@ func (n *Node) lookup(typ wire.Type, target id.ID, now time.Time, w transport.Wr
 		started: now,
 		then:    then,
 	}
-	var seeds [wire.MaxContacts]id.Contact
-	o.l.AddSeeds(n.table.Closest(target, n.cfg.K, seeds[:0]))
+	var buf [wire.MaxContacts]id.Contact
+	seeds := n.table.ClosestResponsive(target, n.cfg.K, buf[:0])
+	if len(seeds) == 0 {
+		// Every contact failed its last request: perhaps our own network
+		// was down. Try them all rather than give up.
+		seeds = n.table.Closest(target, n.cfg.K, buf[:0])
+	}
+	o.l.AddSeeds(seeds)
 	n.table.Touch(target, now)
 	n.advance(o, now, w)
 	return o
@@ -300,6 +324,16 @@ func (o *lookupOp) response(n *Node, p *pending, m *wire.Message, now time.Time,
 	n.advance(o, now, w)
 }
 
+// stall lets the lookup move on from a request that is taking long: a node
+// that left the network should cost a lookup its stall time, not its timeout.
+func (o *lookupOp) stall(n *Node, p *pending, now time.Time, w transport.Writer) {
+	if o.finished {
+		return
+	}
+	o.l.OnStall(p.to.ID)
+	n.advance(o, now, w)
+}
+
 func (o *lookupOp) failure(n *Node, p *pending, now time.Time, w transport.Writer) {
 	if o.finished {
 		return
@@ -321,6 +355,7 @@ func (n *Node) finishLookup(o *lookupOp, now time.Time, w transport.Writer) {
 		Queried:   st.Queried,
 		Responded: st.Responded,
 		Failed:    st.Failed,
+		Stalled:   st.Stalled,
 		Started:   o.started,
 		Duration:  now.Sub(o.started),
 	}

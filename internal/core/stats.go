@@ -15,6 +15,7 @@ type stats struct {
 	malformed, wrongNetwork       atomic.Uint64
 	unmatched, responses          atomic.Uint64
 	requests, retries, timeouts   atomic.Uint64
+	stalls                        atomic.Uint64
 	rpcFull                       atomic.Uint64
 	storesAccepted, storesRefused atomic.Uint64
 	expired, refreshes            atomic.Uint64
@@ -32,6 +33,7 @@ type Stats struct {
 	Requests       uint64 // requests sent, retries included
 	Retries        uint64 // requests sent again after a timeout
 	Timeouts       uint64 // requests that got no answer after every retry
+	Stalls         uint64 // lookup requests slow enough that the lookup moved on without them
 	RPCFull        uint64 // requests not sent because too many were in flight
 	StoresAccepted uint64 // STORE requests accepted
 	StoresRefused  uint64 // STORE requests refused
@@ -51,7 +53,7 @@ func (n *Node) Stats() Stats {
 		PacketsIn: s.packetsIn.Load(), PacketsOut: s.packetsOut.Load(),
 		Malformed: s.malformed.Load(), WrongNetwork: s.wrongNetwork.Load(),
 		Unmatched: s.unmatched.Load(), Responses: s.responses.Load(),
-		Requests: s.requests.Load(), Retries: s.retries.Load(), Timeouts: s.timeouts.Load(),
+		Requests: s.requests.Load(), Retries: s.retries.Load(), Timeouts: s.timeouts.Load(), Stalls: s.stalls.Load(),
 		RPCFull:        s.rpcFull.Load(),
 		StoresAccepted: s.storesAccepted.Load(), StoresRefused: s.storesRefused.Load(),
 		Expired: s.expired.Load(), Refreshes: s.refreshes.Load(),
