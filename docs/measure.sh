@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Reproduces every figure of docs/BENCHMARKS.md, one measurement at a time
+# (they share the machine's cores, so nothing else should run meanwhile).
+# Usage: bash docs/measure.sh OUTDIR    (about 45 minutes on 2 cores)
+set -u
+out=${1:?usage: docs/measure.sh OUTDIR}
+mkdir -p "$out/plots"
+cd "$(dirname "$0")/.."
+go build -o "$out/dht" ./cmd/dht
+D="$out/dht"
+{ nproc; grep -m1 "model name" /proc/cpuinfo; free -g | head -2; uname -r; go version; git rev-parse --short HEAD; } > "$out/machine.txt"
+
+# Go benchmarks: the codec, the routing table, the node's own work per request.
+go test -run '^$' -bench 'Encode|Decode' -benchmem -count 6 ./wire > "$out/micro-wire.txt" 2>&1
+go test -run '^$' -bench 'Closest20$|SeenExisting|SeenNew' -benchmem -count 6 ./routing > "$out/micro-routing.txt" 2>&1
+go test -run '^$' -bench 'HandleRequest|HandleBatch' -benchmem -count 6 ./internal/core > "$out/micro-core.txt" 2>&1
+go test -run '^$' -bench 'Benchmark(Get|Put)$' -benchmem -count 6 ./internal/core > "$out/micro-ops.txt" 2>&1
+go test -run '^$' -bench 'ServeFindValue|Echo' -benchtime 200000x -count 6 ./bench > "$out/micro-bench.txt" 2>&1
+
+# Real UDP on loopback.
+for i in 1 2 3; do "$D" bench serve > "$out/serve$i.txt" 2>&1; done
+for i in 1 2 3; do "$D" bench cluster > "$out/cluster$i.txt" 2>&1; done
+"$D" bench idle --nodes 10000 > "$out/idle1.txt" 2>&1
+
+# The simulator.
+for s in small 10k longtail loss partition churn; do
+	/usr/bin/time -v "$D" sim --scenario "sim/testdata/$s.json" --json --plot "$out/plots" --progress none > "$out/sim-$s.json" 2> "$out/sim-$s.err"
+done
+/usr/bin/time -v "$D" sim --scenario sim/testdata/100k.json --json --plot "$out/plots" --progress lines > "$out/sim-100k.json" 2> "$out/sim-100k.err"
+/usr/bin/time -v "$D" sim --nodes 100000 --progress lines > "$out/sim-nodes100000.txt" 2> "$out/sim-nodes100000.err"
+"$D" sim --compare "$out/sim-small.json,$out/sim-10k.json,$out/sim-100k.json" --name sizes --plot "$out/plots" > "$out/compare-sizes.txt" 2>&1
+"$D" sim --compare "$out/sim-10k.json,$out/sim-longtail.json,$out/sim-loss.json" --name models --plot "$out/plots" > "$out/compare-models.txt" 2>&1
+echo "done: $out"
