@@ -43,14 +43,14 @@ func (n *Node) onMaintenance(gen uint64) {
 
 func (n *Node) maintain(now time.Time, w transport.Writer) {
 	if swept := n.store.Sweep(now); swept > 0 {
-		n.stats.expired.Add(uint64(swept))
+		n.stats.expired += uint64(swept)
 	}
 	if n.table.Len() == 0 {
 		return
 	}
 	var buf [id.Bits]int
 	for _, i := range n.table.Stale(now, n.cfg.RefreshInterval, buf[:0]) {
-		n.stats.refreshes.Add(1)
+		n.stats.refreshes++
 		n.lookup(wire.FindNode, n.table.RefreshTarget(i, n.rng), now, w, func(*LookupResult, time.Time, transport.Writer) {})
 	}
 }

@@ -245,15 +245,15 @@ func (n *Node) HandleBatch(pkts []transport.Packet, w transport.Writer) {
 // handle decodes one datagram and serves it, or hands it to the request it
 // answers. The lock is held.
 func (n *Node) handle(s *scratch, data []byte, from netip.AddrPort, now time.Time, w transport.Writer) {
-	n.stats.packetsIn.Add(1)
+	n.stats.packetsIn++
 	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 	m := &s.msg
 	if err := wire.Decode(data, m); err != nil {
-		n.stats.malformed.Add(1)
+		n.stats.malformed++
 		// A well-formed header with a request type we do not know gets an
 		// answer, so that newer peers learn we speak an older version.
 		if errors.Is(err, wire.ErrUnknownType) && m.Type.IsRequest() && m.Network == n.cfg.Network && !n.cfg.ReadOnly {
-			n.stats.served[0].Add(1)
+			n.stats.served[0]++
 			n.reply(s, m, from, w, wire.Error, func(o *wire.Message) {
 				o.Code = wire.CodeUnknownType
 				o.Text = append(s.text[:0], "unknown request type"...)
@@ -262,7 +262,7 @@ func (n *Node) handle(s *scratch, data []byte, from netip.AddrPort, now time.Tim
 		return
 	}
 	if m.Network != n.cfg.Network {
-		n.stats.wrongNetwork.Add(1)
+		n.stats.wrongNetwork++
 		return
 	}
 	if m.Type.IsRequest() {
@@ -285,7 +285,7 @@ func (n *Node) reply(s *scratch, m *wire.Message, to netip.AddrPort, w transport
 		return
 	}
 	w.WriteTo(b, to)
-	n.stats.packetsOut.Add(1)
+	n.stats.packetsOut++
 }
 
 // serve answers one request. The lock is held.
@@ -293,7 +293,7 @@ func (n *Node) serve(s *scratch, m *wire.Message, from netip.AddrPort, now time.
 	if n.cfg.ReadOnly {
 		return // read-only nodes are in nobody's table; a request is a mistake or a probe
 	}
-	n.stats.served[m.Type].Add(1)
+	n.stats.served[m.Type]++
 	if m.Flags&wire.FlagReadOnly == 0 {
 		n.observe(id.Contact{ID: m.Sender, Addr: from}, now, w)
 	}
@@ -361,7 +361,7 @@ func ttlSeconds(d time.Duration) uint32 {
 
 func (n *Node) serveStore(s *scratch, m *wire.Message, from netip.AddrPort, now time.Time, w transport.Writer) {
 	refuse := func(code wire.ErrorCode, text string) {
-		n.stats.storesRefused.Add(1)
+		n.stats.storesRefused++
 		n.reply(s, m, from, w, wire.Error, func(o *wire.Message) {
 			o.Code = code
 			o.Text = s.text[:copy(s.text[:], text)]
@@ -392,7 +392,7 @@ func (n *Node) serveStore(s *scratch, m *wire.Message, from netip.AddrPort, now 
 		refuse(code, err.Error())
 		return
 	}
-	n.stats.storesAccepted.Add(1)
+	n.stats.storesAccepted++
 	n.reply(s, m, from, w, wire.Stored, func(o *wire.Message) { o.TTL = ttlSeconds(ttl) })
 }
 
@@ -416,10 +416,10 @@ func (n *Node) observe(c id.Contact, now time.Time, w transport.Writer) {
 func (n *Node) handleResponse(m *wire.Message, from netip.AddrPort, now time.Time, w transport.Writer) {
 	p, ok := n.rpc.Match(m.TxID, from)
 	if !ok {
-		n.stats.unmatched.Add(1)
+		n.stats.unmatched++
 		return
 	}
-	n.stats.responses.Add(1)
+	n.stats.responses++
 	if !p.to.ID.IsZero() && p.to.ID != m.Sender {
 		// Someone else answers at that address now (a restart with a new ID):
 		// the contact we asked for is gone.

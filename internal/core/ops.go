@@ -62,7 +62,7 @@ func (n *Node) send(to id.Contact, typ wire.Type, key id.ID, o op, now time.Time
 		deadline = now.Add(n.cfg.StallAfter) // first the stall, then the rest of the timeout
 	}
 	if err := n.rpc.Add(txid, to.Addr, deadline, p); err != nil {
-		n.stats.rpcFull.Add(1)
+		n.stats.rpcFull++
 		return false
 	}
 	n.write(txid, &p, w)
@@ -91,8 +91,8 @@ func (n *Node) write(txid uint64, p *pending, w transport.Writer) {
 	b, err := m.Append(e.buf[:0])
 	if err == nil {
 		w.WriteTo(b, p.to.Addr)
-		n.stats.packetsOut.Add(1)
-		n.stats.requests.Add(1)
+		n.stats.packetsOut++
+		n.stats.requests++
 	} else {
 		n.log.Error("encoding a request failed", "type", p.typ, "err", err)
 	}
@@ -131,7 +131,7 @@ func (n *Node) onRPCTimer(gen uint64) {
 			if lo, ok := p.op.(*lookupOp); ok && !p.stalled && n.cfg.StallAfter < n.cfg.RequestTimeout {
 				p.stalled = true
 				if n.rpc.Add(txid, to, now.Add(n.cfg.RequestTimeout-n.cfg.StallAfter), p) == nil {
-					n.stats.stalls.Add(1)
+					n.stats.stalls++
 					lo.stall(n, &p, now, w)
 					return
 				}
@@ -139,12 +139,12 @@ func (n *Node) onRPCTimer(gen uint64) {
 			if p.tries <= n.cfg.Retries {
 				p.tries++
 				if n.rpc.Add(txid, to, now.Add(n.cfg.RequestTimeout), p) == nil {
-					n.stats.retries.Add(1)
+					n.stats.retries++
 					n.write(txid, &p, w)
 					return
 				}
 			}
-			n.stats.timeouts.Add(1)
+			n.stats.timeouts++
 			if !p.to.ID.IsZero() {
 				n.table.Failed(p.to.ID, now)
 			}

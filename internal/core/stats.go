@@ -1,25 +1,25 @@
 package core
 
 import (
-	"sync/atomic"
-
 	"github.com/dhtkit/dht/id"
 	"github.com/dhtkit/dht/routing"
 	"github.com/dhtkit/dht/wire"
 )
 
-// stats are the node's counters, updated with atomics so that reading them
-// never takes the node's lock.
+// stats are the node's counters. Every update happens under the node's lock
+// (which every path that counts already holds), so they are plain integers:
+// atomics would add a locked instruction per counter per datagram for
+// nothing.
 type stats struct {
-	packetsIn, packetsOut         atomic.Uint64
-	malformed, wrongNetwork       atomic.Uint64
-	unmatched, responses          atomic.Uint64
-	requests, retries, timeouts   atomic.Uint64
-	stalls                        atomic.Uint64
-	rpcFull                       atomic.Uint64
-	storesAccepted, storesRefused atomic.Uint64
-	expired, refreshes            atomic.Uint64
-	served                        [5]atomic.Uint64 // by request type; index 0 counts unknown types
+	packetsIn, packetsOut         uint64
+	malformed, wrongNetwork       uint64
+	unmatched, responses          uint64
+	requests, retries, timeouts   uint64
+	stalls                        uint64
+	rpcFull                       uint64
+	storesAccepted, storesRefused uint64
+	expired, refreshes            uint64
+	served                        [5]uint64 // by request type; index 0 counts unknown types
 }
 
 // Stats is a snapshot of a node's counters since it started.
@@ -48,24 +48,24 @@ type Stats struct {
 
 // Stats returns a snapshot of the node's counters.
 func (n *Node) Stats() Stats {
+	n.mu.Lock()
 	s := &n.stats
 	st := Stats{
-		PacketsIn: s.packetsIn.Load(), PacketsOut: s.packetsOut.Load(),
-		Malformed: s.malformed.Load(), WrongNetwork: s.wrongNetwork.Load(),
-		Unmatched: s.unmatched.Load(), Responses: s.responses.Load(),
-		Requests: s.requests.Load(), Retries: s.retries.Load(), Timeouts: s.timeouts.Load(), Stalls: s.stalls.Load(),
-		RPCFull:        s.rpcFull.Load(),
-		StoresAccepted: s.storesAccepted.Load(), StoresRefused: s.storesRefused.Load(),
-		Expired: s.expired.Load(), Refreshes: s.refreshes.Load(),
-		Served: map[string]uint64{},
+		PacketsIn: s.packetsIn, PacketsOut: s.packetsOut,
+		Malformed: s.malformed, WrongNetwork: s.wrongNetwork,
+		Unmatched: s.unmatched, Responses: s.responses,
+		Requests: s.requests, Retries: s.retries, Timeouts: s.timeouts, Stalls: s.stalls,
+		RPCFull:        s.rpcFull,
+		StoresAccepted: s.storesAccepted, StoresRefused: s.storesRefused,
+		Expired: s.expired, Refreshes: s.refreshes,
+		Served:    map[string]uint64{},
+		InFlight:  n.rpc.Len(),
+		TableSize: n.table.Len(),
+		Buckets:   n.table.Buckets(),
 	}
 	for t := wire.Ping; t <= wire.Store; t++ {
-		st.Served[t.String()] = s.served[t].Load()
+		st.Served[t.String()] = s.served[t]
 	}
-	n.mu.Lock()
-	st.InFlight = n.rpc.Len()
-	st.TableSize = n.table.Len()
-	st.Buckets = n.table.Buckets()
 	n.mu.Unlock()
 	st.StoredValues = n.store.Len()
 	return st
