@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces every figure of docs/BENCHMARKS.md, one measurement at a time
 # (they share the machine's cores, so nothing else should run meanwhile).
-# Usage: bash docs/measure.sh OUTDIR    (about 45 minutes on 2 cores)
+# Usage: bash docs/measure.sh OUTDIR    (about 70 minutes on 2 cores)
 set -u
 out=${1:?usage: docs/measure.sh OUTDIR}
 mkdir -p "$out/plots"
@@ -21,6 +21,14 @@ go test -run '^$' -bench 'ServeFindValue|Echo' -benchtime 200000x -count 6 ./ben
 for i in 1 2 3; do "$D" bench serve > "$out/serve$i.txt" 2>&1; done
 for i in 1 2 3; do "$D" bench cluster > "$out/cluster$i.txt" 2>&1; done
 "$D" bench idle --nodes 10000 > "$out/idle1.txt" 2>&1
+# Maintenance brought into the window: a 5-minute refresh interval, three intervals.
+"$D" bench idle --nodes 10000 --refresh 5m --idle 15m > "$out/idle-refresh.txt" 2>&1
+# Where the CPU goes, for the targets not reached.
+"$D" bench cluster --cpuprofile "$out/cluster.prof" > "$out/cluster-prof.txt" 2>&1
+go tool pprof -top "$D" "$out/cluster.prof" > "$out/cluster-top.txt" 2>&1
+"$D" bench serve --cpuprofile "$out/serve.prof" > "$out/serve-prof.txt" 2>&1
+go tool pprof -top -tagfocus=role=node "$D" "$out/serve.prof" > "$out/serve-top-node.txt" 2>&1
+go tool pprof -top -tagfocus=role=echo "$D" "$out/serve.prof" > "$out/serve-top-echo.txt" 2>&1
 
 # The simulator.
 for s in small 10k longtail loss partition churn; do
