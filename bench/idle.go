@@ -79,8 +79,8 @@ func (c *IdleConfig) validate() error {
 	switch {
 	case c.Nodes < 1 || c.Nodes > MaxIdleNodes:
 		return fmt.Errorf("bench: IdleConfig.Nodes is %d: must be from 1 to %d", c.Nodes, MaxIdleNodes)
-	case c.Idle < 0 || c.Idle > MaxDuration:
-		return fmt.Errorf("bench: IdleConfig.Idle is %v: must be positive and at most %v", c.Idle, MaxDuration)
+	case c.Idle < 0 || c.Idle > MaxIdleWindow:
+		return fmt.Errorf("bench: IdleConfig.Idle is %v: must be positive and at most %v", c.Idle, MaxIdleWindow)
 	case c.Settle > MaxDuration:
 		return fmt.Errorf("bench: IdleConfig.Settle is %v: must be at most %v", c.Settle, MaxDuration)
 	case c.Batch < 1 || c.Batch > udp.MaxBatch:

@@ -76,6 +76,7 @@ func TestIdleConfigRejectsNonsenseNamingTheField(t *testing.T) {
 		{func(c *IdleConfig) { c.Nodes = -1 }, "Nodes"},
 		{func(c *IdleConfig) { c.Nodes = MaxIdleNodes + 1 }, "Nodes"},
 		{func(c *IdleConfig) { c.Idle = -time.Second }, "Idle"},
+		{func(c *IdleConfig) { c.Idle = MaxIdleWindow + time.Second }, "Idle"},
 		{func(c *IdleConfig) { c.Settle = 2 * MaxDuration }, "Settle"},
 		{func(c *IdleConfig) { c.Batch = 2000 }, "Batch"},
 		{func(c *IdleConfig) { c.RefreshInterval = time.Millisecond }, "RefreshInterval"},

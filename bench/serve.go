@@ -110,6 +110,9 @@ const (
 	MaxConcurrency = 65_536
 	MaxRounds      = 100
 	MaxDuration    = time.Hour
+	// MaxIdleWindow is longer than MaxDuration: the idle window must be able
+	// to hold a whole default refresh interval (1h) and the timers' jitter.
+	MaxIdleWindow = 6 * time.Hour
 )
 
 // fill sets *v to def when it is the zero value.

@@ -265,14 +265,14 @@ func runBenchIdle(args []string, stdout, stderr io.Writer) int {
 	fs := f.fs
 	d := bench.DefaultIdleConfig()
 	nodes := intRange{v: d.Nodes, min: 1, max: bench.MaxIdleNodes}
-	idle := durationRange{v: d.Idle, min: time.Millisecond, max: bench.MaxDuration}
+	idle := durationRange{v: d.Idle, min: time.Millisecond, max: bench.MaxIdleWindow}
 	settle := durationRange{v: d.Settle, min: 0, max: bench.MaxDuration}
 	batch := intRange{v: d.Batch, min: 1, max: 1024}
 	refresh := durationRange{v: 0, min: 0, max: 24 * time.Hour}
 	var nf nodeFlags
 	nf.register(fs, d.JoinConcurrency)
 	fs.Var(&nodes, "nodes", fmt.Sprintf("nodes to start, one socket each, 1 to %d (and within the open-file limit)", bench.MaxIdleNodes))
-	fs.Var(&idle, "idle", "how long to measure CPU use once the network has settled")
+	fs.Var(&idle, "idle", "how long to measure CPU use once the network has settled, up to 6h (a whole default refresh interval, jitter included, takes 1h30m)")
 	fs.Var(&settle, "settle", "wait between the last join and the measurements (0 for none)")
 	fs.Var(&refresh, "refresh", "the nodes' bucket refresh interval, up to 24h; 0 keeps the default (1h). A short one brings maintenance into the idle window")
 	fs.Var(&batch, "batch", "datagrams per system call on each node's socket, 1 to 1024 (each costs about 2 KiB of receive buffer)")

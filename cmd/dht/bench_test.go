@@ -33,7 +33,8 @@ func TestBenchFlagsRejectedWithClearMessages(t *testing.T) {
 		{[]string{"bench", "cluster", "--op-timeout", "soon"}, []string{"-op-timeout", "duration"}},
 		{[]string{"bench", "idle", "--nodes", "0"}, []string{"-nodes", "1 to 100000"}},
 		{[]string{"bench", "idle", "--batch", "0"}, []string{"-batch", "1 to 1024"}},
-		{[]string{"bench", "idle", "--idle", "0"}, []string{"-idle", "from 1ms to 1h"}},
+		{[]string{"bench", "idle", "--idle", "0"}, []string{"-idle", "from 1ms to 6h"}},
+		{[]string{"bench", "idle", "--idle", "7h"}, []string{"-idle", "from 1ms to 6h"}},
 		{[]string{"bench", "idle", "--refresh", "48h"}, []string{"-refresh", "from 0s to 24h"}},
 		{[]string{"bench", "idle", "--cpuprofile", "/nonexistent/dir/cpu.prof", "--nodes", "1"}, []string{"-cpuprofile", "no such file"}},
 	}
