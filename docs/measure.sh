@@ -2,6 +2,8 @@
 # Reproduces every figure of docs/BENCHMARKS.md, one measurement at a time
 # (they share the machine's cores, so nothing else should run meanwhile).
 # Usage: bash docs/measure.sh OUTDIR    (about 70 minutes on 2 cores)
+#        LONG=1 bash docs/measure.sh OUTDIR adds the idle run over a whole
+#        refresh interval (another 92 minutes).
 set -u
 out=${1:?usage: docs/measure.sh OUTDIR}
 mkdir -p "$out/plots"
@@ -23,6 +25,9 @@ for i in 1 2 3; do "$D" bench cluster > "$out/cluster$i.txt" 2>&1; done
 "$D" bench idle --nodes 10000 > "$out/idle1.txt" 2>&1
 # Maintenance brought into the window: a 5-minute refresh interval, three intervals.
 "$D" bench idle --nodes 10000 --refresh 5m --idle 15m > "$out/idle-refresh.txt" 2>&1
+if [ "${LONG:-0}" = 1 ]; then
+	"$D" bench idle --nodes 10000 --idle 90m > "$out/idle-90m.txt" 2>&1
+fi
 # Where the CPU goes, for the targets not reached.
 "$D" bench cluster --cpuprofile "$out/cluster.prof" > "$out/cluster-prof.txt" 2>&1
 go tool pprof -top "$D" "$out/cluster.prof" > "$out/cluster-top.txt" 2>&1
