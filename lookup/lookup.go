@@ -223,15 +223,12 @@ func (l *Lookup) Next(dst []id.Contact) []id.Contact {
 // in flight (never queried, already answered, failed, or unknown) is ignored
 // and returns 0.
 func (l *Lookup) OnResponse(from id.ID, contacts []id.Contact) (depth int) {
-	i, ok := l.search(l.distanceTo(from))
-	if !ok || !l.cands[i].st.awaited() {
+	i, ok := l.awaitedIndex(from)
+	if !ok {
 		return 0
 	}
+	l.setState(i, responded)
 	c := &l.cands[i]
-	if c.st == inFlight {
-		l.inFlight--
-	}
-	c.st = responded
 	l.stats.Responded++
 	depth = int(c.depth) + 1
 	l.stats.Rounds = max(l.stats.Rounds, depth)
@@ -246,20 +243,32 @@ func (l *Lookup) OnResponse(from id.ID, contacts []id.Contact) (depth int) {
 // The candidate no longer counts toward the K closest, and a later response
 // from it is ignored. Calls for IDs not in flight are ignored.
 func (l *Lookup) OnFailure(from id.ID) {
-	i, ok := l.search(l.distanceTo(from))
-	if !ok || !l.cands[i].st.awaited() {
+	i, ok := l.awaitedIndex(from)
+	if !ok {
 		return
 	}
-	if l.cands[i].st == inFlight {
-		l.inFlight--
-	}
-	l.cands[i].st = failed
+	l.setState(i, failed)
 	l.stats.Failed++
 }
 
 // awaited reports whether a candidate was asked and has not answered or
 // failed yet.
 func (s state) awaited() bool { return s == inFlight || s == stalled }
+
+// awaitedIndex returns the index of candidate from if it is awaited.
+func (l *Lookup) awaitedIndex(from id.ID) (int, bool) {
+	i, ok := l.search(l.distanceTo(from))
+	return i, ok && l.cands[i].st.awaited()
+}
+
+// setState moves candidate i to st, giving back the Alpha slot it held if it
+// was in flight: the one place that keeps l.inFlight in step.
+func (l *Lookup) setState(i int, st state) {
+	if l.cands[i].st == inFlight {
+		l.inFlight--
+	}
+	l.cands[i].st = st
+}
 
 // OnStall records that the request to `from` has gone unanswered for longer
 // than an answer usually takes. It stops holding one of the Alpha slots, so
@@ -271,8 +280,7 @@ func (l *Lookup) OnStall(from id.ID) {
 	if !ok || l.cands[i].st != inFlight {
 		return
 	}
-	l.cands[i].st = stalled
-	l.inFlight--
+	l.setState(i, stalled)
 	l.stats.Stalled++
 }
 

@@ -147,6 +147,16 @@ type bucket struct {
 	pinging bool
 }
 
+// endPing forgets the outstanding liveness ping if it was for k (k has
+// answered, been replaced or been removed), and reports whether it was.
+func (b *bucket) endPing(k key) bool {
+	if b.pinging && b.pinged == k {
+		b.pinging = false
+		return true
+	}
+	return false
+}
+
 // Table is a Kademlia routing table. Create one with New; the zero value is
 // not usable. A Table is not safe for concurrent use: it holds no lock, and
 // its owner must serialize every call (the node guards it with its own
@@ -258,9 +268,7 @@ func (t *Table) Seen(c id.Contact, now time.Time) (res Result, ping id.Contact, 
 				// bucket's most recent, so a busy peer costs a timestamp
 				// update, not a shuffle of the bucket, per datagram.
 				e.lastSeen = ns
-				if b.pinging && b.pinged == k {
-					b.pinging = false
-				}
+				b.endPing(k)
 				return Updated, id.Contact{}, false
 			}
 			e := b.entries[j]
@@ -271,9 +279,7 @@ func (t *Table) Seen(c id.Contact, now time.Time) (res Result, ping id.Contact, 
 			e.lastSeen = ns
 			copy(b.entries[j:], b.entries[j+1:])
 			b.entries[len(b.entries)-1] = e
-			if b.pinging && b.pinged == k {
-				b.pinging = false
-			}
+			b.endPing(k)
 			return Updated, id.Contact{}, false
 		}
 		if len(b.entries) < t.k {
@@ -289,9 +295,7 @@ func (t *Table) Seen(c id.Contact, now time.Time) (res Result, ping id.Contact, 
 		// newcomer takes its place at once, as BEP 5 has it, without a ping.
 		// (With replacements waiting, Failed has already done this.)
 		if j := mostFailing(b.entries); j >= 0 {
-			if b.pinging && b.pinged == b.entries[j].key() {
-				b.pinging = false
-			}
+			b.endPing(b.entries[j].key())
 			b.entries = append(remove(b.entries, j), ne)
 			return Added, id.Contact{}, false
 		}
@@ -403,9 +407,7 @@ func (t *Table) Failed(x id.ID, now time.Time) (removed bool) {
 		}
 		return false
 	}
-	if b.pinging && b.pinged == k {
-		b.pinging = false
-	}
+	b.endPing(k)
 	e := &b.entries[j]
 	if int(e.failures) < t.maxFailures {
 		e.failures++
@@ -437,12 +439,7 @@ func mostFailing(es []entry) int {
 // left as it was. It reports whether an outstanding ping was withdrawn.
 func (t *Table) CancelPing(x id.ID) bool {
 	k := load(x)
-	b := &t.buckets[t.bucketOf(k)]
-	if b.pinging && b.pinged == k {
-		b.pinging = false
-		return true
-	}
-	return false
+	return t.buckets[t.bucketOf(k)].endPing(k)
 }
 
 // Remove deletes x from its bucket (the most recent replacement, if any,
@@ -452,9 +449,7 @@ func (t *Table) Remove(x id.ID) bool {
 	k := load(x)
 	b := &t.buckets[t.bucketOf(k)]
 	if j := find(b.entries, k); j >= 0 {
-		if b.pinging && b.pinged == k {
-			b.pinging = false
-		}
+		b.endPing(k)
 		b.entries = remove(b.entries, j)
 		t.n--
 		t.promote(b)

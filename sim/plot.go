@@ -192,10 +192,12 @@ func latencyPlot(r *Report) (*plot.Plot, error) {
 	return p, nil
 }
 
-func line(xys plotter.XYs, c color.Color, dashed bool) (*plotter.Line, *plotter.Scatter, error) {
+// addLine draws xys on p as a line with points, in colour c, and gives it a
+// legend entry.
+func addLine(p *plot.Plot, xys plotter.XYs, c color.Color, dashed bool, label string) error {
 	l, s, err := plotter.NewLinePoints(xys)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
 	l.Color, s.Color = c, c
 	l.Width = vg.Points(1.5)
@@ -203,7 +205,9 @@ func line(xys plotter.XYs, c color.Color, dashed bool) (*plotter.Line, *plotter.
 		l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
 	}
 	s.Radius = vg.Points(2)
-	return l, s, nil
+	p.Add(l, s)
+	p.Legend.Add(label, l, s)
+	return nil
 }
 
 func survivalPlot(r *Report) (*plot.Plot, error) {
@@ -225,17 +229,13 @@ func survivalPlot(r *Report) (*plot.Plot, error) {
 		found[i] = plotter.XY{X: x, Y: 100 * q.Share}
 		live[i] = plotter.XY{X: x, Y: 100 * float64(q.Live) / float64(r.Scenario.Nodes)}
 	}
-	l1, s1, err := line(found, blue, false)
-	if err != nil {
+	p.Add(plotter.NewGrid())
+	if err := addLine(p, found, blue, false, "keys found"); err != nil {
 		return nil, err
 	}
-	l2, s2, err := line(live, orange, true)
-	if err != nil {
+	if err := addLine(p, live, orange, true, "live nodes (% of the initial count)"); err != nil {
 		return nil, err
 	}
-	p.Add(plotter.NewGrid(), l1, s1, l2, s2)
-	p.Legend.Add("keys found", l1, s1)
-	p.Legend.Add("live nodes (% of the initial count)", l2, s2)
 	return p, nil
 }
 
@@ -270,12 +270,9 @@ func partitionPlot(r *Report) (*plot.Plot, error) {
 		if len(s.xys) == 0 {
 			continue
 		}
-		l, sc, err := line(s.xys, s.c, false)
-		if err != nil {
+		if err := addLine(p, s.xys, s.c, false, s.label); err != nil {
 			return nil, err
 		}
-		p.Add(l, sc)
-		p.Legend.Add(s.label, l, sc)
 	}
 	p.Add(plotter.NewGrid())
 	return p, nil
@@ -320,12 +317,9 @@ func PlotScaling(reports []*Report, path string) error {
 		label  string
 		dashed bool
 	}{{mean, blue, "mean", false}, {p50, green, "median", true}, {p99, red, "99th percentile", true}} {
-		l, scat, err := line(s.xys, s.c, s.dashed)
-		if err != nil {
+		if err := addLine(p, s.xys, s.c, s.dashed, s.label); err != nil {
 			return err
 		}
-		p.Add(l, scat)
-		p.Legend.Add(s.label, l, scat)
 	}
 	p.Add(plotter.NewGrid())
 	p.Legend.Top = true

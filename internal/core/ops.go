@@ -58,7 +58,7 @@ func (n *Node) send(to id.Contact, typ wire.Type, key id.ID, o op, now time.Time
 	txid := n.rpc.NewTxID(n.rng)
 	p := pending{to: to, typ: typ, key: key, op: o, tries: 1}
 	deadline := now.Add(n.cfg.RequestTimeout)
-	if _, ok := o.(*lookupOp); ok && n.cfg.StallAfter < n.cfg.RequestTimeout {
+	if n.stalls(o) {
 		deadline = now.Add(n.cfg.StallAfter) // first the stall, then the rest of the timeout
 	}
 	if err := n.rpc.Add(txid, to.Addr, deadline, p); err != nil {
@@ -128,11 +128,11 @@ func (n *Node) onRPCTimer(gen uint64) {
 		}
 		n.rpcTimer.t = nil
 		n.rpc.Expire(now, func(txid uint64, to netip.AddrPort, p pending) {
-			if lo, ok := p.op.(*lookupOp); ok && !p.stalled && n.cfg.StallAfter < n.cfg.RequestTimeout {
+			if !p.stalled && n.stalls(p.op) {
 				p.stalled = true
 				if n.rpc.Add(txid, to, now.Add(n.cfg.RequestTimeout-n.cfg.StallAfter), p) == nil {
 					n.stats.stalls++
-					lo.stall(n, &p, now, w)
+					p.op.(*lookupOp).stall(n, &p, now, w)
 					return
 				}
 			}
@@ -322,6 +322,13 @@ func (o *lookupOp) response(n *Node, p *pending, m *wire.Message, now time.Time,
 		return
 	}
 	n.advance(o, now, w)
+}
+
+// stalls reports whether requests sent for o stall before they time out: a
+// lookup's do, when StallAfter is shorter than the timeout.
+func (n *Node) stalls(o op) bool {
+	_, ok := o.(*lookupOp)
+	return ok && n.cfg.StallAfter < n.cfg.RequestTimeout
 }
 
 // stall lets the lookup move on from a request that is taking long: a node

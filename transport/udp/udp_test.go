@@ -50,18 +50,19 @@ var echo = transport.HandlerFunc(func(data []byte, from netip.AddrPort, w transp
 	w.WriteTo(data, from)
 })
 
-func testEcho(t *testing.T, host string) {
-	server := listen(t, Config{Addr: net.JoinHostPort(host, "0")})
+// exchange starts server with handler h and a client on host, sends count
+// numbered datagrams from the client to the server, and returns the client
+// and the count replies it received.
+func exchange(t *testing.T, server *Transport, h transport.Handler, host string, count int) (*Transport, []transport.Packet) {
+	t.Helper()
 	client := listen(t, Config{Addr: net.JoinHostPort(host, "0")})
-	if err := server.Start(echo); err != nil {
+	if err := server.Start(h); err != nil {
 		t.Fatal(err)
 	}
-	in := make(inbox, 100)
+	in := make(inbox, count)
 	if err := client.Start(in); err != nil {
 		t.Fatal(err)
 	}
-	// More datagrams than one batch, to cross batch boundaries both ways.
-	const count = 40
 	pkts := make([]transport.Packet, count)
 	for i := range pkts {
 		pkts[i] = transport.Packet{Addr: server.LocalAddr(), Data: []byte(fmt.Sprint("datagram ", i))}
@@ -69,9 +70,20 @@ func testEcho(t *testing.T, host string) {
 	if err := client.Send(pkts); err != nil {
 		t.Fatal(err)
 	}
+	replies := make([]transport.Packet, count)
+	for i := range replies {
+		replies[i] = in.next(t)
+	}
+	return client, replies
+}
+
+func testEcho(t *testing.T, host string) {
+	server := listen(t, Config{Addr: net.JoinHostPort(host, "0")})
+	// More datagrams than one batch, to cross batch boundaries both ways.
+	const count = 40
+	client, replies := exchange(t, server, echo, host, count)
 	seen := map[string]bool{}
-	for range count {
-		p := in.next(t)
+	for _, p := range replies {
 		if p.Addr != server.LocalAddr() {
 			t.Fatalf("reply from %v, want %v", p.Addr, server.LocalAddr())
 		}
@@ -431,25 +443,8 @@ func (b *batchEcho) HandleBatch(pkts []transport.Packet, w transport.Writer) {
 func TestBatchHandlerGetsWholeBatches(t *testing.T) {
 	h := &batchEcho{}
 	server := listen(t, Config{Addr: "127.0.0.1:0", Batch: 8})
-	client := listen(t, Config{Addr: "127.0.0.1:0"})
-	if err := server.Start(h); err != nil {
-		t.Fatal(err)
-	}
-	in := make(inbox, 100)
-	if err := client.Start(in); err != nil {
-		t.Fatal(err)
-	}
 	const count = 40
-	pkts := make([]transport.Packet, count)
-	for i := range pkts {
-		pkts[i] = transport.Packet{Addr: server.LocalAddr(), Data: []byte(fmt.Sprint("datagram ", i))}
-	}
-	if err := client.Send(pkts); err != nil {
-		t.Fatal(err)
-	}
-	for range count {
-		in.next(t)
-	}
+	exchange(t, server, h, "127.0.0.1", count)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	total := 0
