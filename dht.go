@@ -178,26 +178,70 @@ func resolve(ctx context.Context, hostports []string) ([]netip.AddrPort, error) 
 	return out, nil
 }
 
-// Put stores value under key on the K nodes closest to the key, for ttl (each
-// node may keep it less, up to its own maximum). It returns how many nodes
-// accepted the value; it fails when none did, with the reason a node gave
-// (ErrRejected) or ErrTimeout.
-func (n *Node) Put(ctx context.Context, key ID, value []byte, ttl time.Duration) (int, error) {
-	r, err := wait(ctx, func(cb func(*core.PutResult, error)) func() { return n.c.Put(key, value, ttl, cb) })
-	if err != nil {
-		return 0, fmt.Errorf("dht: put %s: %w", key.Short(), err)
-	}
-	return r.Stored, nil
+// Refusal is one node's refusal to store a value, with its reason.
+type Refusal = core.Refusal
+
+// PutResult says what a Put achieved.
+type PutResult struct {
+	// Stored counts the nodes that accepted the value, this one included.
+	Stored int
+	// Local is set when this node keeps a copy itself, being among the K
+	// closest to the key.
+	Local bool
+	// Refused lists the nodes that refused the value, with their reasons.
+	Refused []Refusal
+	// Failed counts the nodes asked to store that did not answer.
+	Failed int
 }
 
-// Get returns the values stored under key, from the first node on the lookup
-// path that holds any. It fails with ErrNotFound when no node does.
-func (n *Node) Get(ctx context.Context, key ID) ([][]byte, error) {
+// Put stores value under key on the K nodes closest to the key, for ttl (each
+// node may keep it less, up to its own maximum). It succeeds when at least
+// one other node accepted the value, and says how many did, which refused and
+// why, and how many did not answer. It fails with ErrNoPeers when no node
+// answered (a copy on this node alone is not in the network), ErrRejected
+// when every node asked refused it, and ErrTimeout when none answered; the
+// result is filled in as far as the put got.
+func (n *Node) Put(ctx context.Context, key ID, value []byte, ttl time.Duration) (PutResult, error) {
+	r, err := wait(ctx, func(cb func(*core.PutResult, error)) func() { return n.c.Put(key, value, ttl, cb) })
+	var out PutResult
+	if r != nil {
+		out = PutResult{Stored: r.Stored, Local: r.Local, Refused: r.Refused, Failed: r.Failed}
+	}
+	if err != nil {
+		return out, fmt.Errorf("dht: put %s: %w", key.Short(), err)
+	}
+	return out, nil
+}
+
+// GetResult is what Get found.
+type GetResult struct {
+	// Values are the distinct values the nodes asked hold under the key,
+	// merged from every node that answered with values.
+	Values [][]byte
+	// TTLs holds, for each value, the longest time a holder said it will
+	// still keep it.
+	TTLs []time.Duration
+	// Holders counts the nodes whose values were merged (this one included
+	// when it holds the key).
+	Holders int
+	// Incomplete is empty when the answer is complete as far as the lookup
+	// can tell, and otherwise says why values may be missing: a holder had
+	// more than one answer carries, or the lookup stopped at a bound.
+	Incomplete string
+}
+
+// Get returns the values stored under key. It asks the nodes closest to the
+// key until several of them (Config.GetQuorum) have answered with values or
+// every one of the closest has answered, and merges what they hold, so that
+// one stale or hostile node does not decide the answer. It fails with
+// ErrNotFound when no node has a value, and with ErrNoPeers (with
+// ErrNotFound) when no node answered at all.
+func (n *Node) Get(ctx context.Context, key ID) (GetResult, error) {
 	r, err := wait(ctx, func(cb func(*core.LookupResult, error)) func() { return n.c.Get(key, cb) })
 	if err != nil {
-		return nil, fmt.Errorf("dht: get %s: %w", key.Short(), err)
+		return GetResult{}, fmt.Errorf("dht: get %s: %w", key.Short(), err)
 	}
-	return r.Values, nil
+	return GetResult{Values: r.Values, TTLs: r.TTLs, Holders: r.Holders, Incomplete: r.Incomplete}, nil
 }
 
 // FindNode returns up to K nodes closest to target that answered, closest

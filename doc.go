@@ -13,8 +13,10 @@
 //	if err != nil { ... }
 //	defer n.Close()
 //	err = n.Bootstrap(ctx, "seed.example.org:4000")
-//	stored, err := n.Put(ctx, dht.Key("alice@example.org:address"), []byte("203.0.113.7:4000"), time.Hour)
-//	values, err := n.Get(ctx, dht.Key("alice@example.org:address"))
+//	put, err := n.Put(ctx, dht.Key("alice@example.org:address"), []byte("203.0.113.7:4000"), time.Hour)
+//	// put.Stored nodes accepted it; put.Refused says who refused and why
+//	got, err := n.Get(ctx, dht.Key("alice@example.org:address"))
+//	// got.Values merges what several of the key's closest nodes hold
 //
 // Every call that goes to the network takes a context and returns when the
 // operation ends or the context is done. A Node is safe for concurrent use.

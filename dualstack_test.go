@@ -44,7 +44,7 @@ func TestDualStackNodeBridgesIPv4AndIPv6(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := v6.Get(ctx, Key("from v4"))
-	if err != nil || string(got[0]) != "hello over IPv4" {
+	if err != nil || len(got.Values) != 1 || string(got.Values[0]) != "hello over IPv4" {
 		t.Fatalf("IPv6 node's get: %q, %v", got, err)
 	}
 	// The dual-stack node knows both by their own families.

@@ -38,17 +38,17 @@ func Example() {
 	}
 
 	key := dht.Key("alice@id.example.org:address")
-	stored, err := a.Put(ctx, key, []byte("203.0.113.7:4000"), time.Hour)
+	put, err := a.Put(ctx, key, []byte("203.0.113.7:4000"), time.Hour)
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println("stored on", stored, "nodes")
+	fmt.Println("stored on", put.Stored, "nodes")
 
-	values, err := b.Get(ctx, key)
+	got, err := b.Get(ctx, key)
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("%s\n", values[0])
+	fmt.Printf("%s\n", got.Values[0])
 
 	_, err = b.Get(ctx, dht.Key("bob@id.example.org:address"))
 	fmt.Println(errors.Is(err, dht.ErrNotFound))

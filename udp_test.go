@@ -63,9 +63,9 @@ func TestFiftyUDPNodesFindEveryKey(t *testing.T) {
 		}
 	})
 	parallel(keys, 16, func(k int) {
-		stored, err := ns[k%nodes].Put(ctx, Key(fmt.Sprint("key-", k)), []byte(fmt.Sprint("value-", k)), time.Hour)
-		if err != nil || stored < 20 {
-			t.Errorf("put %d: stored on %d, %v", k, stored, err)
+		pr, err := ns[k%nodes].Put(ctx, Key(fmt.Sprint("key-", k)), []byte(fmt.Sprint("value-", k)), time.Hour)
+		if err != nil || pr.Stored < 20 {
+			t.Errorf("put %d: stored on %d, %v", k, pr.Stored, err)
 		}
 	})
 	var mu sync.Mutex

@@ -232,8 +232,8 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (*ClusterReport, error) 
 	rep.Put = runPhase(ctx, cfg, 0x707574, func(octx context.Context, r *rand.Rand, i int) error {
 		ni := r.IntN(len(nodes))
 		putAt[i] = int32(ni)
-		n, err := nodes[ni].Put(octx, keys[i], values[i], time.Hour)
-		stored.Add(int64(n))
+		pr, err := nodes[ni].Put(octx, keys[i], values[i], time.Hour)
+		stored.Add(int64(pr.Stored))
 		return err
 	})
 	afterPut := totals(nodes)
@@ -249,11 +249,11 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (*ClusterReport, error) 
 			if ni >= int(putAt[i]) {
 				ni++
 			}
-			vs, err := nodes[ni].Get(octx, keys[i])
+			gr, err := nodes[ni].Get(octx, keys[i])
 			if err != nil || ctx.Err() != nil {
 				return err // an interrupted get is not counted at all
 			}
-			if exactly(vs, values[i]) {
+			if exactly(gr.Values, values[i]) {
 				correct.Add(1)
 			} else {
 				wrong.Add(1)

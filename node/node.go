@@ -94,12 +94,12 @@ func Client(ctx context.Context, cfg dht.Config, seeds []string) (*dht.Node, err
 	return n, nil
 }
 
-// Put stores value under the string key through a client node and returns
-// how many nodes accepted it.
-func Put(ctx context.Context, cfg dht.Config, seeds []string, key string, value []byte, ttl time.Duration) (int, error) {
+// Put stores value under the string key through a client node and says
+// which nodes accepted it.
+func Put(ctx context.Context, cfg dht.Config, seeds []string, key string, value []byte, ttl time.Duration) (dht.PutResult, error) {
 	n, err := Client(ctx, cfg, seeds)
 	if err != nil {
-		return 0, err
+		return dht.PutResult{}, err
 	}
 	defer n.Close()
 	return n.Put(ctx, dht.Key(key), value, ttl)
@@ -107,10 +107,10 @@ func Put(ctx context.Context, cfg dht.Config, seeds []string, key string, value 
 
 // Get returns the values under the string key through a client node.
 // The error wraps dht.ErrNotFound when the network has none.
-func Get(ctx context.Context, cfg dht.Config, seeds []string, key string) ([][]byte, error) {
+func Get(ctx context.Context, cfg dht.Config, seeds []string, key string) (dht.GetResult, error) {
 	n, err := Client(ctx, cfg, seeds)
 	if err != nil {
-		return nil, err
+		return dht.GetResult{}, err
 	}
 	defer n.Close()
 	return n.Get(ctx, dht.Key(key))

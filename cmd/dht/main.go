@@ -224,12 +224,15 @@ func runPut(args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	defer cancel()
-	stored, err := node.Put(ctx, cfg, f.seeds, fs.Arg(0), []byte(fs.Arg(1)), ttl.v)
+	pr, err := node.Put(ctx, cfg, f.seeds, fs.Arg(0), []byte(fs.Arg(1)), ttl.v)
 	if err != nil {
 		fmt.Fprintf(stderr, "dht put: %s\n", strings.TrimPrefix(err.Error(), "dht: "))
 		return exitFailure
 	}
-	fmt.Fprintf(stdout, "stored on %d node(s)\n", stored)
+	fmt.Fprintf(stdout, "stored on %d node(s)\n", pr.Stored)
+	for _, r := range pr.Refused {
+		fmt.Fprintf(stdout, "refused by %v: %s\n", r.Node.Addr, r.Text)
+	}
 	return exitOK
 }
 
@@ -245,7 +248,7 @@ func runGet(args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	defer cancel()
-	values, err := node.Get(ctx, cfg, f.seeds, fs.Arg(0))
+	gr, err := node.Get(ctx, cfg, f.seeds, fs.Arg(0))
 	if node.IsNotFound(err) {
 		fmt.Fprintln(stderr, "not found")
 		return exitNotFound
@@ -254,8 +257,11 @@ func runGet(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "dht get: %s\n", strings.TrimPrefix(err.Error(), "dht: "))
 		return exitFailure
 	}
-	lines := make([]string, len(values))
-	for i, v := range values {
+	if gr.Incomplete != "" {
+		fmt.Fprintf(stderr, "dht get: the answer may be incomplete: %s\n", gr.Incomplete)
+	}
+	lines := make([]string, len(gr.Values))
+	for i, v := range gr.Values {
 		lines[i] = string(v)
 	}
 	sort.Strings(lines)

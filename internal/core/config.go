@@ -40,6 +40,8 @@ type Config struct {
 	MaxInFlight      int           // requests in flight; default 4096
 	MaxTTL           time.Duration // longest TTL this node grants a stored value; default 24h
 	RefreshInterval  time.Duration // a bucket with no lookup for this long is refreshed; default 1h
+	LookupTimeout    time.Duration // a lookup stops here with what it has, for lookups no caller's context bounds (refreshes, joins); default 30s
+	GetQuorum        int           // a get stops once this many nodes answered with values, and merges them; default 3
 	ReplacementCache int           // replacement contacts per bucket; default K
 	MaxFailures      int           // failures in a row that remove a contact; default 3
 	Clock            clock.Clock   // default clock.Real{}
@@ -59,6 +61,8 @@ const (
 	DefaultMaxTTL          = 24 * time.Hour
 	DefaultRefreshInterval = time.Hour
 	DefaultMaxFailures     = 3
+	DefaultLookupTimeout   = 30 * time.Second
+	DefaultGetQuorum       = 3
 )
 
 // Validate fills zero fields with defaults and rejects values that cannot
@@ -113,6 +117,16 @@ func (c *Config) Validate() error {
 	}
 	if c.RefreshInterval < time.Second {
 		return fmt.Errorf("core: RefreshInterval = %v: must be at least 1s", c.RefreshInterval)
+	}
+	if c.LookupTimeout == 0 {
+		c.LookupTimeout = DefaultLookupTimeout
+	}
+	if c.LookupTimeout < c.RequestTimeout {
+		return fmt.Errorf("core: LookupTimeout = %v: must be at least RequestTimeout (%v)", c.LookupTimeout, c.RequestTimeout)
+	}
+	fill(&c.GetQuorum, DefaultGetQuorum)
+	if c.GetQuorum < 1 || c.GetQuorum > c.K {
+		return fmt.Errorf("core: GetQuorum = %d: must be between 1 and K (%d)", c.GetQuorum, c.K)
 	}
 	if c.Clock == nil {
 		c.Clock = clock.Real{}

@@ -40,16 +40,18 @@ type Node struct {
 	log   *slog.Logger
 	stats stats
 
-	mu       sync.Mutex
-	closed   bool
-	rng      *rand.Rand
-	table    *routing.Table
-	rpc      *rpc.Tracker[pending]
-	ops      map[*opState]struct{} // operations with a caller waiting, failed on Close
-	deferred []func()              // callbacks to run once the lock is released
-	encBuf   []byte
-	rpcTimer timerSlot
-	mntTimer timerSlot
+	mu        sync.Mutex
+	closed    bool
+	rng       *rand.Rand
+	table     *routing.Table
+	rpc       *rpc.Tracker[pending]
+	ops       map[*opState]struct{} // operations with a caller waiting, failed on Close
+	deferred  []func()              // callbacks to run once the lock is released
+	queue     []queued              // requests waiting for a free slot in rpc, from queueHead on
+	queueHead int
+	encBuf    []byte
+	rpcTimer  timerSlot
+	mntTimer  timerSlot
 }
 
 // timerSlot is one armed clock timer. The generation tells a callback that
@@ -192,7 +194,9 @@ var batchPool = sync.Pool{New: func() any { return new(transport.Batch) }}
 func (n *Node) run(f func(now time.Time, w transport.Writer)) {
 	b := batchPool.Get().(*transport.Batch)
 	n.mu.Lock()
-	f(n.clock.Now(), b)
+	now := n.clock.Now()
+	f(now, b)
+	n.drainIfRoom(now, b)
 	d := n.deferred
 	n.deferred = nil
 	n.mu.Unlock()
@@ -203,6 +207,14 @@ func (n *Node) run(f func(now time.Time, w transport.Writer)) {
 	batchPool.Put(b)
 	for _, f := range d {
 		f()
+	}
+}
+
+// drainIfRoom sends queued requests when slots have freed up: an operation
+// that ended forgets its requests without a writer at hand.
+func (n *Node) drainIfRoom(now time.Time, w transport.Writer) {
+	if n.queueHead < len(n.queue) && n.rpc.Len() < n.rpc.Cap() {
+		n.drain(now, w)
 	}
 }
 
@@ -221,7 +233,9 @@ func (n *Node) HandlePacket(data []byte, from netip.AddrPort, w transport.Writer
 	s := scratchPool.Get().(*scratch)
 	n.mu.Lock()
 	if !n.closed {
-		n.handle(s, data, from, n.clock.Now(), w)
+		now := n.clock.Now()
+		n.handle(s, data, from, now, w)
+		n.drainIfRoom(now, w)
 	}
 	n.unlock()
 	scratchPool.Put(s)
@@ -237,6 +251,7 @@ func (n *Node) HandleBatch(pkts []transport.Packet, w transport.Writer) {
 		for i := range pkts {
 			n.handle(s, pkts[i].Data, pkts[i].Addr, now, w)
 		}
+		n.drainIfRoom(now, w)
 	}
 	n.unlock()
 	scratchPool.Put(s)
@@ -420,6 +435,8 @@ func (n *Node) handleResponse(m *wire.Message, from netip.AddrPort, now time.Tim
 		return
 	}
 	n.stats.responses++
+	n.done(&p)
+	defer n.drain(now, w)
 	if !p.to.ID.IsZero() && p.to.ID != m.Sender {
 		// Someone else answers at that address now (a restart with a new ID):
 		// the contact we asked for is gone.

@@ -1,9 +1,11 @@
 package core
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -19,6 +21,7 @@ type pending struct {
 	typ   wire.Type
 	key   id.ID // FIND_NODE target; FIND_VALUE and STORE key
 	op    op
+	txid  uint64
 	tries int
 	// stalled is set once a lookup request outlived StallAfter: the lookup
 	// stopped waiting for it, and its deadline moved on to the full timeout.
@@ -30,6 +33,43 @@ type pending struct {
 type op interface {
 	response(n *Node, p *pending, m *wire.Message, now time.Time, w transport.Writer)
 	failure(n *Node, p *pending, now time.Time, w transport.Writer)
+}
+
+// tracker is an op that remembers its requests in flight, so that it can
+// forget them when it ends early: a finished or canceled operation sends
+// nothing more, retries included.
+type tracker interface {
+	track(txid uint64)
+	untrack(txid uint64)
+}
+
+// deader is an op that can end while requests it asked for still wait in
+// the send queue (see queued); those are dropped instead of sent.
+type deader interface{ dead() bool }
+
+// txset is the transaction IDs an operation has in flight. It is bounded by
+// what the operation sends (a lookup's queries, a put's K stores).
+type txset []uint64
+
+func (s *txset) track(txid uint64) { *s = append(*s, txid) }
+
+func (s *txset) untrack(txid uint64) {
+	for i, x := range *s {
+		if x == txid {
+			(*s)[i] = (*s)[len(*s)-1]
+			*s = (*s)[:len(*s)-1]
+			return
+		}
+	}
+}
+
+// forget removes every request of s from the tracker without reporting an
+// outcome: nobody waits for them any more, and a late answer is unmatched.
+func (s *txset) forget(n *Node) {
+	for _, x := range *s {
+		n.rpc.Remove(x)
+	}
+	*s = (*s)[:0]
 }
 
 // livenessCheck is the ping of a full bucket's least-recently-seen contact.
@@ -49,14 +89,45 @@ type encoder struct {
 	buf []byte
 }
 
+// queued is a request that found the request table full. Running out of
+// in-flight slots is the node's own limit, not the peer's fault: the request
+// waits for a free slot instead of failing (which would make lookups give up
+// on good contacts and puts store on farther nodes).
+type queued struct {
+	to  id.Contact
+	typ wire.Type
+	key id.ID
+	op  op
+}
+
 // send starts a request and reports whether it could: not when the node is
-// closed or too many requests are in flight.
+// closed, or when the request table and the queue behind it are both full.
+// A request that finds the table full but the queue open waits there and
+// counts as started; liveness pings, which remote traffic triggers, are
+// never queued.
 func (n *Node) send(to id.Contact, typ wire.Type, key id.ID, o op, now time.Time, w transport.Writer) bool {
 	if n.closed {
 		return false
 	}
+	if n.queueHead < len(n.queue) {
+		n.drain(now, w) // those waiting go first
+	}
+	if n.rpc.Len() >= n.rpc.Cap() {
+		if _, ping := o.(livenessCheck); ping || len(n.queue)-n.queueHead >= n.cfg.MaxInFlight {
+			n.stats.rpcFull++
+			return false
+		}
+		n.queue = append(n.queue, queued{to: to, typ: typ, key: key, op: o})
+		n.stats.rpcQueued++
+		return true
+	}
+	return n.start(to, typ, key, o, now, w)
+}
+
+// start sends a request now; the request table has room.
+func (n *Node) start(to id.Contact, typ wire.Type, key id.ID, o op, now time.Time, w transport.Writer) bool {
 	txid := n.rpc.NewTxID(n.rng)
-	p := pending{to: to, typ: typ, key: key, op: o, tries: 1}
+	p := pending{to: to, typ: typ, key: key, op: o, txid: txid, tries: 1}
 	deadline := now.Add(n.cfg.RequestTimeout)
 	if n.stalls(o) {
 		deadline = now.Add(n.cfg.StallAfter) // first the stall, then the rest of the timeout
@@ -65,9 +136,46 @@ func (n *Node) send(to id.Contact, typ wire.Type, key id.ID, o op, now time.Time
 		n.stats.rpcFull++
 		return false
 	}
+	if t, ok := o.(tracker); ok {
+		t.track(txid)
+	}
 	n.write(txid, &p, w)
 	n.armRPC(now)
 	return true
+}
+
+// drain sends queued requests while the request table has room, dropping
+// those whose operation has ended.
+func (n *Node) drain(now time.Time, w transport.Writer) {
+	for n.queueHead < len(n.queue) && n.rpc.Len() < n.rpc.Cap() && !n.closed {
+		q := n.queue[n.queueHead]
+		n.queue[n.queueHead] = queued{}
+		n.queueHead++
+		if d, ok := q.op.(deader); ok && d.dead() {
+			continue
+		}
+		if !n.start(q.to, q.typ, q.key, q.op, now, w) {
+			// Cannot happen with room in the table; report it as a failure
+			// rather than lose the operation's accounting.
+			q.op.failure(n, &pending{to: q.to, typ: q.typ, key: q.key, op: q.op}, now, w)
+		}
+	}
+	if n.queueHead == len(n.queue) {
+		clear(n.queue)
+		n.queue = n.queue[:0]
+		n.queueHead = 0
+		if cap(n.queue) > 1024 {
+			n.queue = nil // a burst should not keep its memory
+		}
+	}
+}
+
+// done is called when request p leaves the request table with an outcome:
+// its op stops tracking it, and a queued request may take its slot.
+func (n *Node) done(p *pending) {
+	if t, ok := p.op.(tracker); ok {
+		t.untrack(p.txid)
+	}
 }
 
 // storeValuer is an op that sends STORE requests and so knows their value.
@@ -128,6 +236,11 @@ func (n *Node) onRPCTimer(gen uint64) {
 		}
 		n.rpcTimer.t = nil
 		n.rpc.Expire(now, func(txid uint64, to netip.AddrPort, p pending) {
+			if d, ok := p.op.(deader); ok && d.dead() {
+				// Its operation ended while this batch was being expired.
+				n.done(&p)
+				return
+			}
 			if !p.stalled && n.stalls(p.op) {
 				p.stalled = true
 				if n.rpc.Add(txid, to, now.Add(n.cfg.RequestTimeout-n.cfg.StallAfter), p) == nil {
@@ -145,11 +258,13 @@ func (n *Node) onRPCTimer(gen uint64) {
 				}
 			}
 			n.stats.timeouts++
+			n.done(&p)
 			if !p.to.ID.IsZero() {
 				n.table.Failed(p.to.ID, now)
 			}
 			p.op.failure(n, &p, now, w)
 		})
+		n.drain(now, w)
 		n.armRPC(now)
 	})
 }
@@ -159,6 +274,10 @@ func (n *Node) onRPCTimer(gen uint64) {
 type opState struct {
 	done bool
 	fail func(error)
+	// stops run when the operation ends, however it ends: they abandon
+	// the lookups and requests it still has going, so that a canceled
+	// operation sends nothing more.
+	stops []func()
 }
 
 // begin registers an operation, or fails it at once on a closed node.
@@ -173,6 +292,9 @@ func (n *Node) begin(fail func(error)) *opState {
 	return o
 }
 
+// onEnd registers f to run (under the lock) when o ends.
+func (o *opState) onEnd(f func()) { o.stops = append(o.stops, f) }
+
 // end completes o with f (queued to run after the lock is released) unless
 // it already ended (canceled or closed).
 func (n *Node) end(o *opState, f func()) {
@@ -181,6 +303,10 @@ func (n *Node) end(o *opState, f func()) {
 	}
 	o.done = true
 	delete(n.ops, o)
+	for _, stop := range o.stops {
+		stop()
+	}
+	o.stops = nil
 	n.later(f)
 }
 
@@ -189,15 +315,17 @@ func (n *Node) failOp(o *opState, err error) {
 }
 
 // canceler returns the function that cancels o: its callback reports
-// ErrCanceled, and whatever it still had in flight is ignored when it lands.
+// ErrCanceled, its requests in flight are forgotten, and it sends nothing
+// more.
 func (n *Node) canceler(o *opState) func() {
 	if o == nil {
 		return func() {}
 	}
 	return func() {
-		n.mu.Lock()
-		n.failOp(o, ErrCanceled)
-		n.unlock()
+		n.run(func(now time.Time, w transport.Writer) {
+			n.failOp(o, ErrCanceled)
+			n.drain(now, w) // the slots it held may let queued requests go
+		})
 	}
 }
 
@@ -206,10 +334,24 @@ type LookupResult struct {
 	Target id.ID
 	// Closest holds up to K contacts that answered, closest to Target first.
 	Closest []id.Contact
-	// Values holds what a FIND_VALUE lookup found (copies).
+	// Values holds what a FIND_VALUE lookup found: the distinct values of
+	// every node that answered with values (this one included), merged,
+	// in the order first seen. They are copies.
 	Values [][]byte
-	// More is set when the node that answered holds more values than fit.
+	// TTLs holds, for each of Values, the longest remaining lifetime any
+	// holder reported.
+	TTLs []time.Duration
+	// Holders counts the nodes that answered with values, this one
+	// included when it holds some.
+	Holders int
+	// More is set when a node that answered holds more values than its
+	// answer carried.
 	More bool
+	// Incomplete says why the answer may be missing values or closer
+	// nodes, empty when it is not: the lookup stopped at one of its bounds
+	// (requests, rounds, time) before converging, a holder had more values
+	// than it sent, or the merged set hit its bound.
+	Incomplete string
 	// Rounds is the lookup's hop count: for a FIND_VALUE that found values,
 	// the round of the first node that returned them; otherwise the deepest
 	// round that answered. Contacts from the local table are round 1.
@@ -221,11 +363,16 @@ type LookupResult struct {
 	// Stalled counts requests the lookup stopped waiting for before their
 	// timeout (they may still have answered).
 	Stalled int
-	// Local is set when the values came from the node's own store.
+	// Local is set when values came from the node's own store and no other
+	// node had any.
 	Local    bool
 	Started  time.Time
 	Duration time.Duration
 }
+
+// maxMerged bounds the distinct values a FIND_VALUE lookup keeps from all
+// its answers: hostile holders could otherwise each add a full answer.
+const maxMerged = 4 * wire.MaxValues
 
 // lookupOp runs one iterative lookup and hands its result to then.
 type lookupOp struct {
@@ -233,45 +380,91 @@ type lookupOp struct {
 	typ      wire.Type // FindNode or FindValue
 	target   id.ID
 	started  time.Time
+	deadline time.Time
 	msgs     int
 	finished bool
-	values   [][]byte
-	more     bool
-	round    int
-	then     func(r *LookupResult, now time.Time, w transport.Writer)
+	txids    txset
+
+	// FIND_VALUE: the values merged so far, and from how many nodes.
+	values     [][]byte
+	ttls       []time.Duration
+	holders    int
+	quorum     int
+	more       bool
+	incomplete string
+	round      int
+
+	then func(r *LookupResult, now time.Time, w transport.Writer)
 }
+
+func (o *lookupOp) track(txid uint64)   { o.txids.track(txid) }
+func (o *lookupOp) untrack(txid uint64) { o.txids.untrack(txid) }
+func (o *lookupOp) dead() bool          { return o.finished }
 
 // lookupPool recycles shortlists (about 5 KiB each): a get would otherwise
 // allocate one per lookup and keep the collector busy.
 var lookupPool = sync.Pool{New: func() any { return new(lookup.Lookup) }}
 
 // lookup starts a lookup for target from the contacts of the routing table.
-// then runs under the lock when it ends.
+// then runs under the lock when it ends, unless the lookup is abandoned
+// first (see abandon).
 func (n *Node) lookup(typ wire.Type, target id.ID, now time.Time, w transport.Writer, then func(r *LookupResult, now time.Time, w transport.Writer)) *lookupOp {
+	o := n.newLookup(typ, target, now, then)
+	n.seed(o, now, w)
+	return o
+}
+
+// newLookup makes a lookup that has not started yet.
+func (n *Node) newLookup(typ wire.Type, target id.ID, now time.Time, then func(r *LookupResult, now time.Time, w transport.Writer)) *lookupOp {
 	l := lookupPool.Get().(*lookup.Lookup)
 	l.Reset(n.self, target, lookup.Config{K: n.cfg.K, Alpha: n.cfg.Alpha})
-	o := &lookupOp{
-		l:       l,
-		typ:     typ,
-		target:  target,
-		started: now,
-		then:    then,
+	return &lookupOp{
+		l:        l,
+		typ:      typ,
+		target:   target,
+		started:  now,
+		deadline: now.Add(n.cfg.LookupTimeout),
+		quorum:   n.cfg.GetQuorum,
+		then:     then,
 	}
+}
+
+// seed starts lookup o from the routing table's closest contacts.
+func (n *Node) seed(o *lookupOp, now time.Time, w transport.Writer) {
 	var buf [wire.MaxContacts]id.Contact
-	seeds := n.table.ClosestResponsive(target, n.cfg.K, buf[:0])
+	seeds := n.table.ClosestResponsive(o.target, n.cfg.K, buf[:0])
 	if len(seeds) == 0 {
 		// Every contact failed its last request: perhaps our own network
 		// was down. Try them all rather than give up.
-		seeds = n.table.Closest(target, n.cfg.K, buf[:0])
+		seeds = n.table.Closest(o.target, n.cfg.K, buf[:0])
 	}
 	o.l.AddSeeds(seeds)
-	n.table.Touch(target, now)
+	n.table.Touch(o.target, now)
 	n.advance(o, now, w)
-	return o
+}
+
+// abandon ends a lookup whose caller no longer wants it: its requests are
+// forgotten and then never runs.
+func (n *Node) abandon(o *lookupOp) {
+	if o.finished {
+		return
+	}
+	o.finished = true
+	o.txids.forget(n)
+	lookupPool.Put(o.l)
+	o.l = nil
 }
 
 // advance sends the lookup's next requests, or finishes it.
 func (n *Node) advance(o *lookupOp, now time.Time, w transport.Writer) {
+	if o.finished {
+		return
+	}
+	if !now.Before(o.deadline) {
+		o.incomplete = fmt.Sprintf("lookup stopped at its time limit (%v)", n.cfg.LookupTimeout)
+		n.finishLookup(o, now, w)
+		return
+	}
 	var buf [wire.MaxContacts]id.Contact
 	for !o.finished {
 		next := o.l.Next(buf[:0])
@@ -311,17 +504,38 @@ func (o *lookupOp) response(n *Node, p *pending, m *wire.Message, now time.Time,
 		}
 	}
 	depth := o.l.OnResponse(p.to.ID, cs)
-	if len(m.Values) > 0 {
-		o.values = make([][]byte, len(m.Values))
-		for i, v := range m.Values {
-			o.values[i] = append([]byte(nil), v.Data...)
+	if depth > 0 && len(m.Values) > 0 {
+		if o.holders == 0 {
+			o.round = depth
 		}
-		o.more = m.More
-		o.round = depth
-		n.finishLookup(o, now, w)
-		return
+		o.merge(m.Values, m.More)
+		if o.holders >= o.quorum {
+			n.finishLookup(o, now, w)
+			return
+		}
 	}
 	n.advance(o, now, w)
+}
+
+// merge adds one holder's values to the lookup's set: distinct byte strings,
+// each with the longest TTL any holder gave it.
+func (o *lookupOp) merge(vs []wire.Value, more bool) {
+	o.holders++
+	o.more = o.more || more
+	for _, v := range vs {
+		ttl := time.Duration(v.TTL) * time.Second
+		i := slices.IndexFunc(o.values, func(b []byte) bool { return bytes.Equal(b, v.Data) })
+		if i >= 0 {
+			o.ttls[i] = max(o.ttls[i], ttl)
+			continue
+		}
+		if len(o.values) == maxMerged {
+			o.incomplete = fmt.Sprintf("holders returned more than %d distinct values", maxMerged)
+			continue
+		}
+		o.values = append(o.values, bytes.Clone(v.Data))
+		o.ttls = append(o.ttls, ttl)
+	}
 }
 
 // stalls reports whether requests sent for o stall before they time out: a
@@ -351,42 +565,73 @@ func (o *lookupOp) failure(n *Node, p *pending, now time.Time, w transport.Write
 
 func (n *Node) finishLookup(o *lookupOp, now time.Time, w transport.Writer) {
 	o.finished = true
+	// Requests still out (stalled ones, those beyond the K closest, those a
+	// quorum made unnecessary) are forgotten: nothing retries them.
+	o.txids.forget(n)
 	st := o.l.Stats()
 	r := &LookupResult{
-		Target:    o.target,
-		Closest:   o.l.Closest(nil),
-		Values:    o.values,
-		More:      o.more,
-		Rounds:    st.Rounds,
-		Messages:  o.msgs,
-		Queried:   st.Queried,
-		Responded: st.Responded,
-		Failed:    st.Failed,
-		Stalled:   st.Stalled,
-		Started:   o.started,
-		Duration:  now.Sub(o.started),
+		Target:     o.target,
+		Closest:    o.l.Closest(nil),
+		Values:     o.values,
+		TTLs:       o.ttls,
+		Holders:    o.holders,
+		More:       o.more,
+		Incomplete: o.incomplete,
+		Rounds:     st.Rounds,
+		Messages:   o.msgs,
+		Queried:    st.Queried,
+		Responded:  st.Responded,
+		Failed:     st.Failed,
+		Stalled:    st.Stalled,
+		Started:    o.started,
+		Duration:   now.Sub(o.started),
 	}
 	if o.values != nil {
 		r.Rounds = o.round
+	}
+	if r.Incomplete == "" && o.more {
+		r.Incomplete = "a holder has more values than its answer carried"
 	}
 	// Finished lookups ignore late answers, so the shortlist can go back to
 	// the pool before the continuation starts lookups of its own.
 	lookupPool.Put(o.l)
 	o.l = nil
 	o.then(r, now, w)
+	n.drain(now, w)
 }
 
 // pingOp is a PING whose outcome then receives.
 type pingOp struct {
-	then func(c id.Contact, ok bool, now time.Time, w transport.Writer)
+	o     *opState // the operation it belongs to; nil for none
+	txids txset
+	then  func(c id.Contact, ok bool, now time.Time, w transport.Writer)
 }
 
-func (o pingOp) response(n *Node, p *pending, m *wire.Message, now time.Time, w transport.Writer) {
-	o.then(p.to, m.Type == wire.Pong, now, w)
+func (p *pingOp) track(txid uint64)   { p.txids.track(txid) }
+func (p *pingOp) untrack(txid uint64) { p.txids.untrack(txid) }
+func (p *pingOp) dead() bool          { return p.o != nil && p.o.done }
+
+func (p *pingOp) response(n *Node, q *pending, m *wire.Message, now time.Time, w transport.Writer) {
+	if !p.dead() {
+		p.then(q.to, m.Type == wire.Pong, now, w)
+	}
 }
 
-func (o pingOp) failure(n *Node, p *pending, now time.Time, w transport.Writer) {
-	o.then(p.to, false, now, w)
+func (p *pingOp) failure(n *Node, q *pending, now time.Time, w transport.Writer) {
+	if !p.dead() {
+		p.then(q.to, false, now, w)
+	}
+}
+
+// ping sends a PING on behalf of o and arranges for it to be forgotten when o
+// ends. It reports whether the ping could be sent.
+func (n *Node) ping(o *opState, addr netip.AddrPort, now time.Time, w transport.Writer, then func(c id.Contact, ok bool, now time.Time, w transport.Writer)) bool {
+	p := &pingOp{o: o, then: then}
+	if !n.send(id.Contact{Addr: addr}, wire.Ping, id.ID{}, p, now, w) {
+		return false
+	}
+	o.onEnd(func() { p.txids.forget(n) })
+	return true
 }
 
 // Ping asks the node at addr whether it is alive; cb gets its contact.
@@ -397,13 +642,13 @@ func (n *Node) Ping(addr netip.AddrPort, cb func(id.Contact, error)) (cancel fun
 		if o = n.begin(func(err error) { cb(id.Contact{}, err) }); o == nil {
 			return
 		}
-		ok := n.send(id.Contact{Addr: addr}, wire.Ping, id.ID{}, pingOp{then: func(c id.Contact, ok bool, _ time.Time, _ transport.Writer) {
+		ok := n.ping(o, addr, now, w, func(c id.Contact, ok bool, _ time.Time, _ transport.Writer) {
 			if ok {
 				n.end(o, func() { cb(c, nil) })
 			} else {
 				n.failOp(o, fmt.Errorf("%w from %v", ErrTimeout, addr))
 			}
-		}}, now, w)
+		})
 		if !ok {
 			n.failOp(o, errTooBusy)
 		}
@@ -413,55 +658,80 @@ func (n *Node) Ping(addr netip.AddrPort, cb func(id.Contact, error)) (cancel fun
 
 var errTooBusy = errors.New("too many requests in flight")
 
-// FindNode looks up the K nodes closest to target.
+// unanswered is the error of an operation whose lookup heard from nobody:
+// ErrNoPeers when it had nobody to ask, ErrNoPeers and ErrTimeout when
+// everybody it asked stayed silent.
+func unanswered(r *LookupResult) error {
+	if r.Queried == 0 {
+		return ErrNoPeers
+	}
+	return fmt.Errorf("%w: %w from any of the %d nodes asked", ErrNoPeers, ErrTimeout, r.Queried)
+}
+
+// FindNode looks up the K nodes closest to target. It fails with ErrNoPeers
+// when no node answered.
 func (n *Node) FindNode(target id.ID, cb func(*LookupResult, error)) (cancel func()) {
 	var o *opState
 	n.run(func(now time.Time, w transport.Writer) {
 		if o = n.begin(func(err error) { cb(nil, err) }); o == nil {
 			return
 		}
-		n.lookup(wire.FindNode, target, now, w, func(r *LookupResult, _ time.Time, _ transport.Writer) {
-			if r.Queried == 0 {
-				n.failOp(o, ErrNoPeers)
+		lo := n.lookup(wire.FindNode, target, now, w, func(r *LookupResult, _ time.Time, _ transport.Writer) {
+			if r.Responded == 0 {
+				n.failOp(o, unanswered(r))
 				return
 			}
 			n.end(o, func() { cb(r, nil) })
 		})
+		if !o.done {
+			o.onEnd(func() { n.abandon(lo) })
+		}
 	})
 	return n.canceler(o)
 }
 
-// Get looks up the values stored under key. A node that holds the key
-// itself answers from its own store. cb gets ErrNotFound when the lookup
-// converged without finding values.
+// Get looks up the values stored under key: it asks nodes until GetQuorum
+// of them (this one included, when it holds the key) have answered with
+// values, or the lookup converges, and merges what they hold. cb gets
+// ErrNotFound when the lookup converged without finding values, and
+// ErrNoPeers when nobody answered; LookupResult.Incomplete says when the
+// values found may not be all there are.
 func (n *Node) Get(key id.ID, cb func(*LookupResult, error)) (cancel func()) {
 	var o *opState
 	n.run(func(now time.Time, w transport.Writer) {
 		if o = n.begin(func(err error) { cb(nil, err) }); o == nil {
 			return
 		}
+		var local []wire.Value
 		if !n.cfg.ReadOnly {
-			if vs := n.store.Get(key, now, nil); len(vs) > 0 {
-				r := &LookupResult{Target: key, Local: true, Started: now}
-				for _, v := range vs {
-					r.Values = append(r.Values, append([]byte(nil), v.Data...))
-				}
-				n.end(o, func() { cb(r, nil) })
-				return
+			for _, v := range n.store.Get(key, now, nil) {
+				local = append(local, wire.Value{TTL: ttlSeconds(v.Expires.Sub(now)), Data: v.Data})
 			}
 		}
-		n.lookup(wire.FindValue, key, now, w, func(r *LookupResult, _ time.Time, _ transport.Writer) {
+		finish := func(r *LookupResult, _ time.Time, _ transport.Writer) {
 			switch {
 			case len(r.Values) > 0:
+				r.Local = r.Holders == 1 && len(local) > 0
 				n.end(o, func() { cb(r, nil) })
-			case r.Queried == 0:
-				n.end(o, func() { cb(r, fmt.Errorf("%w: %w", ErrNotFound, ErrNoPeers)) })
 			case r.Responded == 0:
-				n.end(o, func() { cb(r, fmt.Errorf("%w: none of the %d nodes asked answered", ErrTimeout, r.Queried)) })
+				n.end(o, func() { cb(r, fmt.Errorf("%w: %w", ErrNotFound, unanswered(r))) })
 			default:
 				n.end(o, func() { cb(r, ErrNotFound) })
 			}
-		})
+		}
+		lo := n.newLookup(wire.FindValue, key, now, finish)
+		if len(local) > 0 {
+			lo.merge(local, false)
+			lo.round = 0
+		}
+		if lo.holders >= lo.quorum {
+			n.finishLookup(lo, now, w)
+			return
+		}
+		n.seed(lo, now, w)
+		if !o.done {
+			o.onEnd(func() { n.abandon(lo) })
+		}
 	})
 	return n.canceler(o)
 }
@@ -500,9 +770,13 @@ type putOp struct {
 	left  int
 	res   *PutResult
 	cb    func(*PutResult, error)
+	txids txset
 }
 
 func (p *putOp) storeValue() ([]byte, uint32) { return p.value, p.ttl }
+func (p *putOp) track(txid uint64)            { p.txids.track(txid) }
+func (p *putOp) untrack(txid uint64)          { p.txids.untrack(txid) }
+func (p *putOp) dead() bool                   { return p.o.done }
 
 func (p *putOp) response(n *Node, q *pending, m *wire.Message, now time.Time, w transport.Writer) {
 	switch m.Type {
@@ -523,26 +797,36 @@ func (p *putOp) failure(n *Node, q *pending, now time.Time, w transport.Writer) 
 	p.maybeDone(n, now)
 }
 
+// maybeDone reports the put once every STORE has an outcome. A put succeeds
+// when at least one other node accepted the value: a copy on this node alone
+// is not in the network.
 func (p *putOp) maybeDone(n *Node, now time.Time) {
-	if p.left > 0 {
+	if p.left > 0 || p.o.done {
 		return
 	}
 	r := p.res
 	r.Duration = now.Sub(r.Lookup.Started)
+	remote := r.Stored
+	if r.Local {
+		remote--
+	}
 	switch {
-	case r.Stored > 0:
+	case remote > 0:
 		n.end(p.o, func() { p.cb(r, nil) })
 	case len(r.Refused) > 0:
 		n.end(p.o, func() { p.cb(r, fmt.Errorf("%w by %v: %s", ErrRejected, r.Refused[0].Node.Addr, r.Refused[0].Text)) })
-	case r.Lookup.Queried == 0 && r.Failed == 0:
-		n.end(p.o, func() { p.cb(r, ErrNoPeers) })
+	case r.Lookup.Responded == 0:
+		n.end(p.o, func() { p.cb(r, unanswered(r.Lookup)) })
 	default:
 		n.end(p.o, func() { p.cb(r, fmt.Errorf("%w: none of the %d nodes asked to store answered", ErrTimeout, r.Failed)) })
 	}
 }
 
 // Put stores value under key on the K nodes closest to it for ttl (at most
-// each node's maximum TTL), this node included when it is one of them.
+// each node's maximum TTL), this node included when it is one of them. It
+// fails unless another node accepted the value: with ErrNoPeers when no node
+// answered the lookup, ErrRejected when every node asked refused it, and
+// ErrTimeout when they did not answer.
 func (n *Node) Put(key id.ID, value []byte, ttl time.Duration, cb func(*PutResult, error)) (cancel func()) {
 	var o *opState
 	n.run(func(now time.Time, w transport.Writer) {
@@ -562,7 +846,8 @@ func (n *Node) Put(key id.ID, value []byte, ttl time.Duration, cb func(*PutResul
 		}
 		secs := ttlSeconds(ttl)
 		p := &putOp{o: o, value: append([]byte(nil), value...), ttl: secs, cb: cb, res: &PutResult{}}
-		n.lookup(wire.FindNode, key, now, w, func(r *LookupResult, now time.Time, w transport.Writer) {
+		o.onEnd(func() { p.txids.forget(n) })
+		lo := n.lookup(wire.FindNode, key, now, w, func(r *LookupResult, now time.Time, w transport.Writer) {
 			p.res.Lookup = r
 			targets := r.Closest
 			if !n.cfg.ReadOnly && (len(targets) < n.cfg.K || n.self.CloserTo(key, targets[len(targets)-1].ID)) {
@@ -586,6 +871,9 @@ func (n *Node) Put(key id.ID, value []byte, ttl time.Duration, cb func(*PutResul
 			}
 			p.maybeDone(n, now)
 		})
+		if !o.done {
+			o.onEnd(func() { n.abandon(lo) })
+		}
 	})
 	return n.canceler(o)
 }
@@ -642,7 +930,7 @@ func (n *Node) Bootstrap(seeds []netip.AddrPort, cb func(*BootstrapResult, error
 				return
 			}
 			res.Lookups++
-			n.lookup(wire.FindNode, n.self, now, w, func(r *LookupResult, now time.Time, w transport.Writer) {
+			n.bootstrapLookup(o, n.self, now, w, func(r *LookupResult, now time.Time, w transport.Writer) {
 				if o.done {
 					return
 				}
@@ -658,7 +946,7 @@ func (n *Node) Bootstrap(seeds []netip.AddrPort, cb func(*BootstrapResult, error
 				for i := range far {
 					res.Lookups++
 					target := id.RandomInBucket(n.rng, n.self, i)
-					n.lookup(wire.FindNode, target, now, w, func(_ *LookupResult, now time.Time, _ transport.Writer) {
+					n.bootstrapLookup(o, target, now, w, func(_ *LookupResult, now time.Time, _ transport.Writer) {
 						if pending--; pending == 0 && !o.done {
 							finish(now)
 						}
@@ -667,10 +955,19 @@ func (n *Node) Bootstrap(seeds []netip.AddrPort, cb func(*BootstrapResult, error
 			})
 		}
 		for _, s := range seeds {
-			if !n.send(id.Contact{Addr: s}, wire.Ping, id.ID{}, pingOp{then: pinged}, now, w) {
+			if !n.ping(o, s, now, w, pinged) {
 				pinged(id.Contact{Addr: s}, false, now, w)
 			}
 		}
 	})
 	return n.canceler(o)
+}
+
+// bootstrapLookup runs one lookup of a join, abandoned if the join ends
+// first.
+func (n *Node) bootstrapLookup(o *opState, target id.ID, now time.Time, w transport.Writer, then func(*LookupResult, time.Time, transport.Writer)) {
+	lo := n.lookup(wire.FindNode, target, now, w, then)
+	if !o.done {
+		o.onEnd(func() { n.abandon(lo) })
+	}
 }

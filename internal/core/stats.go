@@ -16,7 +16,7 @@ type stats struct {
 	unmatched, responses          uint64
 	requests, retries, timeouts   uint64
 	stalls                        uint64
-	rpcFull                       uint64
+	rpcFull, rpcQueued            uint64
 	storesAccepted, storesRefused uint64
 	expired, refreshes            uint64
 	served                        [5]uint64 // by request type; index 0 counts unknown types
@@ -34,7 +34,8 @@ type Stats struct {
 	Retries        uint64 // requests sent again after a timeout
 	Timeouts       uint64 // requests that got no answer after every retry
 	Stalls         uint64 // lookup requests slow enough that the lookup moved on without them
-	RPCFull        uint64 // requests not sent because too many were in flight
+	RPCFull        uint64 // requests not sent because too many were in flight and the queue was full
+	RPCQueued      uint64 // requests that waited for a free slot before going out
 	StoresAccepted uint64 // STORE requests accepted
 	StoresRefused  uint64 // STORE requests refused
 	Expired        uint64 // values removed by expiry sweeps
@@ -55,7 +56,7 @@ func (n *Node) Stats() Stats {
 		Malformed: s.malformed, WrongNetwork: s.wrongNetwork,
 		Unmatched: s.unmatched, Responses: s.responses,
 		Requests: s.requests, Retries: s.retries, Timeouts: s.timeouts, Stalls: s.stalls,
-		RPCFull:        s.rpcFull,
+		RPCFull: s.rpcFull, RPCQueued: s.rpcQueued,
 		StoresAccepted: s.storesAccepted, StoresRefused: s.storesRefused,
 		Expired: s.expired, Refreshes: s.refreshes,
 		Served:    map[string]uint64{},
