@@ -29,9 +29,7 @@ func TestRunClusterGetsReturnExactlyWhatWasPut(t *testing.T) {
 		if ph.Latency.Count != uint64(ph.OK) {
 			t.Errorf("%s: %d latencies for %d operations", name, ph.Latency.Count, ph.OK)
 		}
-		// Gets may send nothing: with 12 nodes and K = 20 every node holds
-		// every value and answers from its own store.
-		if (name == "put" && ph.Requests == 0) || !closeTo(ph.RequestsPerOp, float64(ph.Requests)/float64(ph.Done)) {
+		if ph.Requests == 0 || !closeTo(ph.RequestsPerOp, float64(ph.Requests)/float64(ph.Done)) {
 			t.Errorf("%s: %d requests, %f per op", name, ph.Requests, ph.RequestsPerOp)
 		}
 		if want := float64(ph.OK) / ph.Elapsed.Seconds(); !closeTo(ph.Rate, want) {
@@ -52,8 +50,12 @@ func TestRunClusterGetsReturnExactlyWhatWasPut(t *testing.T) {
 	if rpo := rep.Put.RequestsPerOp; rpo < float64(cfg.Nodes-1) || rpo > float64(2*cfg.Nodes) {
 		t.Errorf("%.1f requests per put in a network of %d", rpo, cfg.Nodes)
 	}
-	if rep.Get.Requests != 0 {
-		t.Errorf("%d requests for gets that every node could answer itself", rep.Get.Requests)
+	// Every node holds every value, but a get still asks others until
+	// GetQuorum (3) nodes, itself included, answered with values: at least
+	// 2 requests, and at most its first Alpha (3) plus the one the first
+	// answer's freed slot sends before the second answer ends the get.
+	if rpo := rep.Get.RequestsPerOp; rpo < 2 || rpo > 4 {
+		t.Errorf("%.2f requests per get where every node holds the value: want 2 to 4", rpo)
 	}
 	if rep.Put.Requests+rep.Get.Requests > rep.Totals.Requests {
 		t.Errorf("phases' requests %d + %d exceed the nodes' total %d", rep.Put.Requests, rep.Get.Requests, rep.Totals.Requests)
