@@ -100,6 +100,10 @@ type queued struct {
 	op  op
 }
 
+// minQueue is the least room the send queue has, however small MaxInFlight
+// is: enough for many puts' STOREs and lookups' requests at once.
+const minQueue = 1024
+
 // send starts a request and reports whether it could: not when the node is
 // closed, or when the request table and the queue behind it are both full.
 // A request that finds the table full but the queue open waits there and
@@ -113,7 +117,7 @@ func (n *Node) send(to id.Contact, typ wire.Type, key id.ID, o op, now time.Time
 		n.drain(now, w) // those waiting go first
 	}
 	if n.rpc.Len() >= n.rpc.Cap() {
-		if _, ping := o.(livenessCheck); ping || len(n.queue)-n.queueHead >= n.cfg.MaxInFlight {
+		if _, ping := o.(livenessCheck); ping || len(n.queue)-n.queueHead >= max(n.cfg.MaxInFlight, minQueue) {
 			n.stats.rpcFull++
 			return false
 		}
