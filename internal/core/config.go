@@ -42,6 +42,7 @@ type Config struct {
 	RefreshInterval  time.Duration // a bucket with no lookup for this long is refreshed; default 1h
 	LookupTimeout    time.Duration // a lookup stops here with what it has, for lookups no caller's context bounds (refreshes, joins); default 30s
 	GetQuorum        int           // a get stops once this many nodes answered with values, and merges them; default 3
+	AnyScope         bool          // use contacts whatever their address scope (tests on mixed addresses); by default a peer's contacts may be no narrower than its own address: loopback only from loopback, private only from private or loopback
 	ReplacementCache int           // replacement contacts per bucket; default K
 	MaxFailures      int           // failures in a row that remove a contact; default 3
 	Clock            clock.Clock   // default clock.Real{}

@@ -316,12 +316,12 @@ func (n *Node) serve(s *scratch, m *wire.Message, from netip.AddrPort, now time.
 	case wire.Ping:
 		n.reply(s, m, from, w, wire.Pong, func(o *wire.Message) { o.Observed = from })
 	case wire.FindNode:
-		s.contacts = n.closestExcept(m.Target, m.Sender, s.contacts[:0])
+		s.contacts = n.closestExcept(m.Target, m.Sender, from, s.contacts[:0])
 		n.reply(s, m, from, w, wire.Nodes, func(o *wire.Message) { o.Contacts = s.contacts })
 	case wire.FindValue:
 		s.values = n.store.Get(m.Target, now, s.values[:0])
 		if len(s.values) == 0 {
-			s.contacts = n.closestExcept(m.Target, m.Sender, s.contacts[:0])
+			s.contacts = n.closestExcept(m.Target, m.Sender, from, s.contacts[:0])
 		}
 		n.reply(s, m, from, w, wire.Values, func(o *wire.Message) {
 			if len(s.values) == 0 {
@@ -345,17 +345,21 @@ func (n *Node) serve(s *scratch, m *wire.Message, from netip.AddrPort, now time.
 	}
 }
 
-// closestExcept appends the K contacts closest to target, leaving out the
-// requester, who knows itself, and contacts that failed our last request to
-// them: a dead contact handed out costs every asker a timeout.
-func (n *Node) closestExcept(target, requester id.ID, dst []id.Contact) []id.Contact {
+// closestExcept appends the K contacts closest to target for the requester
+// at from, leaving out the requester, who knows itself, contacts that failed
+// our last request to them (a dead contact handed out costs every asker a
+// timeout), and contacts the requester may not use (see inScope).
+func (n *Node) closestExcept(target, requester id.ID, from netip.AddrPort, dst []id.Contact) []id.Contact {
 	dst = n.table.ClosestResponsive(target, n.cfg.K+1, dst)
-	for i, c := range dst {
-		if c.ID == requester {
-			dst = append(dst[:i], dst[i+1:]...)
-			break
+	// Leave out the requester, and contacts narrower in scope than the
+	// requester's address, which it would refuse (and should not learn).
+	keep, fs := dst[:0], scopeOf(from.Addr())
+	for _, c := range dst {
+		if c.ID != requester && (n.cfg.AnyScope || scopeOf(c.Addr.Addr()) <= fs) {
+			keep = append(keep, c)
 		}
 	}
+	dst = keep
 	if len(dst) > n.cfg.K {
 		dst = dst[:n.cfg.K]
 	}

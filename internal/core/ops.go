@@ -503,7 +503,7 @@ func (o *lookupOp) response(n *Node, p *pending, m *wire.Message, now time.Time,
 	}
 	cs := m.Contacts[:0]
 	for _, c := range m.Contacts {
-		if usableAddr(c.Addr) && n.reachable(c.Addr) {
+		if usableAddr(c.Addr) && n.reachable(c.Addr) && n.inScope(c.Addr.Addr(), p.to.Addr.Addr()) {
 			cs = append(cs, c)
 		}
 	}
