@@ -37,6 +37,29 @@ const (
 	MaxErrorText = 255
 )
 
+// Amplification limits. A node answers a requester whose address it has not
+// verified (one that never answered a request of ours from that address)
+// with at most AmplificationFactor times the request's size, so that a
+// forged source address gains an attacker little. Requesters pad their
+// FIND_NODE and FIND_VALUE requests with zero bytes after the body (which
+// receivers ignore) to the lengths below, which earn a full answer anyway:
+// 300 bytes cover any NODES (at most 37 + 20 IPv6 contacts of 39 bytes),
+// 467 bytes any datagram (3 x 467 >= MaxPacket).
+const (
+	AmplificationFactor = 3
+	MinFindNodeLen      = 300
+	MinFindValueLen     = 467
+)
+
+// Pad extends the message that starts at b[start:] with zero bytes until it
+// is n bytes long, and returns b. A longer message is left as it is.
+func Pad(b []byte, start, n int) []byte {
+	if k := n - (len(b) - start); k > 0 {
+		b = append(b, make([]byte, k)...) // compiled to a grow and a clear, no allocation
+	}
+	return b
+}
+
 // Type identifies a message. Requests have the high bit clear, responses set.
 // Numbers are only ever appended, never reused.
 type Type uint8

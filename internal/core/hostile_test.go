@@ -16,6 +16,7 @@ type peer struct {
 	ep       transport.Transport
 	id       id.ID
 	received int
+	sizes    []int // of each datagram received, in order
 	script   func(req *wire.Message, from netip.AddrPort) *wire.Message
 }
 
@@ -34,6 +35,7 @@ func (tn *testNet) listenPeer(addr netip.AddrPort, pid id.ID, script func(req *w
 			return
 		}
 		p.received++
+		p.sizes = append(p.sizes, len(data))
 		if p.script == nil {
 			return
 		}

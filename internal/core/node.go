@@ -72,6 +72,7 @@ type scratch struct {
 	values   []store.Value
 	wvalues  []wire.Value
 	text     [wire.MaxErrorText]byte
+	limit    int // the most bytes the answer to the current request may take
 }
 
 // New makes a node and starts receiving on cfg.Transport. It validates cfg
@@ -269,6 +270,7 @@ func (n *Node) handle(s *scratch, data []byte, from netip.AddrPort, now time.Tim
 		// answer, so that newer peers learn we speak an older version.
 		if errors.Is(err, wire.ErrUnknownType) && m.Type.IsRequest() && m.Network == n.cfg.Network && !n.cfg.ReadOnly {
 			n.stats.served[0]++
+			s.limit = wire.AmplificationFactor * len(data) // at least 108: the text below fits
 			n.reply(s, m, from, w, wire.Error, func(o *wire.Message) {
 				o.Code = wire.CodeUnknownType
 				o.Text = append(s.text[:0], "unknown request type"...)
@@ -281,6 +283,10 @@ func (n *Node) handle(s *scratch, data []byte, from netip.AddrPort, now time.Tim
 		return
 	}
 	if m.Type.IsRequest() {
+		s.limit = wire.MaxPacket
+		if !n.proven(m.Sender, from) {
+			s.limit = min(s.limit, wire.AmplificationFactor*len(data))
+		}
 		n.serve(s, m, from, now, w)
 		return
 	}
@@ -294,6 +300,13 @@ func (n *Node) reply(s *scratch, m *wire.Message, to netip.AddrPort, w transport
 	o.Reset() // not a zero-value assignment: that would clear 4 KiB of arrays per reply
 	o.Type, o.Network, o.TxID, o.Sender = typ, n.cfg.Network, m.TxID, n.self
 	fill(o)
+	if typ == wire.Error {
+		// An ERROR's text is the one part that can be cut to keep within
+		// the amplification limit.
+		if room := s.limit - (wire.HeaderLen + 3); len(o.Text) > room {
+			o.Text = o.Text[:max(room, 0)]
+		}
+	}
 	b, err := o.Append(s.buf[:0])
 	if err != nil {
 		n.log.Error("encoding a response failed", "type", typ, "err", err)
@@ -316,12 +329,12 @@ func (n *Node) serve(s *scratch, m *wire.Message, from netip.AddrPort, now time.
 	case wire.Ping:
 		n.reply(s, m, from, w, wire.Pong, func(o *wire.Message) { o.Observed = from })
 	case wire.FindNode:
-		s.contacts = n.closestExcept(m.Target, m.Sender, from, s.contacts[:0])
+		s.contacts = fitContacts(n.closestExcept(m.Target, m.Sender, from, s.contacts[:0]), s.limit-(wire.HeaderLen+1))
 		n.reply(s, m, from, w, wire.Nodes, func(o *wire.Message) { o.Contacts = s.contacts })
 	case wire.FindValue:
 		s.values = n.store.Get(m.Target, now, s.values[:0])
 		if len(s.values) == 0 {
-			s.contacts = n.closestExcept(m.Target, m.Sender, from, s.contacts[:0])
+			s.contacts = fitContacts(n.closestExcept(m.Target, m.Sender, from, s.contacts[:0]), s.limit-(wire.HeaderLen+3))
 		}
 		n.reply(s, m, from, w, wire.Values, func(o *wire.Message) {
 			if len(s.values) == 0 {
@@ -332,7 +345,7 @@ func (n *Node) serve(s *scratch, m *wire.Message, from netip.AddrPort, now time.
 			s.wvalues = s.wvalues[:0]
 			for _, v := range s.values {
 				size += wire.ValueLen(len(v.Data))
-				if size > wire.MaxPacket || len(s.wvalues) == wire.MaxValues {
+				if size > s.limit || len(s.wvalues) == wire.MaxValues {
 					o.More = true
 					break
 				}
@@ -364,6 +377,25 @@ func (n *Node) closestExcept(target, requester id.ID, from netip.AddrPort, dst [
 		dst = dst[:n.cfg.K]
 	}
 	return dst
+}
+
+// fitContacts keeps the closest contacts of cs whose encoding fits in room
+// bytes (the contacts' count byte included).
+func fitContacts(cs []id.Contact, room int) []id.Contact {
+	size := 0
+	for i, c := range cs {
+		if size += wire.ContactLen(c); size > room {
+			return cs[:i]
+		}
+	}
+	return cs
+}
+
+// proven reports whether the sender of a request has shown that it receives
+// at from: it answered a request of ours sent there. Only such senders get
+// answers larger than AmplificationFactor times their request.
+func (n *Node) proven(sender id.ID, from netip.AddrPort) bool {
+	return false // replaced once the routing table tracks verified addresses
 }
 
 // ttlSeconds rounds a remaining lifetime up to whole seconds for the wire.

@@ -201,6 +201,12 @@ func (n *Node) write(txid uint64, p *pending, w transport.Writer) {
 		m.Value, m.TTL = p.op.(storeValuer).storeValue()
 	}
 	b, err := m.Append(e.buf[:0])
+	switch p.typ {
+	case wire.FindNode:
+		b = wire.Pad(b, 0, wire.MinFindNodeLen)
+	case wire.FindValue:
+		b = wire.Pad(b, 0, wire.MinFindValueLen)
+	}
 	if err == nil {
 		w.WriteTo(b, p.to.Addr)
 		n.stats.packetsOut++
@@ -508,6 +514,9 @@ func (o *lookupOp) response(n *Node, p *pending, m *wire.Message, now time.Time,
 		}
 	}
 	depth := o.l.OnResponse(p.to.ID, cs)
+	if depth > 0 && m.More && len(m.Values) == 0 {
+		o.more = true // a holder whose first value did not fit our answer's limit
+	}
 	if depth > 0 && len(m.Values) > 0 {
 		if o.holders == 0 {
 			o.round = depth
