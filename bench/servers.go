@@ -66,7 +66,7 @@ func startServeNode(keys []id.ID, values [][]byte, sockets int, seed uint64) (*d
 	st := store.NewMemory(store.Limits{MaxValues: max(len(keys), store.DefaultMaxValues), MaxValueSize: wire.MaxValueSize})
 	now := time.Now()
 	for i := range keys {
-		if err := st.Put(keys[i], values[i], now.Add(24*time.Hour), now); err != nil {
+		if err := st.Put(keys[i], values[i], netip.Addr{}, now.Add(24*time.Hour), now); err != nil {
 			return nil, fmt.Errorf("bench: filling the node's store: %w", err)
 		}
 	}

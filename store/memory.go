@@ -2,7 +2,9 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -13,15 +15,68 @@ import (
 // concurrent use; Gets share a read lock, so they do not serialize. Create it
 // with NewMemory; the zero value is not usable.
 //
-// An empty Memory is about a hundred bytes and allocates nothing until the
-// first Put, because a simulated network holds one store per node.
+// An empty Memory is under two hundred bytes and allocates nothing until the
+// first Put, because a simulated network holds one store per node. Its
+// table of sources holds only sources that hold stored values, so it never
+// has more entries than the store has values.
 type Memory struct {
 	mu     sync.RWMutex
 	limits Limits
-	keys   map[id.ID][]Value // insertion order per key; nil while empty
+	keys   map[id.ID][]entry // insertion order per key; nil while empty
 	n      int               // values in keys, expired ones included
+	bytes  int               // their len(Data), summed
+	srcs   map[source]usage  // what each source holds, for sources holding values; nil while empty
 	exp    expiryHeap        // one entry per stored value, plus stale ones
 	closed bool
+}
+
+// entry is a stored value and the source it is charged to.
+type entry struct {
+	Value
+	src source
+}
+
+// usage is what one source holds: values and their bytes, expired ones not
+// yet deleted included.
+type usage struct {
+	values, bytes int
+}
+
+// source is the group a sender counts as (see Store), in a form that is
+// cheap to hash and free of pointers: the IPv4 address, or the first 64 bits
+// of the IPv6 address. The zero source is the node itself.
+type source struct {
+	bits uint64
+	kind uint8 // 0 the node itself, 4 an IPv4 address, 6 an IPv6 /64
+}
+
+func sourceOf(a netip.Addr) source {
+	switch {
+	case !a.IsValid():
+		return source{}
+	case a.Is4() || a.Is4In6():
+		b := a.Unmap().As4()
+		return source{bits: uint64(binary.BigEndian.Uint32(b[:])), kind: 4}
+	default:
+		b := a.As16() // the zone, if any, is not part of it
+		return source{bits: binary.BigEndian.Uint64(b[:8]), kind: 6}
+	}
+}
+
+// String names the source as a publisher would recognize it: the IPv4
+// address, or the IPv6 /64.
+func (s source) String() string {
+	switch s.kind {
+	case 4:
+		var b [4]byte
+		binary.BigEndian.PutUint32(b[:], uint32(s.bits))
+		return netip.AddrFrom4(b).String()
+	case 6:
+		var b [16]byte
+		binary.BigEndian.PutUint64(b[:8], s.bits)
+		return netip.PrefixFrom(netip.AddrFrom16(b), 64).String()
+	}
+	return "the node itself"
 }
 
 var _ Store = (*Memory)(nil)
@@ -36,10 +91,11 @@ func NewMemory(l Limits) *Memory {
 func (m *Memory) Limits() Limits { return m.limits }
 
 // Put implements Store.
-func (m *Memory) Put(key id.ID, data []byte, expires, now time.Time) error {
+func (m *Memory) Put(key id.ID, data []byte, src netip.Addr, expires, now time.Time) error {
 	// Drop the monotonic reading so that every comparison, the heap's
 	// included, is on the wall clock.
 	expires = expires.Round(0)
+	s := sourceOf(src)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
@@ -53,38 +109,96 @@ func (m *Memory) Put(key id.ID, data []byte, expires, now time.Time) error {
 			expires.Format(time.RFC3339Nano), now.Round(0).Format(time.RFC3339Nano))
 	}
 	vals := m.purgeKey(key, now)
+	mine := 0 // s's values under key
 	for i := range vals {
 		if bytes.Equal(vals[i].Data, data) {
-			vals[i].Expires = expires
-			m.push(key, expires)
+			// A refresh only extends: a STORE from anyone must not be able
+			// to cut a value's life short.
+			if expires.After(vals[i].Expires) {
+				vals[i].Expires = expires
+				m.push(key, expires)
+			}
 			return nil
+		}
+		if vals[i].src == s {
+			mine++
 		}
 	}
 	if len(vals) >= m.limits.MaxPerKey {
 		return fmt.Errorf("%w: limit %d per key", ErrKeyFull, m.limits.MaxPerKey)
 	}
-	if m.n >= m.limits.MaxValues && m.sweepLocked(now) == 0 {
-		return fmt.Errorf("%w: limit %d values", ErrFull, m.limits.MaxValues)
+	if s.kind != 0 && mine >= m.limits.MaxPerKeyPerSource {
+		return fmt.Errorf("%w: %d values from %s under this key, limit %d per key",
+			ErrQuota, mine, s, m.limits.MaxPerKeyPerSource)
+	}
+	// Expired values are the only ones ever deleted to make room, and one
+	// sweep deletes them all.
+	if !m.fits(s, len(data)) && (m.sweepLocked(now) == 0 || !m.fits(s, len(data))) {
+		return m.noRoom(s, len(data))
 	}
 	// The sweep left vals alone: purgeKey already removed this key's values
 	// expired at now.
-	var v Value
+	v := entry{src: s}
 	if len(data) > 0 {
 		v.Data = bytes.Clone(data)
 	}
 	v.Expires = expires
 	if m.keys == nil {
-		m.keys = make(map[id.ID][]Value)
+		m.keys = make(map[id.ID][]entry)
 	}
 	m.keys[key] = append(vals, v)
 	m.n++
+	m.bytes += len(data)
+	if s.kind != 0 {
+		if m.srcs == nil {
+			m.srcs = make(map[source]usage)
+		}
+		u := m.srcs[s]
+		u.values++
+		u.bytes += len(data)
+		m.srcs[s] = u
+	}
 	m.push(key, expires)
 	return nil
 }
 
-// purgeKey deletes key's values expired at now and returns what remains. The
-// caller holds the write lock.
-func (m *Memory) purgeKey(key id.ID, now time.Time) []Value {
+// fits reports whether a new value of size bytes from s stays within the
+// source quotas and the store's capacity. The comparisons subtract, because
+// what is held never exceeds its limit and so cannot overflow.
+func (m *Memory) fits(s source, size int) bool {
+	l := &m.limits
+	if s.kind != 0 {
+		u := m.srcs[s]
+		if u.values >= l.MaxPerSource || size > l.MaxBytesPerSource-u.bytes {
+			return false
+		}
+	}
+	return m.n < l.MaxValues && size <= l.MaxBytes-m.bytes
+}
+
+// noRoom explains why fits said no, quotas first: a source over its share
+// learns that, whether or not the store is also full.
+func (m *Memory) noRoom(s source, size int) error {
+	l := &m.limits
+	if s.kind != 0 {
+		u := m.srcs[s]
+		if u.values >= l.MaxPerSource {
+			return fmt.Errorf("%w: %d values from %s, limit %d", ErrQuota, u.values, s, l.MaxPerSource)
+		}
+		if size > l.MaxBytesPerSource-u.bytes {
+			return fmt.Errorf("%w: %d bytes from %s and %d more, limit %d bytes",
+				ErrQuota, u.bytes, s, size, l.MaxBytesPerSource)
+		}
+	}
+	if m.n >= l.MaxValues {
+		return fmt.Errorf("%w: limit %d values", ErrFull, l.MaxValues)
+	}
+	return fmt.Errorf("%w: %d bytes stored and %d more, limit %d bytes", ErrFull, m.bytes, size, l.MaxBytes)
+}
+
+// purgeKey deletes key's values expired at now, refunding them to their
+// sources, and returns what remains. The caller holds the write lock.
+func (m *Memory) purgeKey(key id.ID, now time.Time) []entry {
 	vals, ok := m.keys[key]
 	if !ok {
 		return nil
@@ -93,6 +207,8 @@ func (m *Memory) purgeKey(key id.ID, now time.Time) []Value {
 	for _, v := range vals {
 		if v.Expires.After(now) {
 			kept = append(kept, v)
+		} else {
+			m.refund(&v)
 		}
 	}
 	if len(kept) == len(vals) {
@@ -113,19 +229,39 @@ func (m *Memory) purgeKey(key id.ID, now time.Time) []Value {
 	return kept
 }
 
-// release drops the map and the heap once the store is empty: Go maps never
+// refund takes a deleted value off the totals and off its source, and
+// forgets a source left holding nothing, so that the table of sources stays
+// as small as the set of sources holding values.
+func (m *Memory) refund(v *entry) {
+	m.bytes -= len(v.Data)
+	if v.src.kind == 0 {
+		return
+	}
+	u := m.srcs[v.src]
+	u.values--
+	u.bytes -= len(v.Data)
+	if u.values <= 0 {
+		delete(m.srcs, v.src)
+		return
+	}
+	m.srcs[v.src] = u
+}
+
+// release drops the maps and the heap once the store is empty: Go maps never
 // shrink, and most simulated stores empty out again.
 func (m *Memory) release() {
 	m.keys = nil
+	m.srcs = nil
 	m.exp = nil
 }
 
 // Get implements Store.
 func (m *Memory) Get(key id.ID, now time.Time, dst []Value) []Value {
 	m.mu.RLock()
-	for _, v := range m.keys[key] {
-		if v.Expires.After(now) {
-			dst = append(dst, v)
+	vals := m.keys[key]
+	for i := range vals {
+		if vals[i].Expires.After(now) {
+			dst = append(dst, vals[i].Value)
 		}
 	}
 	m.mu.RUnlock()
@@ -198,6 +334,7 @@ func (m *Memory) Close() error {
 	defer m.mu.Unlock()
 	m.closed = true
 	m.n = 0
+	m.bytes = 0
 	m.release()
 	return nil
 }

@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"fmt"
+	"math"
+	"net/netip"
 	"runtime"
 	"testing"
 	"time"
@@ -18,17 +20,30 @@ func TestMemoryConforms(t *testing.T) {
 }
 
 func TestNewMemoryFillsDefaultLimits(t *testing.T) {
+	defaults := store.Limits{MaxValues: 100_000, MaxPerKey: 16, MaxValueSize: 1000, MaxBytes: 100_000_000,
+		MaxPerSource: 1000, MaxBytesPerSource: 1_000_000, MaxPerKeyPerSource: 4}
 	tests := []struct {
 		name string
 		in   store.Limits
 		want store.Limits
 	}{
-		{"Zero", store.Limits{}, store.Limits{MaxValues: 100_000, MaxPerKey: 16, MaxValueSize: 1000}},
-		{"Negative", store.Limits{MaxValues: -1, MaxPerKey: -1, MaxValueSize: -1},
-			store.Limits{MaxValues: 100_000, MaxPerKey: 16, MaxValueSize: 1000}},
-		{"Set", store.Limits{MaxValues: 5, MaxPerKey: 2, MaxValueSize: 10},
-			store.Limits{MaxValues: 5, MaxPerKey: 2, MaxValueSize: 10}},
-		{"Partial", store.Limits{MaxPerKey: 3}, store.Limits{MaxValues: 100_000, MaxPerKey: 3, MaxValueSize: 1000}},
+		{"Zero", store.Limits{}, defaults},
+		{"Negative", store.Limits{MaxValues: -1, MaxPerKey: -1, MaxValueSize: -1, MaxBytes: -1,
+			MaxPerSource: -1, MaxBytesPerSource: -1, MaxPerKeyPerSource: -1}, defaults},
+		{"Set", store.Limits{MaxValues: 5, MaxPerKey: 2, MaxValueSize: 10, MaxBytes: 7,
+			MaxPerSource: 3, MaxBytesPerSource: 9, MaxPerKeyPerSource: 6},
+			store.Limits{MaxValues: 5, MaxPerKey: 2, MaxValueSize: 10, MaxBytes: 7,
+				MaxPerSource: 3, MaxBytesPerSource: 9, MaxPerKeyPerSource: 6}},
+		// The quotas follow the limits they are shares of.
+		{"Partial", store.Limits{MaxPerKey: 3, MaxValues: 5000, MaxBytes: 20_000},
+			store.Limits{MaxValues: 5000, MaxPerKey: 3, MaxValueSize: 1000, MaxBytes: 20_000,
+				MaxPerSource: 50, MaxBytesPerSource: 1000, MaxPerKeyPerSource: 1}},
+		{"SharesNeverZero", store.Limits{MaxValues: 7, MaxPerKey: 2, MaxValueSize: 10},
+			store.Limits{MaxValues: 7, MaxPerKey: 2, MaxValueSize: 10, MaxBytes: 70,
+				MaxPerSource: 1, MaxBytesPerSource: 10, MaxPerKeyPerSource: 1}},
+		{"MaxBytesSaturates", store.Limits{MaxValues: math.MaxInt / 2, MaxValueSize: 1000},
+			store.Limits{MaxValues: math.MaxInt / 2, MaxPerKey: 16, MaxValueSize: 1000, MaxBytes: math.MaxInt,
+				MaxPerSource: math.MaxInt / 2 / 100, MaxBytesPerSource: math.MaxInt / 100, MaxPerKeyPerSource: 4}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -41,11 +56,14 @@ func TestNewMemoryFillsDefaultLimits(t *testing.T) {
 
 var t0 = time.Date(2031, time.March, 4, 5, 6, 7, 0, time.UTC)
 
+// self is the source of the node's own puts, exempt from the quotas.
+var self netip.Addr
+
 // fill stores n values under k, expiring an hour after t0.
 func fill(tb testing.TB, m *store.Memory, k id.ID, n int) {
 	tb.Helper()
 	for i := range n {
-		if err := m.Put(k, fmt.Appendf(nil, "203.0.113.%d:4000", i), t0.Add(time.Hour), t0); err != nil {
+		if err := m.Put(k, fmt.Appendf(nil, "203.0.113.%d:4000", i), self, t0.Add(time.Hour), t0); err != nil {
 			tb.Fatal(err)
 		}
 	}
@@ -84,18 +102,20 @@ func TestMemoryRefreshDoesNotAllocate(t *testing.T) {
 	k := id.Key("service")
 	fill(t, m, k, 4)
 	data := []byte("203.0.113.2:4000")
+	src := netip.MustParseAddr("2001:db8::2")
 	now := t0
-	// Refreshing a value is what republishing does all day; it must not cost
-	// an allocation once the expiry heap has reached its steady size.
+	// Refreshing a value is what republishing does all day, from other
+	// nodes; it must not cost an allocation once the expiry heap has reached
+	// its steady size.
 	for range 1000 {
 		now = now.Add(time.Second)
-		if err := m.Put(k, data, now.Add(time.Hour), now); err != nil {
+		if err := m.Put(k, data, src, now.Add(time.Hour), now); err != nil {
 			t.Fatal(err)
 		}
 	}
 	allocs := testing.AllocsPerRun(1000, func() {
 		now = now.Add(time.Second)
-		if err := m.Put(k, data, now.Add(time.Hour), now); err != nil {
+		if err := m.Put(k, data, src, now.Add(time.Hour), now); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -130,7 +150,7 @@ func TestMemoryEmptiedReleasesMemory(t *testing.T) {
 	for i := range stores {
 		stores[i] = store.NewMemory(store.Limits{})
 		for j := range 50 {
-			if err := stores[i].Put(id.Key(fmt.Sprint(j)), []byte("v"), t0.Add(time.Minute), t0); err != nil {
+			if err := stores[i].Put(id.Key(fmt.Sprint(j)), []byte("v"), netip.AddrFrom4([4]byte{192, 0, 2, byte(j)}), t0.Add(time.Minute), t0); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -207,37 +227,51 @@ func BenchmarkMemoryPut(b *testing.B) {
 		k := id.Key("service")
 		fill(b, m, k, 8)
 		data := []byte("203.0.113.3:4000")
+		src := netip.MustParseAddr("203.0.113.3")
 		now := t0
 		b.ReportAllocs()
 		for b.Loop() {
 			now = now.Add(time.Millisecond)
-			if err := m.Put(k, data, now.Add(time.Hour), now); err != nil {
+			if err := m.Put(k, data, src, now.Add(time.Hour), now); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
-	b.Run("New", func(b *testing.B) {
-		// A steady state: 65,536 keys written round-robin, each value living
-		// half a round, so every Put adds a value and deletes an expired one.
-		const ring = 1 << 16
-		keys := make([]id.ID, ring)
-		for i := range keys {
-			keys[i] = id.Key(fmt.Sprint(i))
-		}
-		m := store.NewMemory(store.Limits{})
-		data := make([]byte, 64)
-		now := t0
-		i := 0
-		b.ReportAllocs()
-		for b.Loop() {
-			now = now.Add(time.Millisecond)
-			data[0], data[1] = byte(i), byte(i>>8)
-			if err := m.Put(keys[i%ring], data, now.Add(ring/2*time.Millisecond), now); err != nil {
-				b.Fatal(err)
+	// A steady state: 65,536 keys written round-robin, each value living
+	// half a round, so every Put adds a value and deletes an expired one.
+	// New stores as the node itself, which skips the source quotas;
+	// NewFromSources spreads the same load over 4,096 sources, 8 live values
+	// each, so that every Put is charged and every deletion refunded.
+	const ring = 1 << 16
+	keys := make([]id.ID, ring)
+	for i := range keys {
+		keys[i] = id.Key(fmt.Sprint(i))
+	}
+	for _, tc := range []struct {
+		name string
+		src  func(i int) netip.Addr
+	}{
+		{"New", func(int) netip.Addr { return self }},
+		{"NewFromSources", func(i int) netip.Addr {
+			return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 0, byte(i >> 8 & 0x0f), byte(i), 15: 1})
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			m := store.NewMemory(store.Limits{})
+			data := make([]byte, 64)
+			now := t0
+			i := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				now = now.Add(time.Millisecond)
+				data[0], data[1] = byte(i), byte(i>>8)
+				if err := m.Put(keys[i%ring], data, tc.src(i), now.Add(ring/2*time.Millisecond), now); err != nil {
+					b.Fatal(err)
+				}
+				i++
 			}
-			i++
-		}
-	})
+		})
+	}
 }
 
 func ExampleMemory() {
@@ -246,15 +280,18 @@ func ExampleMemory() {
 
 	now := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
 	key := id.Key("alice@id.example.org:address")
-	_ = s.Put(key, []byte("203.0.113.7:4000"), now.Add(24*time.Hour), now)
-	_ = s.Put(key, []byte("[2001:db8::7]:4000"), now.Add(time.Hour), now)
+	alice := netip.MustParseAddr("203.0.113.7") // the sender of the STOREs
+	_ = s.Put(key, []byte("203.0.113.7:4000"), alice, now.Add(24*time.Hour), now)
+	_ = s.Put(key, []byte("[2001:db8::7]:4000"), alice, now.Add(time.Hour), now)
+	// A refresh only ever extends the expiry.
+	_ = s.Put(key, []byte("203.0.113.7:4000"), netip.MustParseAddr("198.51.100.1"), now.Add(time.Second), now)
 
 	for _, v := range s.Get(key, now.Add(2*time.Hour), nil) {
 		fmt.Printf("%s until %s\n", v.Data, v.Expires.Format(time.Kitchen))
 	}
 	fmt.Println(s.Sweep(now.Add(2*time.Hour)), "expired value swept")
 
-	err := s.Put(key, make([]byte, 2000), now.Add(time.Hour), now)
+	err := s.Put(key, make([]byte, 2000), alice, now.Add(time.Hour), now)
 	fmt.Println(err)
 	// Output:
 	// 203.0.113.7:4000 until 12:00PM

@@ -12,19 +12,22 @@ package store
 
 import (
 	"errors"
+	"math"
+	"net/netip"
 	"time"
 
 	"github.com/dhtkit/dht/id"
 )
 
 // Sentinel errors. Put wraps one of them with %w and adds the numbers that
-// explain the refusal (the limit, the size), because the node passes the
-// message on to the publisher as the reason a STORE was refused. Test with
-// errors.Is.
+// explain the refusal (the limit, the size, the source), because the node
+// passes the message on to the publisher as the reason a STORE was refused.
+// Test with errors.Is.
 var (
 	ErrTooLarge = errors.New("store: value too large")
 	ErrFull     = errors.New("store: full") // the capacity over all keys is reached
 	ErrKeyFull  = errors.New("store: too many values for this key")
+	ErrQuota    = errors.New("store: source quota") // the sender has had its share
 	ErrExpired  = errors.New("store: expiry is not in the future")
 	ErrClosed   = errors.New("store: closed")
 )
@@ -42,25 +45,44 @@ type Value struct {
 // a set of values: distinct byte strings, at most Limits.MaxPerKey of them
 // unexpired. Implementations are safe for concurrent use.
 //
+// Every value is charged to the source that first stored it, so that no one
+// source can take more than its share of a key or of the store (see Limits).
+// A source is the IP address a STORE came from, grouped so that one host
+// counts once: an IPv4 address is its own group (/32), an IPv6 address
+// counts as its /64, which is what one host or one customer line is usually
+// given, and an IPv4-mapped IPv6 address counts as the IPv4 address. The
+// zone of an address is ignored. The zero (invalid) netip.Addr stands for
+// the node itself: its own puts are exempt from the source quotas, but not
+// from the other limits.
+//
 // Expired values are invisible to Get at once, but they stay stored (and
-// counted by Len and NextExpiry) until something deletes them: Sweep, a Put
-// to the same key, or a Put that finds the store full.
+// counted by Len, NextExpiry and the quotas) until something deletes them:
+// Sweep, a Put to the same key, or a Put that finds a limit reached.
 type Store interface {
-	// Put stores data under key until expires. data is copied.
+	// Put stores data under key until expires, on behalf of src (the
+	// sender's IP address, or the zero netip.Addr for the node itself).
+	// data is copied.
 	//
-	// Storing bytes the key already holds, unexpired, replaces that value's
-	// expiry with the new one (later or earlier) and keeps its place in the
-	// insertion order instead of adding a copy; such a refresh is never
-	// refused for lack of room. Other bytes are appended as a new value.
+	// Storing bytes the key already holds, unexpired, is a refresh: it may
+	// only extend the value's expiry, to the later of the old and the new
+	// one, never shorten it, whoever sends it. A refresh keeps the value's
+	// place in the insertion order and its charge to the source that stored
+	// it first, instead of adding a copy, and it is never refused for lack
+	// of room or quota. Other bytes are appended as a new value.
 	//
 	// Put checks, in order: closed (ErrClosed), len(data) over MaxValueSize
 	// (ErrTooLarge), expires not after now (ErrExpired). It then deletes the
-	// key's values expired at now, refreshes a matching value if there is
-	// one, and otherwise refuses with ErrKeyFull when the key already holds
-	// MaxPerKey values, or, when Len has reached MaxValues, sweeps the whole
-	// store at now and refuses with ErrFull if that freed nothing. A refused
-	// Put changes nothing visible to Get.
-	Put(key id.ID, data []byte, expires, now time.Time) error
+	// key's values expired at now and refreshes a matching value if there
+	// is one. Otherwise it refuses with ErrKeyFull when the key already
+	// holds MaxPerKey values, and with ErrQuota when src already holds
+	// MaxPerKeyPerSource of them. Then, if src holds MaxPerSource values, or
+	// its bytes plus len(data) would pass MaxBytesPerSource, or Len has
+	// reached MaxValues, or the stored bytes plus len(data) would pass
+	// MaxBytes, it sweeps the whole store at now, once, and checks again:
+	// it refuses with ErrQuota if src is still over a quota, and with
+	// ErrFull if the store is still full. Nothing unexpired is ever evicted
+	// to make room. A refused Put changes nothing visible to Get.
+	Put(key id.ID, data []byte, src netip.Addr, expires, now time.Time) error
 
 	// Get appends key's values unexpired at now to dst, oldest first
 	// (insertion order, stable across refreshes), and returns the extended
@@ -95,24 +117,53 @@ type Store interface {
 	Close() error
 }
 
-// Default limits, used for zero fields of Limits.
+// Default limits, used for zero fields of Limits. The quotas' defaults are
+// derived from the other limits; see Limits.
 const (
 	DefaultMaxValues    = 100_000
 	DefaultMaxPerKey    = 16
 	DefaultMaxValueSize = 1000
+
+	// DefaultSourceShare divides MaxValues and MaxBytes into the default
+	// quotas of one source: 1/100 of the store, so that filling a node
+	// takes at least 100 hosts, while an honest publisher has room to spare. A node
+	// holds about K/N of the values of an N-node network (K = 20
+	// replicas), so one publisher reaches 1,000 values on one node of a
+	// 10,000-node network only after publishing some 500,000 keys. The cost
+	// falls on sources that many publishers share: a carrier-grade NAT, or
+	// many nodes on one host, as in tests on 127.0.0.1.
+	DefaultSourceShare = 100
+
+	// DefaultKeySourceShare divides MaxPerKey into the default quota of one
+	// source under one key: 1/4, so that at least four sources are needed
+	// to fill a key, while one publisher can still store a few values under
+	// it (the IPv4 and IPv6 addresses of one service, say).
+	DefaultKeySourceShare = 4
 )
 
 // Limits bounds what a store accepts, so that no publisher can make it grow
-// without bound. A zero or negative field takes its default; the zero value
-// is therefore the default limits.
+// without bound, and no one source can take a key or the store from the
+// others. A zero or negative field takes its default; the zero value is
+// therefore the default limits. Bytes are counted as len(data), the store's
+// own overhead per value aside, which MaxValues bounds.
 type Limits struct {
 	MaxValues    int // values over all keys, expired-but-not-deleted included; default 100,000
 	MaxPerKey    int // unexpired values per key; default 16
 	MaxValueSize int // bytes per value; default 1000
+	MaxBytes     int // bytes over all values, expired-but-not-deleted included; default MaxValues*MaxValueSize
+
+	// The source quotas. A source is an IPv4 address or an IPv6 /64 (see
+	// Store); the node's own puts are exempt. The counts include expired
+	// values not yet deleted, as MaxValues does, but a Put that finds its
+	// source over a quota sweeps first, so in effect they count unexpired
+	// values.
+	MaxPerSource       int // values one source holds over all keys; default MaxValues/100, at least 1
+	MaxBytesPerSource  int // bytes one source holds over all keys; default MaxBytes/100, at least MaxValueSize
+	MaxPerKeyPerSource int // unexpired values one source holds under one key; default MaxPerKey/4, at least 1
 }
 
 // WithDefaults returns l with each zero or negative field replaced by its
-// default.
+// default. The derived defaults are computed from the filled-in fields.
 func (l Limits) WithDefaults() Limits {
 	if l.MaxValues <= 0 {
 		l.MaxValues = DefaultMaxValues
@@ -122,6 +173,24 @@ func (l Limits) WithDefaults() Limits {
 	}
 	if l.MaxValueSize <= 0 {
 		l.MaxValueSize = DefaultMaxValueSize
+	}
+	if l.MaxBytes <= 0 {
+		// The bound MaxValues and MaxValueSize already imply, so that the
+		// default changes nothing; saturate rather than overflow.
+		if l.MaxValues > math.MaxInt/l.MaxValueSize {
+			l.MaxBytes = math.MaxInt
+		} else {
+			l.MaxBytes = l.MaxValues * l.MaxValueSize
+		}
+	}
+	if l.MaxPerSource <= 0 {
+		l.MaxPerSource = max(1, l.MaxValues/DefaultSourceShare)
+	}
+	if l.MaxBytesPerSource <= 0 {
+		l.MaxBytesPerSource = max(l.MaxValueSize, l.MaxBytes/DefaultSourceShare)
+	}
+	if l.MaxPerKeyPerSource <= 0 {
+		l.MaxPerKeyPerSource = max(1, l.MaxPerKey/DefaultKeySourceShare)
 	}
 	return l
 }

@@ -239,7 +239,7 @@ func TestRefusedStoreTellsThePublisherWhy(t *testing.T) {
 	// Fill the server's per-key limit (16 values) so the next value is refused.
 	key := id.Key("crowded")
 	for i := range 16 {
-		if err := server.Store().Put(key, []byte(fmt.Sprint(i)), tn.clk.Now().Add(time.Hour), tn.clk.Now()); err != nil {
+		if err := server.Store().Put(key, []byte(fmt.Sprint(i)), netip.Addr{}, tn.clk.Now().Add(time.Hour), tn.clk.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}

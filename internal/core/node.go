@@ -430,7 +430,7 @@ func (n *Node) serveStore(s *scratch, m *wire.Message, from netip.AddrPort, now 
 	if ttl > n.cfg.MaxTTL {
 		ttl = n.cfg.MaxTTL
 	}
-	if err := n.store.Put(m.Target, m.Value, now.Add(ttl), now); err != nil {
+	if err := n.store.Put(m.Target, m.Value, from.Addr(), now.Add(ttl), now); err != nil {
 		code := wire.CodeGeneric
 		switch {
 		case errors.Is(err, store.ErrTooLarge):

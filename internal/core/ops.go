@@ -865,7 +865,7 @@ func (n *Node) Put(key id.ID, value []byte, ttl time.Duration, cb func(*PutResul
 			targets := r.Closest
 			if !n.cfg.ReadOnly && (len(targets) < n.cfg.K || n.self.CloserTo(key, targets[len(targets)-1].ID)) {
 				local := min(time.Duration(secs)*time.Second, n.cfg.MaxTTL)
-				if err := n.store.Put(key, p.value, now.Add(local), now); err == nil {
+				if err := n.store.Put(key, p.value, netip.Addr{}, now.Add(local), now); err == nil {
 					p.res.Stored++
 					p.res.Local = true
 					if len(targets) == n.cfg.K {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
@@ -14,11 +15,32 @@ import (
 )
 
 // model is the Store contract written as plainly as possible: linear scans,
-// no heap, no cleverness. testMatchesModel drives a store and the model with
-// the same random operations and compares every answer.
+// no heap, no counters, no cleverness; every quota is recomputed from the
+// values themselves. testMatchesModel drives a store and the model with the
+// same random operations and compares every answer.
 type model struct {
 	l    store.Limits
-	keys map[id.ID][]store.Value
+	keys map[id.ID][]mval
+}
+
+// mval is a stored value and the source it is charged to.
+type mval struct {
+	v   store.Value
+	src netip.Prefix // the zero Prefix for the node itself
+}
+
+// groupOf is the source a sender's address counts as, written with
+// netip.Prefix: the address itself for IPv4 (mapped or not), its /64 for
+// IPv6, zones dropped; the zero Prefix for the node itself.
+func groupOf(a netip.Addr) netip.Prefix {
+	if !a.IsValid() {
+		return netip.Prefix{}
+	}
+	a = a.Unmap().WithZone("")
+	if a.Is4() {
+		return netip.PrefixFrom(a, 32)
+	}
+	return netip.PrefixFrom(a, 64).Masked()
 }
 
 func (m *model) len() int {
@@ -29,10 +51,33 @@ func (m *model) len() int {
 	return n
 }
 
+func (m *model) bytes() int {
+	n := 0
+	for _, vals := range m.keys {
+		for _, v := range vals {
+			n += len(v.v.Data)
+		}
+	}
+	return n
+}
+
+// usage counts the values and bytes charged to g over all keys.
+func (m *model) usage(g netip.Prefix) (values, bytes int) {
+	for _, vals := range m.keys {
+		for _, v := range vals {
+			if v.src == g {
+				values++
+				bytes += len(v.v.Data)
+			}
+		}
+	}
+	return values, bytes
+}
+
 // purge deletes key's values expired at now and returns how many it deleted.
 func (m *model) purge(k id.ID, now time.Time) int {
 	vals := m.keys[k]
-	kept := slices.DeleteFunc(slices.Clone(vals), func(v store.Value) bool { return !v.Expires.After(now) })
+	kept := slices.DeleteFunc(slices.Clone(vals), func(v mval) bool { return !v.v.Expires.After(now) })
 	if len(kept) == 0 {
 		delete(m.keys, k)
 	} else {
@@ -49,36 +94,77 @@ func (m *model) sweep(now time.Time) int {
 	return n
 }
 
-func (m *model) put(k id.ID, data []byte, expires, now time.Time) error {
+// put returns nil or the sentinel the store must return, annotated with
+// which rule decided, so that the walk can tell it has tried every rule.
+func (m *model) put(k id.ID, data []byte, src netip.Addr, expires, now time.Time) (kind string, err error) {
 	switch {
 	case len(data) > m.l.MaxValueSize:
-		return store.ErrTooLarge
+		return "too large", store.ErrTooLarge
 	case !expires.After(now):
-		return store.ErrExpired
+		return "expired", store.ErrExpired
 	}
 	m.purge(k, now)
 	vals := m.keys[k]
 	for i := range vals {
-		if bytes.Equal(vals[i].Data, data) {
-			vals[i].Expires = expires
-			return nil
+		if bytes.Equal(vals[i].v.Data, data) {
+			if expires.After(vals[i].v.Expires) {
+				vals[i].v.Expires = expires
+				return "refresh extends", nil
+			}
+			return "refresh keeps the later expiry", nil
 		}
 	}
 	if len(vals) >= m.l.MaxPerKey {
-		return store.ErrKeyFull
+		return "key full", store.ErrKeyFull
 	}
-	if m.len() >= m.l.MaxValues && m.sweep(now) == 0 {
-		return store.ErrFull
+	g := groupOf(src)
+	if g.IsValid() {
+		n := 0
+		for _, v := range vals {
+			if v.src == g {
+				n++
+			}
+		}
+		if n >= m.l.MaxPerKeyPerSource {
+			return "source quota under the key", store.ErrQuota
+		}
 	}
-	m.keys[k] = append(vals, store.Value{Data: bytes.Clone(data), Expires: expires})
-	return nil
+	check := func() (string, error) {
+		if g.IsValid() {
+			n, b := m.usage(g)
+			if n >= m.l.MaxPerSource {
+				return "source quota of values", store.ErrQuota
+			}
+			if b+len(data) > m.l.MaxBytesPerSource {
+				return "source quota of bytes", store.ErrQuota
+			}
+		}
+		if m.len() >= m.l.MaxValues {
+			return "full of values", store.ErrFull
+		}
+		if m.bytes()+len(data) > m.l.MaxBytes {
+			return "full of bytes", store.ErrFull
+		}
+		return "", nil
+	}
+	if _, err := check(); err != nil {
+		m.sweep(now)
+		if kind, err := check(); err != nil {
+			return kind, err
+		}
+	}
+	m.keys[k] = append(vals, mval{v: store.Value{Data: bytes.Clone(data), Expires: expires}, src: g})
+	if g.IsValid() {
+		return "new from a source", nil
+	}
+	return "new from the node itself", nil
 }
 
 func (m *model) get(k id.ID, now time.Time) []store.Value {
 	var out []store.Value
 	for _, v := range m.keys[k] {
-		if v.Expires.After(now) {
-			out = append(out, v)
+		if v.v.Expires.After(now) {
+			out = append(out, v.v)
 		}
 	}
 	return out
@@ -89,8 +175,8 @@ func (m *model) nextExpiry() (time.Time, bool) {
 	ok := false
 	for _, vals := range m.keys {
 		for _, v := range vals {
-			if !ok || v.Expires.Before(min) {
-				min, ok = v.Expires, true
+			if !ok || v.v.Expires.Before(min) {
+				min, ok = v.v.Expires, true
 			}
 		}
 	}
@@ -99,7 +185,7 @@ func (m *model) nextExpiry() (time.Time, bool) {
 
 // sentinelOf names the sentinel err wraps, for comparing outcomes.
 func sentinelOf(err error) string {
-	for _, s := range []error{store.ErrTooLarge, store.ErrFull, store.ErrKeyFull, store.ErrExpired, store.ErrClosed} {
+	for _, s := range []error{store.ErrTooLarge, store.ErrFull, store.ErrKeyFull, store.ErrQuota, store.ErrExpired, store.ErrClosed} {
 		if errors.Is(err, s) {
 			return s.Error()
 		}
@@ -110,16 +196,35 @@ func sentinelOf(err error) string {
 	return "nil"
 }
 
-// testMatchesModel runs random operations, chosen to crowd the limits, on the
-// store and on the model, and fails at the first answer that differs.
+// walkSources are the senders of the random walk: the node itself, most
+// often, so that the store fills, and addresses that share groups in every
+// way the contract names (a mapped IPv4 address, two addresses of one /64,
+// a zone), next to ones that must not.
+var walkSources = []netip.Addr{
+	{}, {}, {}, {}, {},
+	netip.MustParseAddr("203.0.113.7"),
+	netip.MustParseAddr("::ffff:203.0.113.7"), // the same source as 203.0.113.7
+	netip.MustParseAddr("203.0.113.8"),
+	netip.MustParseAddr("2001:db8:1:2::1"),
+	netip.MustParseAddr("2001:db8:1:2:ffff:ffff:ffff:ffff"), // the same /64
+	netip.MustParseAddr("2001:db8:1:3::1"),
+	netip.MustParseAddr("fe80::1%eth0"),
+	netip.MustParseAddr("fe80::2%eth1"), // the same /64, another zone
+}
+
+// testMatchesModel runs random operations, chosen to crowd every limit and
+// quota, on the store and on the model, and fails at the first answer that
+// differs. Because every later answer depends on them, this checks the
+// store's accounting of values, bytes and sources through purges, sweeps
+// and refreshes against the model's recount from scratch.
 func testMatchesModel(t *testing.T, s store.Store) {
 	const (
 		seeds   = 4
-		steps   = 1500
+		steps   = 4000
 		numKeys = 8 // 8 keys x MaxPerKey 7 > MaxValues 41, so the store fills
 	)
 	l := Limits()
-	var outcomes = map[string]int{}
+	outcomes := map[string]int{}
 	for seed := range seeds {
 		if seed > 0 {
 			// Start from a store emptied by sweeping far in the future; the
@@ -127,35 +232,49 @@ func testMatchesModel(t *testing.T, s store.Store) {
 			// part of what is under test.
 			s.Sweep(at(1 << 30))
 		}
-		m := &model{l: l, keys: map[id.ID][]store.Value{}}
+		m := &model{l: l, keys: map[id.ID][]mval{}}
 		r := rand.New(rand.NewPCG(uint64(seed), 42))
 		now := at(0).Add(time.Duration(seed) * time.Hour * 24 * 365)
 		payloads := [][]byte{nil, []byte("a"), []byte("b"), []byte("ab"), []byte("ba"),
-			[]byte("service at 192.0.2.1:4000"), bytes.Repeat([]byte("z"), l.MaxValueSize),
+			[]byte("service at 192.0.2.1:4000"), bytes.Repeat([]byte("w"), l.MaxValueSize/2),
 			bytes.Repeat([]byte("y"), l.MaxValueSize+1), []byte("c"), []byte("d"), []byte("e")}
+		// Large values, so that the bytes fill up before the values do.
+		var large [][]byte
+		for i := range 8 {
+			large = append(large, bytes.Repeat([]byte{'p' + byte(i)}, l.MaxValueSize-5*i))
+		}
 		for step := range steps {
-			if r.IntN(5) == 0 {
+			// Odd seeds move the clock slower, so that more values are alive
+			// at once and the quotas of values bind.
+			if r.IntN(5+20*(seed%2)) == 0 {
 				now = now.Add(time.Duration(1+r.IntN(5000)) * time.Millisecond)
 			}
 			k := key(r.IntN(numKeys))
 			where := fmt.Sprintf("seed %d step %d", seed, step)
 			switch op := r.IntN(20); {
 			case op < 12:
+				src := walkSources[r.IntN(len(walkSources))]
 				data := payloads[r.IntN(len(payloads))]
-				expires := now.Add(time.Duration(r.IntN(60_000)-2000) * time.Millisecond)
-				want := sentinelOf(m.put(k, data, expires, now))
-				got := sentinelOf(s.Put(k, data, expires, now))
-				if got != want {
-					t.Fatalf("%s: Put(%s, %q, %v, %v) = %s, model says %s", where, k.Short(), data, expires, now, got, want)
+				// Mostly from the node itself, which can fill the store's
+				// bytes; a source would mostly hit its own quota of bytes.
+				if (!src.IsValid() && r.IntN(3) > 0) || r.IntN(10) == 0 {
+					data = large[r.IntN(len(large))]
 				}
-				outcomes[got]++
+				expires := now.Add(time.Duration(r.IntN(60_000)-2000) * time.Millisecond)
+				kind, err := m.put(k, data, src, expires, now)
+				want := sentinelOf(err)
+				got := sentinelOf(s.Put(k, data, src, expires, now))
+				if got != want {
+					t.Fatalf("%s: Put(%s, %q, from %v, %v, %v) = %s, model says %s (%s)",
+						where, k.Short(), data, src, expires, now, got, want, kind)
+				}
+				outcomes[kind]++
 			case op < 16:
 				compareGet(t, where, s, m, k, now)
 			case op < 17:
 				if got, want := s.Sweep(now), m.sweep(now); got != want {
 					t.Fatalf("%s: Sweep(%v) = %d, model says %d", where, now, got, want)
 				}
-				outcomes["sweep"]++
 			case op < 18:
 				got, gok := s.NextExpiry()
 				want, wok := m.nextExpiry()
@@ -181,14 +300,16 @@ func testMatchesModel(t *testing.T, s store.Store) {
 			compareGet(t, fmt.Sprintf("seed %d end", seed), s, m, key(i), now)
 		}
 	}
-	// The walk must have reached every outcome, or it proves less than it
+	// The walk must have reached every rule, or it proves less than it
 	// claims.
-	for _, o := range []string{"nil", store.ErrTooLarge.Error(), store.ErrExpired.Error(),
-		store.ErrKeyFull.Error(), store.ErrFull.Error()} {
+	for _, o := range []string{"new from a source", "new from the node itself", "refresh extends",
+		"refresh keeps the later expiry", "too large", "expired", "key full", "source quota under the key",
+		"source quota of values", "source quota of bytes", "full of values", "full of bytes"} {
 		if outcomes[o] == 0 {
-			t.Errorf("no Put in the random walk ended with %s; outcomes: %v", o, outcomes)
+			t.Errorf("no Put in the random walk ended with %q; outcomes: %v", o, outcomes)
 		}
 	}
+	t.Logf("outcomes: %v", outcomes)
 }
 
 func compareGet(t *testing.T, where string, s store.Store, m *model, k id.ID, now time.Time) {

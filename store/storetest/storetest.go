@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"regexp"
 	"strings"
 	"sync"
@@ -30,7 +31,10 @@ import (
 // from each other, so that it can check that an error message names the
 // number.
 func Limits() store.Limits {
-	return store.Limits{MaxValues: 41, MaxPerKey: 7, MaxValueSize: 123}
+	return store.Limits{
+		MaxValues: 41, MaxPerKey: 7, MaxValueSize: 123, MaxBytes: 2003,
+		MaxPerSource: 11, MaxBytesPerSource: 301, MaxPerKeyPerSource: 3,
+	}
 }
 
 // Run runs the conformance suite as subtests of t. open must return a new,
@@ -53,6 +57,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"EmptyValue", testEmptyValue},
 		{"ExpiryIsWallClock", testExpiryIsWallClock},
 		{"SameBytesRefreshExpiry", testSameBytesRefreshExpiry},
+		{"RefreshCannotShortenExpiry", testRefreshCannotShortenExpiry},
 		{"DifferentBytesAdd", testDifferentBytesAdd},
 		{"InsertionOrder", testInsertionOrder},
 		{"ReputAfterExpiryIsNew", testReputAfterExpiryIsNew},
@@ -61,6 +66,14 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"LimitValueSize", testLimitValueSize},
 		{"LimitPerKey", testLimitPerKey},
 		{"LimitTotal", testLimitTotal},
+		{"LimitTotalBytes", testLimitTotalBytes},
+		{"OneSourceCannotFillAKey", testOneSourceCannotFillAKey},
+		{"OneSourceCannotFillTheStore", testOneSourceCannotFillTheStore},
+		{"OneSourceCannotTakeTheBytes", testOneSourceCannotTakeTheBytes},
+		{"SourcesGroupByHost", testSourcesGroupByHost},
+		{"QuotaReleasedWhenValuesExpire", testQuotaReleasedWhenValuesExpire},
+		{"RefreshKeepsTheFirstSourceCharged", testRefreshKeepsTheFirstSourceCharged},
+		{"NodeItselfIsExemptFromQuotas", testNodeItselfIsExemptFromQuotas},
 		{"ExpiryNotInFuture", testExpiryNotInFuture},
 		{"PutCopiesData", testPutCopiesData},
 		{"GetDataStableAcrossPuts", testGetDataStableAcrossPuts},
@@ -84,10 +97,27 @@ func at(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
 
 func key(i int) id.ID { return id.Key(fmt.Sprintf("storetest key %d", i)) }
 
+// self is the source of the node's own puts.
+var self netip.Addr
+
+// Senders of STOREs, in distinct groups.
+var (
+	srcA = netip.MustParseAddr("203.0.113.7")
+	srcB = netip.MustParseAddr("198.51.100.20")
+	srcC = netip.MustParseAddr("2001:db8:c::1")
+)
+
+// mustPut stores data as the node itself, which the source quotas leave
+// alone, so that the other limits can be tested on their own.
 func mustPut(t *testing.T, s store.Store, k id.ID, data string, expires, now time.Time) {
 	t.Helper()
-	if err := s.Put(k, []byte(data), expires, now); err != nil {
-		t.Fatalf("Put(%s, %q, expires %v, now %v) = %v, want nil", k.Short(), data, expires, now, err)
+	mustPutFrom(t, s, self, k, data, expires, now)
+}
+
+func mustPutFrom(t *testing.T, s store.Store, src netip.Addr, k id.ID, data string, expires, now time.Time) {
+	t.Helper()
+	if err := s.Put(k, []byte(data), src, expires, now); err != nil {
+		t.Fatalf("Put(%s, %q, from %v, expires %v, now %v) = %v, want nil", k.Short(), data, src, expires, now, err)
 	}
 }
 
@@ -125,9 +155,19 @@ func wantErr(t *testing.T, err, sentinel error, numbers ...int) {
 		t.Fatalf("error = %v, want one wrapping %q", err, sentinel)
 	}
 	for _, n := range numbers {
-		if !regexp.MustCompile(fmt.Sprintf(`\b%d\b`, n)).MatchString(err.Error()) {
+		if !regexp.MustCompile(fmt.Sprintf(`(^|[^\w.:])%d($|[^\w.:])`, n)).MatchString(err.Error()) {
 			t.Errorf("error %q does not name %d", err, n)
 		}
+	}
+}
+
+// wantQuota checks that err is a quota refusal naming the source and the
+// numbers.
+func wantQuota(t *testing.T, err error, source string, numbers ...int) {
+	t.Helper()
+	wantErr(t, err, store.ErrQuota, numbers...)
+	if !strings.Contains(err.Error(), source) {
+		t.Errorf("error %q does not name the source %s", err, source)
 	}
 }
 
@@ -150,11 +190,11 @@ func testRoundTrip(t *testing.T, s store.Store) {
 
 func testEmptyValue(t *testing.T, s store.Store) {
 	k := key(1)
-	if err := s.Put(k, nil, at(10), at(0)); err != nil {
+	if err := s.Put(k, nil, self, at(10), at(0)); err != nil {
 		t.Fatalf("Put of an empty value = %v, want nil", err)
 	}
 	// An empty slice holds the same (no) bytes: a refresh, not a second value.
-	if err := s.Put(k, []byte{}, at(20), at(0)); err != nil {
+	if err := s.Put(k, []byte{}, self, at(20), at(0)); err != nil {
 		t.Fatalf("Put of an empty value = %v, want nil", err)
 	}
 	got := wantGet(t, s, k, at(15), "")
@@ -186,10 +226,31 @@ func testSameBytesRefreshExpiry(t *testing.T, s store.Store) {
 	if !got[0].Expires.Equal(at(20)) {
 		t.Errorf("after refresh Expires = %v, want %v", got[0].Expires, at(20))
 	}
-	// A refresh replaces the expiry even with an earlier one.
-	mustPut(t, s, k, "addr", at(12), at(2))
-	wantGet(t, s, k, at(11), "addr")
-	wantGet(t, s, k, at(12))
+	wantLen(t, s, 1)
+}
+
+// testRefreshCannotShortenExpiry guards against a forged STORE of the same
+// bytes with a short TTL, from anyone, cutting a value's life short: a
+// refresh may only extend an expiry.
+func testRefreshCannotShortenExpiry(t *testing.T, s store.Store) {
+	k := key(1)
+	long := at(24 * 3600)
+	mustPutFrom(t, s, srcA, k, "addr", long, at(0))
+	for _, src := range []netip.Addr{srcB, srcA, self} {
+		// Accepted, since the value is stored at least that long, but the
+		// expiry stays the later one.
+		mustPutFrom(t, s, src, k, "addr", at(2), at(1))
+		got := wantGet(t, s, k, at(3), "addr")
+		if !got[0].Expires.Equal(long) {
+			t.Fatalf("a refresh from %v with an earlier expiry moved the expiry to %v, want %v", src, got[0].Expires, long)
+		}
+	}
+	if n := s.Sweep(at(3)); n != 0 {
+		t.Errorf("Sweep after the shortening refreshes deleted %d values, want 0", n)
+	}
+	if e, ok := s.NextExpiry(); !ok || !e.Equal(long) {
+		t.Errorf("NextExpiry() = %v, %v; want %v, true", e, ok, long)
+	}
 	wantLen(t, s, 1)
 }
 
@@ -220,7 +281,8 @@ func testInsertionOrder(t *testing.T, s store.Store) {
 		mustPut(t, s, other, v, at(100), at(0))
 	}
 	wantGet(t, s, k, at(1), want...)
-	// Refreshes keep each value in its place.
+	// Refreshes keep each value in its place, whether they extend the
+	// expiry or not.
 	mustPut(t, s, k, "v3", at(200), at(2))
 	mustPut(t, s, k, "v0", at(50), at(2))
 	wantGet(t, s, k, at(3), want...)
@@ -296,17 +358,19 @@ func testNextExpiry(t *testing.T, s store.Store) {
 	want(10)
 	mustPut(t, s, key(2), "y", at(50), at(1)) // the earliest moves later
 	want(20)
-	mustPut(t, s, key(1), "x", at(5), at(2)) // another moves earlier
+	mustPut(t, s, key(1), "z", at(5), at(2)) // a refresh cannot move it earlier
+	want(20)
+	mustPut(t, s, key(1), "w", at(5), at(2)) // a new value can
 	want(5)
 	// Expired but not swept still counts: it is what the next sweep deletes.
-	wantGet(t, s, key(1), at(6), "z")
+	wantGet(t, s, key(1), at(6), "x", "z")
 	want(5)
 	if n := s.Sweep(at(6)); n != 1 {
 		t.Fatalf("Sweep = %d, want 1", n)
 	}
 	want(20)
-	if n := s.Sweep(at(100)); n != 2 {
-		t.Fatalf("Sweep = %d, want 2", n)
+	if n := s.Sweep(at(100)); n != 3 {
+		t.Fatalf("Sweep = %d, want 3", n)
 	}
 	want(-1)
 }
@@ -315,7 +379,7 @@ func testLimitValueSize(t *testing.T, s store.Store) {
 	max := Limits().MaxValueSize
 	k := key(1)
 	mustPut(t, s, k, strings.Repeat("m", max), at(10), at(0))
-	err := s.Put(k, bytes.Repeat([]byte("x"), max+1), at(10), at(0))
+	err := s.Put(k, bytes.Repeat([]byte("x"), max+1), self, at(10), at(0))
 	wantErr(t, err, store.ErrTooLarge, max, max+1)
 	wantGet(t, s, k, at(1), strings.Repeat("m", max))
 	wantLen(t, s, 1)
@@ -334,7 +398,7 @@ func testLimitPerKey(t *testing.T, s store.Store) {
 		}
 		mustPut(t, s, k, v, exp, at(0))
 	}
-	err := s.Put(k, []byte("one too many"), at(100), at(1))
+	err := s.Put(k, []byte("one too many"), self, at(100), at(1))
 	wantErr(t, err, store.ErrKeyFull, max)
 	wantGet(t, s, k, at(1), want...)
 	wantLen(t, s, max)
@@ -359,7 +423,7 @@ func testLimitTotal(t *testing.T, s store.Store) {
 	}
 	wantLen(t, s, l.MaxValues)
 	fresh := key(1000)
-	err := s.Put(fresh, []byte("no room"), at(100), at(1))
+	err := s.Put(fresh, []byte("no room"), self, at(100), at(1))
 	wantErr(t, err, store.ErrFull, l.MaxValues)
 	wantGet(t, s, fresh, at(1))
 	wantLen(t, s, l.MaxValues)
@@ -371,6 +435,212 @@ func testLimitTotal(t *testing.T, s store.Store) {
 	wantGet(t, s, fresh, at(10), "room now")
 	wantLen(t, s, l.MaxValues-3+1)
 	wantGet(t, s, key(0), at(0), "v3", "v4") // v0..v2 were deleted
+}
+
+func testLimitTotalBytes(t *testing.T, s store.Store) {
+	l := Limits()
+	// big returns a distinct value of n bytes.
+	big := func(i, n int) string { return fmt.Sprintf("%03d", i) + strings.Repeat("b", n-3) }
+	full := l.MaxBytes / l.MaxValueSize // values of the largest size that fit
+	for i := range full {
+		exp := at(100)
+		if i < 2 {
+			exp = at(10)
+		}
+		mustPut(t, s, key(i/4), big(i, l.MaxValueSize), exp, at(0))
+	}
+	rest := l.MaxBytes - full*l.MaxValueSize
+	mustPut(t, s, key(100), big(100, rest), at(100), at(0)) // exactly MaxBytes
+	err := s.Put(key(101), []byte("x"), self, at(100), at(1))
+	wantErr(t, err, store.ErrFull, l.MaxBytes)
+	wantGet(t, s, key(101), at(1))
+	wantLen(t, s, full+1)
+	// A refresh adds nothing, so a store full of bytes accepts it.
+	mustPut(t, s, key(100), big(100, rest), at(110), at(1))
+	// Expired values are reclaimed before refusing.
+	mustPut(t, s, key(101), big(101, l.MaxValueSize), at(100), at(10))
+	wantLen(t, s, full+1-2+1)
+}
+
+// testOneSourceCannotFillAKey guards against key squatting: one source
+// storing junk under a key until every later publisher is refused.
+func testOneSourceCannotFillAKey(t *testing.T, s store.Store) {
+	l := Limits()
+	k := key(1)
+	var want []string
+	for i := range l.MaxPerKeyPerSource {
+		v := fmt.Sprintf("junk %d", i)
+		want = append(want, v)
+		mustPutFrom(t, s, srcA, k, v, at(100), at(0))
+	}
+	err := s.Put(k, []byte("more junk"), srcA, at(100), at(1))
+	wantQuota(t, err, "203.0.113.7", l.MaxPerKeyPerSource)
+	// The same host in its IPv4-mapped IPv6 form is the same source.
+	err = s.Put(k, []byte("more junk"), netip.MustParseAddr("::ffff:203.0.113.7"), at(100), at(1))
+	wantQuota(t, err, "203.0.113.7", l.MaxPerKeyPerSource)
+	wantGet(t, s, k, at(1), want...)
+	// Every other publisher can still store under the key.
+	mustPutFrom(t, s, srcB, k, "b's address", at(100), at(1))
+	mustPutFrom(t, s, srcC, k, "c's address", at(100), at(1))
+	mustPut(t, s, k, "the node's own", at(100), at(1))
+	wantGet(t, s, k, at(1), append(want, "b's address", "c's address", "the node's own")...)
+	// The first source keeps its allowance under other keys.
+	mustPutFrom(t, s, srcA, key(2), "more junk", at(100), at(1))
+}
+
+// testOneSourceCannotFillTheStore guards against store filling: one source
+// taking every slot of a node for as long as its TTL allows.
+func testOneSourceCannotFillTheStore(t *testing.T, s store.Store) {
+	l := Limits()
+	per := l.MaxPerKeyPerSource
+	for i := range l.MaxPerSource {
+		mustPutFrom(t, s, srcA, key(i/per), fmt.Sprintf("a%d", i), at(100), at(0))
+	}
+	fresh := key(1000)
+	err := s.Put(fresh, []byte("one too many"), srcA, at(100), at(1))
+	wantQuota(t, err, "203.0.113.7", l.MaxPerSource)
+	wantGet(t, s, fresh, at(1))
+	wantLen(t, s, l.MaxPerSource)
+	// The source's refresh adds nothing, so it is accepted at the quota.
+	mustPutFrom(t, s, srcA, key(0), "a0", at(200), at(1))
+	// Other sources, and the node itself, still have room.
+	mustPutFrom(t, s, srcB, fresh, "b", at(100), at(1))
+	mustPutFrom(t, s, srcC, fresh, "c", at(100), at(1))
+	mustPut(t, s, fresh, "the node's own", at(100), at(1))
+	wantGet(t, s, fresh, at(1), "b", "c", "the node's own")
+	wantLen(t, s, l.MaxPerSource+3)
+}
+
+func testOneSourceCannotTakeTheBytes(t *testing.T, s store.Store) {
+	l := Limits()
+	big := func(i, n int) string { return fmt.Sprintf("%03d", i) + strings.Repeat("c", n-3) }
+	n := l.MaxBytesPerSource / l.MaxValueSize
+	for i := range n {
+		mustPutFrom(t, s, srcC, key(i), big(i, l.MaxValueSize), at(100), at(0))
+	}
+	err := s.Put(key(100), []byte(big(100, l.MaxValueSize)), srcC, at(100), at(1))
+	// An IPv6 source is named as its /64.
+	wantQuota(t, err, "2001:db8:c::/64", l.MaxBytesPerSource, l.MaxValueSize)
+	wantGet(t, s, key(100), at(1))
+	// What is left of the quota can still be used, to the byte.
+	rest := l.MaxBytesPerSource - n*l.MaxValueSize
+	mustPutFrom(t, s, srcC, key(100), big(100, rest), at(100), at(1))
+	err = s.Put(key(101), []byte("x"), srcC, at(100), at(1))
+	wantQuota(t, err, "2001:db8:c::/64", l.MaxBytesPerSource)
+	// Others are not charged for it.
+	mustPutFrom(t, s, srcB, key(101), big(101, l.MaxValueSize), at(100), at(1))
+}
+
+func testSourcesGroupByHost(t *testing.T, s store.Store) {
+	for i, tc := range []struct {
+		name string
+		a, b string
+		same bool
+	}{
+		{"IPv6SameSlash64", "2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff", true},
+		{"IPv6OtherSlash64", "2001:db8:1:2::1", "2001:db8:1:3::1", false},
+		{"IPv4MappedIsIPv4", "203.0.113.7", "::ffff:203.0.113.7", true},
+		{"IPv4NeighboursDiffer", "203.0.113.7", "203.0.113.6", false},
+		{"ZoneIgnored", "fe80::1%eth0", "fe80::2%eth1", true},
+		{"IPv4IsNotAnIPv6Prefix", "0.0.0.1", "::1", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Fill a key of its own with a's quota, then try b there.
+			k := key(100 + i)
+			a, b := netip.MustParseAddr(tc.a), netip.MustParseAddr(tc.b)
+			for j := range Limits().MaxPerKeyPerSource {
+				mustPutFrom(t, s, a, k, fmt.Sprint(j), at(100), at(0))
+			}
+			err := s.Put(k, []byte("b"), b, at(100), at(0))
+			switch {
+			case tc.same && !errors.Is(err, store.ErrQuota):
+				t.Errorf("Put from %s after %s filled its quota under the key = %v, want ErrQuota: the same source", b, a, err)
+			case !tc.same && err != nil:
+				t.Errorf("Put from %s after %s filled its quota under the key = %v, want nil: another source", b, a, err)
+			}
+		})
+	}
+}
+
+// testQuotaReleasedWhenValuesExpire checks that a quota counts values
+// alive: expired ones, swept or not, give their room back.
+func testQuotaReleasedWhenValuesExpire(t *testing.T, s store.Store) {
+	l := Limits()
+	per := l.MaxPerKeyPerSource
+	// Over all keys, released by the Put itself.
+	for i := range l.MaxPerSource {
+		mustPutFrom(t, s, srcA, key(i/per), fmt.Sprintf("a%d", i), at(10), at(0))
+	}
+	wantQuota(t, s.Put(key(100), []byte("later"), srcA, at(100), at(9)), "203.0.113.7", l.MaxPerSource)
+	mustPutFrom(t, s, srcA, key(100), "later", at(100), at(10))
+	wantLen(t, s, 1)
+	// Under one key, released by the Put's purge of the key.
+	for i := range per - 1 {
+		mustPutFrom(t, s, srcA, key(100), fmt.Sprintf("k%d", i), at(20), at(10))
+	}
+	wantQuota(t, s.Put(key(100), []byte("k more"), srcA, at(100), at(19)), "203.0.113.7", per)
+	mustPutFrom(t, s, srcA, key(100), "k more", at(100), at(20))
+	// Over all keys again, released by Sweep.
+	for i := range l.MaxPerSource - 2 {
+		mustPutFrom(t, s, srcA, key(200+i), "s", at(30), at(20))
+	}
+	wantQuota(t, s.Put(key(300), []byte("s"), srcA, at(100), at(29)), "203.0.113.7", l.MaxPerSource)
+	if n := s.Sweep(at(30)); n != l.MaxPerSource-2 {
+		t.Fatalf("Sweep = %d, want %d", n, l.MaxPerSource-2)
+	}
+	for i := range l.MaxPerSource - 2 {
+		mustPutFrom(t, s, srcA, key(300+i), "s", at(100), at(30))
+	}
+	// Bytes, released by the Put itself.
+	big := strings.Repeat("b", l.MaxValueSize)
+	n := l.MaxBytesPerSource / l.MaxValueSize
+	for i := range n {
+		mustPutFrom(t, s, srcC, key(400+i), big, at(40), at(30))
+	}
+	wantQuota(t, s.Put(key(500), []byte(big), srcC, at(100), at(39)), "2001:db8:c::/64", l.MaxBytesPerSource)
+	mustPutFrom(t, s, srcC, key(500), big, at(100), at(40))
+}
+
+// testRefreshKeepsTheFirstSourceCharged checks that a value stays charged to
+// the source that stored it, whoever refreshes it, and that a refresh is
+// accepted from a source at its quota.
+func testRefreshKeepsTheFirstSourceCharged(t *testing.T, s store.Store) {
+	per := Limits().MaxPerKeyPerSource
+	k := key(1)
+	mustPutFrom(t, s, srcA, k, "shared", at(100), at(0))
+	mustPutFrom(t, s, srcB, k, "shared", at(200), at(1))
+	// B was not charged for its refresh: it has its whole quota under k.
+	for i := range per {
+		mustPutFrom(t, s, srcB, k, fmt.Sprintf("b%d", i), at(300), at(1))
+	}
+	wantQuota(t, s.Put(k, []byte("b more"), srcB, at(300), at(1)), "198.51.100.20", per)
+	// And it may still refresh A's value at its quota.
+	mustPutFrom(t, s, srcB, k, "shared", at(250), at(1))
+	// A was: it has one value fewer.
+	for i := range per - 1 {
+		mustPutFrom(t, s, srcA, k, fmt.Sprintf("a%d", i), at(300), at(1))
+	}
+	wantQuota(t, s.Put(k, []byte("a more"), srcA, at(300), at(1)), "203.0.113.7", per)
+	// Once the shared value has expired, storing it again is a new value,
+	// charged to whoever stores it: A has room, B has none.
+	wantQuota(t, s.Put(k, []byte("shared"), srcB, at(400), at(250)), "198.51.100.20", per)
+	mustPutFrom(t, s, srcA, k, "shared", at(400), at(250))
+}
+
+func testNodeItselfIsExemptFromQuotas(t *testing.T, s store.Store) {
+	l := Limits()
+	// More values under one key, over all keys, and more bytes than any
+	// source may hold; MaxBytes still bounds them.
+	n := l.MaxBytes / l.MaxValueSize
+	for i := range n {
+		mustPut(t, s, key(i/l.MaxPerKey), fmt.Sprintf("%03d", i)+strings.Repeat("n", l.MaxValueSize-3), at(100), at(0))
+	}
+	if got := len(s.Get(key(0), at(1), nil)); got != l.MaxPerKey {
+		t.Fatalf("key 0 holds %d of the node's own values, want %d", got, l.MaxPerKey)
+	}
+	wantLen(t, s, n)
+	err := s.Put(key(100), []byte(strings.Repeat("n", l.MaxValueSize)), self, at(100), at(0))
+	wantErr(t, err, store.ErrFull, l.MaxBytes)
 }
 
 func testExpiryNotInFuture(t *testing.T, s store.Store) {
@@ -387,7 +657,7 @@ func testExpiryNotInFuture(t *testing.T, s store.Store) {
 		{"RefreshExpiredBefore", "live", at(-100)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := s.Put(k, []byte(tc.data), tc.expires, at(5))
+			err := s.Put(k, []byte(tc.data), srcA, tc.expires, at(5))
 			wantErr(t, err, store.ErrExpired)
 			got := wantGet(t, s, k, at(5), "live")
 			if !got[0].Expires.Equal(at(20)) {
@@ -401,14 +671,14 @@ func testExpiryNotInFuture(t *testing.T, s store.Store) {
 func testPutCopiesData(t *testing.T, s store.Store) {
 	k := key(1)
 	buf := []byte("original")
-	if err := s.Put(k, buf, at(10), at(0)); err != nil {
+	if err := s.Put(k, buf, srcA, at(10), at(0)); err != nil {
 		t.Fatal(err)
 	}
 	copy(buf, "XXXXXXXX")
 	wantGet(t, s, k, at(1), "original")
 	// The same holds for the slice passed to a refresh.
 	buf = []byte("original")
-	if err := s.Put(k, buf, at(20), at(1)); err != nil {
+	if err := s.Put(k, buf, srcB, at(20), at(1)); err != nil {
 		t.Fatal(err)
 	}
 	copy(buf, "YYYYYYYY")
@@ -454,7 +724,7 @@ func testLen(t *testing.T, s store.Store) {
 	wantLen(t, s, 3)
 	mustPut(t, s, key(1), "a", at(30), at(1)) // refresh
 	wantLen(t, s, 3)
-	_ = s.Put(key(1), []byte("x"), at(1), at(1)) // refused
+	_ = s.Put(key(1), []byte("x"), self, at(1), at(1)) // refused
 	wantLen(t, s, 3)
 	s.Get(key(2), at(25), nil) // reading does not delete
 	wantLen(t, s, 3)
@@ -514,7 +784,7 @@ func testKeysCallbackMayUseStore(t *testing.T, s store.Store) {
 			if len(s.Get(k, at(1), nil)) == 1 {
 				seen++
 			}
-			if err := s.Put(k, []byte("v"), at(60), at(1)); err != nil {
+			if err := s.Put(k, []byte("v"), self, at(60), at(1)); err != nil {
 				t.Errorf("Put inside Keys: %v", err)
 			}
 			s.Sweep(at(1))
@@ -537,12 +807,12 @@ func testClose(t *testing.T, s store.Store) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close() = %v", err)
 	}
-	if err := s.Put(key(2), []byte("b"), at(10), at(0)); !errors.Is(err, store.ErrClosed) {
+	if err := s.Put(key(2), []byte("b"), self, at(10), at(0)); !errors.Is(err, store.ErrClosed) {
 		t.Errorf("Put after Close = %v, want ErrClosed", err)
 	}
 	// Closed is reported before any other reason.
 	big := make([]byte, Limits().MaxValueSize+1)
-	if err := s.Put(key(2), big, at(10), at(0)); !errors.Is(err, store.ErrClosed) {
+	if err := s.Put(key(2), big, srcA, at(10), at(0)); !errors.Is(err, store.ErrClosed) {
 		t.Errorf("oversized Put after Close = %v, want ErrClosed", err)
 	}
 	if err := s.Close(); err != nil {
@@ -582,8 +852,9 @@ func testConcurrent(t *testing.T, s store.Store) {
 			r := rand.New(rand.NewPCG(uint64(w), 1))
 			for range ops {
 				k, n := r.IntN(keys), now()
-				err := s.Put(key(k), valueFor(k, r.IntN(10)), n.Add(time.Duration(1+r.IntN(100))*time.Millisecond), n)
-				if err != nil && !errors.Is(err, store.ErrKeyFull) && !errors.Is(err, store.ErrFull) {
+				src := []netip.Addr{self, srcA, srcB, srcC}[(w+r.IntN(2))%4]
+				err := s.Put(key(k), valueFor(k, r.IntN(10)), src, n.Add(time.Duration(1+r.IntN(100))*time.Millisecond), n)
+				if err != nil && !errors.Is(err, store.ErrKeyFull) && !errors.Is(err, store.ErrFull) && !errors.Is(err, store.ErrQuota) {
 					t.Errorf("concurrent Put: %v", err)
 				}
 			}
