@@ -436,7 +436,8 @@ func (l *Lookup) Requeue(from id.ID) {
 //   - Exhausted: Next has handed out MaxQueries contacts, and the K closest
 //     candidates that have responded or are still awaited have all
 //     responded. Candidates never asked are passed over, since Next will
-//     not hand them out any more; Stats.Limited then includes LimitQueries.
+//     not hand them out any more; when one of them is among the K closest
+//     that have not failed, Stats.Limited includes LimitQueries.
 //
 // Either way, requests still awaited (those InFlight lists) do not keep the
 // lookup open: none of them is among the K closest that count. A caller that
