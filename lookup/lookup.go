@@ -13,15 +13,29 @@
 // The shortlist is a fixed-size array allocated by New: however many contacts
 // peers return, a lookup never holds more than MaxCandidates of them, and
 // feeding it responses does not allocate. When it overflows, the farthest
-// candidate that is neither in flight nor among the K closest non-failed ones
+// candidate that is neither awaited nor among the K closest non-failed ones
 // is evicted, and from then on nothing at or beyond the closest evicted
 // distance is admitted: an evicted contact cannot return, so no contact is
 // ever queried twice, and a lookup flooded with fresh contacts still ends.
+// When every such candidate is awaited, the farthest stalled request outside
+// the K closest is abandoned instead (its late answer is no longer taken):
+// there is always one, since at most Alpha requests are in flight, so no
+// sequence of answers can leave the shortlist without room.
+//
+// Every lookup is bounded whatever peers answer. Next hands out at most
+// MaxQueries contacts over the lookup's life (default 4*(K+Alpha)), and only
+// contacts at most MaxRounds hops from the seeds (default 32): peers that keep
+// returning ever-closer contacts cannot keep a lookup asking. Once the query
+// bound is reached, the lookup is Done as soon as the requests that could
+// still enter the result have answered or failed, and Stats.Limited says
+// which bound cut it short, so that the caller can report that the result
+// may be incomplete.
 package lookup
 
 import (
 	"encoding/binary"
 	"net/netip"
+	"strings"
 
 	"github.com/dhtkit/dht/id"
 )
@@ -30,6 +44,24 @@ import (
 const (
 	DefaultK     = 20 // bucket size and result size, as in the paper
 	DefaultAlpha = 3  // parallelism, as in the paper
+
+	// DefaultMaxRounds is log2 of a network of 2^32 nodes: even at one bit
+	// of progress per hop, the paper's worst case, a lookup in such a
+	// network needs no more rounds. Over k-bucket networks, healthy or with
+	// half the nodes dead, the deepest lookups measured took 6 rounds at
+	// 20,000 nodes (TestDefaultBoundsDoNotCutHonestLookups) and 8 at
+	// 200,000, growing by about one round per tenfold.
+	DefaultMaxRounds = 32
+
+	// DefaultQueriesPerSlot sets the default MaxQueries to this many times
+	// K+Alpha. A lookup in a healthy network asks about K+Alpha contacts;
+	// with half the nodes dead (a fifth of the contacts returned dead), the
+	// most measured was 2.6*(K+Alpha) for K=20 at 20,000 nodes
+	// (TestDefaultBoundsDoNotCutHonestLookups) and 2.9*(K+Alpha) at
+	// 200,000; 3.5*(K+Alpha) for K=8. Four times leaves a margin over that,
+	// while an adversary whose contacts never answer holds a lookup for at
+	// most about MaxQueries/Alpha stall periods plus one request timeout.
+	DefaultQueriesPerSlot = 4
 )
 
 // Config sizes a lookup. The zero value selects the defaults.
@@ -45,6 +77,17 @@ type Config struct {
 	// 3*K; values below K+Alpha+1 are raised to K+Alpha+1, the least that
 	// always leaves room to evict a candidate that can no longer matter.
 	MaxCandidates int
+	// MaxQueries bounds the contacts Next hands out over the lookup's life
+	// (a contact given back by Requeue does not count): once reached, Next
+	// hands out nothing more. Zero or negative selects
+	// DefaultQueriesPerSlot*(K+Alpha).
+	MaxQueries int
+	// MaxRounds bounds the lookup's depth. Seeds are queried in round 1
+	// and a contact returned by a round-r node in round r+1; contacts that
+	// would be queried after round MaxRounds are not admitted, so the
+	// contacts a round-MaxRounds node returns are dropped and Stats.Rounds
+	// never exceeds MaxRounds. Zero or negative selects DefaultMaxRounds.
+	MaxRounds int
 }
 
 // withDefaults fills zero fields and clamps MaxCandidates (see Config).
@@ -61,11 +104,18 @@ func (c Config) withDefaults() Config {
 	if least := c.K + c.Alpha + 1; c.MaxCandidates < least {
 		c.MaxCandidates = least
 	}
+	if c.MaxQueries <= 0 {
+		c.MaxQueries = DefaultQueriesPerSlot * (c.K + c.Alpha)
+	}
+	if c.MaxRounds <= 0 {
+		c.MaxRounds = DefaultMaxRounds
+	}
 	return c
 }
 
-// state is where a candidate stands. Transitions only go forward:
-// waiting -> inFlight -> responded or failed.
+// state is where a candidate stands. Transitions go forward, waiting ->
+// inFlight (-> stalled) -> responded or failed, except that Requeue takes an
+// inFlight candidate back to waiting (it was never sent).
 type state uint8
 
 const (
@@ -110,16 +160,55 @@ type candidate struct {
 	st      state
 }
 
+// Limit is a set of the bounds that cut a lookup short (see Config).
+type Limit uint8
+
+const (
+	// LimitQueries: Next had handed out MaxQueries contacts while a
+	// candidate among the K closest was still to be asked.
+	LimitQueries Limit = 1 << iota
+	// LimitRounds: a contact that would have been among the K closest
+	// candidates was dropped because it lay deeper than MaxRounds.
+	LimitRounds
+)
+
+// String names the bounds in l, "none" for the empty set.
+func (l Limit) String() string {
+	if l == 0 {
+		return "none"
+	}
+	var parts []string
+	if l&LimitQueries != 0 {
+		parts = append(parts, "queries")
+	}
+	if l&LimitRounds != 0 {
+		parts = append(parts, "rounds")
+	}
+	if rest := l &^ (LimitQueries | LimitRounds); rest != 0 {
+		parts = append(parts, "unknown")
+	}
+	return strings.Join(parts, "+")
+}
+
 // Stats counts what a lookup did. The zero value is a lookup that has done
 // nothing.
 type Stats struct {
-	Queried   int // contacts handed out by Next
+	Queried   int // contacts handed out by Next, less those given back by Requeue
 	Responded int // of those, how many answered
 	Failed    int // of those, how many failed
 	Stalled   int // of those, how many were slow enough to stop holding a slot
+	// Abandoned counts stalled requests dropped from a full shortlist
+	// before they answered (see the package comment); their answers are
+	// no longer taken, and InFlight no longer lists them.
+	Abandoned int
+	// Requeued counts the contacts given back by Requeue.
+	Requeued int
 	// Rounds is the largest depth among contacts that responded: 1 when only
 	// seeds answered, 2 when a contact learned from a seed answered, ...
 	Rounds int
+	// Limited holds the bounds that cut the lookup short: when it is not
+	// zero, Closest may miss nodes closer than those it returns.
+	Limited Limit
 }
 
 // Lookup is one iterative lookup for a target. Create it with New; the zero
@@ -178,7 +267,37 @@ func (l *Lookup) Target() id.ID { return l.target }
 func (l *Lookup) Config() Config { return l.cfg }
 
 // Stats returns the counters so far.
-func (l *Lookup) Stats() Stats { return l.stats }
+func (l *Lookup) Stats() Stats {
+	s := l.stats
+	// Next records the query bound when it stops at it; this catches a
+	// candidate that arrived since without Next being called again.
+	if l.exhausted() && l.waitingInWindow() {
+		s.Limited |= LimitQueries
+	}
+	return s
+}
+
+// exhausted reports whether Next has handed out all the queries allowed.
+func (l *Lookup) exhausted() bool { return l.stats.Queried >= l.cfg.MaxQueries }
+
+// waitingInWindow reports whether a candidate among the K closest that have
+// not failed is still to be asked.
+func (l *Lookup) waitingInWindow() bool {
+	window := 0
+	for i := range l.cands {
+		if window >= l.cfg.K {
+			break
+		}
+		switch l.cands[i].st {
+		case failed:
+			continue
+		case waiting:
+			return true
+		}
+		window++
+	}
+	return false
+}
 
 // AddSeeds adds initial candidates (from the local routing table) at depth 0.
 // They are filtered like the contacts of a response: self, duplicates and
@@ -192,7 +311,8 @@ func (l *Lookup) AddSeeds(cs []id.Contact) {
 // Next appends to dst the contacts to query now and marks them in flight:
 // the closest candidates not yet queried among the K closest that have not
 // failed, while fewer than Alpha requests are in flight. It returns dst.
-// It returns no contacts once Done reports true.
+// It returns no contacts once Done reports true, nor once it has handed out
+// MaxQueries contacts.
 func (l *Lookup) Next(dst []id.Contact) []id.Contact {
 	window := 0 // non-failed candidates seen so far
 	for i := range l.cands {
@@ -204,6 +324,10 @@ func (l *Lookup) Next(dst []id.Contact) []id.Contact {
 		case failed:
 			continue
 		case waiting:
+			if l.exhausted() {
+				l.stats.Limited |= LimitQueries
+				return dst
+			}
 			c.st = inFlight
 			l.inFlight++
 			l.stats.Queried++
@@ -216,9 +340,9 @@ func (l *Lookup) Next(dst []id.Contact) []id.Contact {
 
 // OnResponse records that from answered, with the closer contacts it
 // returned. They become candidates one hop deeper than from; duplicates, self,
-// contacts with invalid addresses (see ValidAddr) and contacts that can no
-// longer fit are ignored, and a candidate already known keeps its first
-// address. It returns the depth (round) of from: 1 for a seed, 2 for a contact
+// contacts with invalid addresses (see ValidAddr), contacts that can no
+// longer fit and, when from answered in round MaxRounds, all of them are
+// ignored, and a candidate already known keeps its first address. It returns the depth (round) of from: 1 for a seed, 2 for a contact
 // learned from a seed's answer, and so on. A response from an ID that is not
 // in flight (never queried, already answered, failed, or unknown) is ignored
 // and returns 0.
@@ -275,6 +399,7 @@ func (l *Lookup) setState(i int, st state) {
 // that the lookup moves on to other candidates instead of waiting out the
 // full timeout of a node that may be gone; its answer is still taken if it
 // comes, and OnFailure ends the wait. Only requests in flight can stall.
+// A stalled request may be abandoned to make room (see the package comment).
 func (l *Lookup) OnStall(from id.ID) {
 	i, ok := l.search(l.distanceTo(from))
 	if !ok || l.cands[i].st != inFlight {
@@ -284,13 +409,45 @@ func (l *Lookup) OnStall(from id.ID) {
 	l.stats.Stalled++
 }
 
-// Done reports whether the lookup has converged: the K closest candidates
-// that have not failed have all responded (there is nothing closer left to
-// ask), which includes the case of no candidates at all. Requests still in
-// flight to candidates outside those K do not keep the lookup open; a late
-// response from one of them may still add closer candidates and make Done
-// false again, so a caller that has finished should stop feeding responses.
+// Requeue gives back the contact from, which Next handed out but the caller
+// could not send the request to (say, its table of requests in flight was
+// full): the candidate is waiting again, its Alpha slot is free, and it no
+// longer counts in Stats.Queried or toward MaxQueries, so that running out
+// of request slots delays the lookup instead of failing good contacts.
+// The next call to Next hands it out again (when it is still among the
+// closest), so a caller should not call Next again until it can send.
+// Calls for IDs that are not in flight (stalled, answered, failed, waiting
+// or unknown) are ignored.
+func (l *Lookup) Requeue(from id.ID) {
+	i, ok := l.search(l.distanceTo(from))
+	if !ok || l.cands[i].st != inFlight {
+		return
+	}
+	l.setState(i, waiting)
+	l.stats.Queried--
+	l.stats.Requeued++
+}
+
+// Done reports whether the lookup has finished, in one of two ways:
+//
+//   - Converged: the K closest candidates that have not failed have all
+//     responded (there is nothing closer left to ask), which includes the
+//     case of no candidates at all.
+//   - Exhausted: Next has handed out MaxQueries contacts, and the K closest
+//     candidates that have responded or are still awaited have all
+//     responded. Candidates never asked are passed over, since Next will
+//     not hand them out any more; when one of them is among the K closest
+//     that have not failed, Stats.Limited includes LimitQueries.
+//
+// Either way, requests still awaited (those InFlight lists) do not keep the
+// lookup open: none of them is among the K closest that count. A caller that
+// has finished should forget them and stop feeding the lookup. Before the
+// query bound is reached a late answer from one of them may still add closer
+// candidates and make Done false again; once it is reached Done stays true,
+// since a late answer can neither enter Closest nor lead to a query (unless
+// Requeue gives a query back).
 func (l *Lookup) Done() bool {
+	exhausted := l.exhausted()
 	window := 0
 	for i := range l.cands {
 		if window >= l.cfg.K {
@@ -299,7 +456,12 @@ func (l *Lookup) Done() bool {
 		switch l.cands[i].st {
 		case failed:
 			continue
-		case waiting, inFlight, stalled:
+		case waiting:
+			if exhausted {
+				continue
+			}
+			return false
+		case inFlight, stalled:
 			return false
 		}
 		window++
@@ -364,9 +526,9 @@ func (l *Lookup) search(d distance) (int, bool) {
 }
 
 // insert adds c as a waiting candidate at depth, unless it is self, has an
-// invalid address, is already known, or lies at or beyond the horizon. When
-// the shortlist overflows it evicts the farthest candidate that can no longer
-// matter (see evict).
+// invalid address, is already known, lies at or beyond the horizon, or would
+// be queried after round MaxRounds (depth+1 > MaxRounds). When the shortlist
+// overflows it evicts a candidate that can no longer matter (see evict).
 func (l *Lookup) insert(c id.Contact, depth int32) {
 	if c.ID == l.self || !ValidAddr(c.Addr) {
 		return
@@ -379,45 +541,89 @@ func (l *Lookup) insert(c id.Contact, depth int32) {
 	if found {
 		return
 	}
+	if int(depth) >= l.cfg.MaxRounds {
+		// Only a contact that would have been among the K closest could
+		// have changed the result.
+		if i < l.windowEnd() {
+			l.stats.Limited |= LimitRounds
+		}
+		return
+	}
 	n := len(l.cands)
 	l.cands = l.cands[:n+1] // within capacity: n <= MaxCandidates
 	copy(l.cands[i+1:], l.cands[i:n])
 	l.cands[i] = candidate{dist: d, contact: c, depth: depth}
-	if len(l.cands) > l.cfg.MaxCandidates {
-		l.evict()
+	if len(l.cands) > l.cfg.MaxCandidates && !l.evict() {
+		l.remove(i) // refuse the newcomer; unreachable, see evict
 	}
 }
 
-// evict removes one candidate from an overfull shortlist: the farthest one
-// that is neither in flight (its answer is awaited) nor among the K closest
-// non-failed candidates (it may be queried or returned). One always exists,
-// because the list then holds at least K+Alpha+2 candidates and at most K of
-// them are in that window and at most Alpha in flight. Failed candidates
-// inside the window's span are thus preferred to dropping a useful one.
-func (l *Lookup) evict() {
-	// windowEnd is the index just past the K-th non-failed candidate.
-	windowEnd, window := len(l.cands), 0
+// windowEnd returns the index just past the K-th candidate that has not
+// failed, or len(l.cands) when there are fewer: the span Next and Done
+// consider.
+func (l *Lookup) windowEnd() int {
+	window := 0
 	for i := range l.cands {
 		if l.cands[i].st != failed {
 			window++
 			if window == l.cfg.K {
-				windowEnd = i + 1
-				break
+				return i + 1
 			}
 		}
 	}
+	return len(l.cands)
+}
+
+// evict removes one candidate from an overfull shortlist and reports whether
+// it did. It takes the farthest one that is neither awaited nor among the K
+// closest non-failed candidates (it may be queried or returned), so that
+// failed candidates inside the window's span go before a useful one. When
+// all of those are awaited, it abandons the farthest stalled request outside
+// the window instead: such a request holds no slot, its node is probably
+// gone (an adversary's fake contacts are exactly these), and K closer
+// candidates that have not failed make the result without it, so only what
+// its late answer might have taught is lost. Refusing newcomers instead
+// would let unanswered fake contacts shut out the real nodes behind them;
+// capping the stalled requests would make the lookup wait out whole
+// timeouts again. One candidate is always evictable: the list then holds at
+// least K+Alpha+2 candidates, of which at most K are in the window and at
+// most Alpha are in flight outside it.
+func (l *Lookup) evict() bool {
+	windowEnd := l.windowEnd()
+	abandon := -1 // the farthest stalled candidate outside the window
+	victim := -1
 	for i := len(l.cands) - 1; i >= 0; i-- {
-		c := &l.cands[i]
-		if c.st.awaited() || (i < windowEnd && c.st != failed) {
-			continue
+		st := l.cands[i].st
+		if i < windowEnd && st != failed {
+			continue // in the window
 		}
-		if !l.hasHorizon || c.dist.less(l.horizon) {
-			l.horizon, l.hasHorizon = c.dist, true
+		if st == stalled && abandon < 0 {
+			abandon = i
 		}
-		copy(l.cands[i:], l.cands[i+1:])
-		l.cands[len(l.cands)-1] = candidate{}
-		l.cands = l.cands[:len(l.cands)-1]
-		return
+		if !st.awaited() {
+			victim = i
+			break
+		}
 	}
-	panic("lookup: no candidate to evict") // unreachable, see the comment above
+	if victim < 0 {
+		victim = abandon
+	}
+	if victim < 0 {
+		return false
+	}
+	if l.cands[victim].st == stalled {
+		l.stats.Abandoned++
+	}
+	if d := l.cands[victim].dist; !l.hasHorizon || d.less(l.horizon) {
+		l.horizon, l.hasHorizon = d, true
+	}
+	l.remove(victim)
+	return true
+}
+
+// remove deletes candidate i from the shortlist.
+func (l *Lookup) remove(i int) {
+	copy(l.cands[i:], l.cands[i+1:])
+	l.cands[len(l.cands)-1] = candidate{}
+	l.cands = l.cands[:len(l.cands)-1]
 }

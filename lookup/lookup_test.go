@@ -137,10 +137,11 @@ func TestNewAppliesDefaultsAndBounds(t *testing.T) {
 	for _, tc := range []struct {
 		in, want Config
 	}{
-		{Config{}, Config{K: 20, Alpha: 3, MaxCandidates: 60}},
-		{Config{K: 8, Alpha: 2}, Config{K: 8, Alpha: 2, MaxCandidates: 24}},
-		{Config{K: 8, Alpha: 2, MaxCandidates: 5}, Config{K: 8, Alpha: 2, MaxCandidates: 11}},
-		{Config{K: -1, Alpha: -1, MaxCandidates: 100}, Config{K: 20, Alpha: 3, MaxCandidates: 100}},
+		{Config{}, Config{K: 20, Alpha: 3, MaxCandidates: 60, MaxQueries: 92, MaxRounds: 32}},
+		{Config{K: 8, Alpha: 2}, Config{K: 8, Alpha: 2, MaxCandidates: 24, MaxQueries: 40, MaxRounds: 32}},
+		{Config{K: 8, Alpha: 2, MaxCandidates: 5}, Config{K: 8, Alpha: 2, MaxCandidates: 11, MaxQueries: 40, MaxRounds: 32}},
+		{Config{K: -1, Alpha: -1, MaxCandidates: 100, MaxQueries: -1, MaxRounds: -1}, Config{K: 20, Alpha: 3, MaxCandidates: 100, MaxQueries: 92, MaxRounds: 32}},
+		{Config{K: 4, Alpha: 1, MaxQueries: 1, MaxRounds: 1}, Config{K: 4, Alpha: 1, MaxCandidates: 12, MaxQueries: 1, MaxRounds: 1}},
 	} {
 		if got := New(id.ID{}, id.ID{1}, tc.in).Config(); got != tc.want {
 			t.Errorf("New(%+v).Config() = %+v, want %+v", tc.in, got, tc.want)
