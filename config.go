@@ -10,6 +10,7 @@ import (
 
 	"github.com/dhtkit/dht/clock"
 	"github.com/dhtkit/dht/internal/core"
+	"github.com/dhtkit/dht/routing"
 	"github.com/dhtkit/dht/store"
 	"github.com/dhtkit/dht/transport"
 	"github.com/dhtkit/dht/wire"
@@ -39,9 +40,21 @@ type Config struct {
 	Alpha int
 	// RequestTimeout is how long a request waits for its answer.
 	RequestTimeout time.Duration
-	// Retries is how many times an unanswered request is sent again; negative
-	// means never.
-	Retries int
+	// Attempts is how many times a request is sent in all before it counts
+	// as failed: 1 sends it once and never retries. 0 selects the default,
+	// 2; at most 10.
+	Attempts int
+	// StallAfter is how long a lookup waits for one request before it moves
+	// on without it (an answer arriving later, within RequestTimeout, is
+	// still used), so that a node that left costs a lookup this, not the
+	// whole timeout. 0 selects half of RequestTimeout; RequestTimeout turns
+	// stalling off.
+	StallAfter time.Duration
+	// MaxFailures is how many requests in a row a contact may leave
+	// unanswered (after every attempt) before the routing table drops it,
+	// even with no replacement waiting. 0 selects the default, 3; at most
+	// 255.
+	MaxFailures int
 	// MaxInFlight bounds the requests in flight at once.
 	MaxInFlight int
 	// MaxTTL is the longest time this node keeps a value for others.
@@ -53,12 +66,27 @@ type Config struct {
 	// other nodes keep it out of their routing tables.
 	ReadOnly bool
 	// Store keeps the values this node holds for the network; default an
-	// in-memory store.
+	// in-memory store bounded by StoreLimits.
 	Store store.Store
+	// StoreLimits bounds the default in-memory store: zero fields take the
+	// store's defaults (see store.Limits). It must be zero when Store is set,
+	// since a Store brings its own limits.
+	StoreLimits store.Limits
+	// Seeds are where the node goes back whenever its routing table is
+	// empty: after New, until it has a contact, and after an outage that cost
+	// it every contact. It bootstraps through them again and again, waiting
+	// 1s, then twice as long each time up to 5 minutes, for as long as it
+	// runs; a node with contacts never does. Give the addresses you pass to
+	// Bootstrap (host names must be resolved first). A ReadOnly node ignores
+	// them.
+	Seeds []netip.AddrPort
 	// Clock is the time source; tests pass a virtual clock.
 	Clock clock.Clock
-	// Rand is the random source for IDs and transaction IDs; default seeded
-	// from crypto/rand. Pass a seeded one for reproducible runs.
+	// Rand seeds the node's random source, a ChaCha8 stream that its ID,
+	// timer jitter and transaction IDs are drawn from; default crypto/rand.
+	// The node reads 32 bytes from Rand in New and never touches it again.
+	// Pass a seeded one for reproducible runs only: peers who can guess Rand
+	// can guess transaction IDs and spoof answers.
 	Rand *rand.Rand
 	// Logger receives the node's logs; default none.
 	Logger *slog.Logger
@@ -73,7 +101,8 @@ func DefaultConfig() Config {
 		K:               core.DefaultK,
 		Alpha:           core.DefaultAlpha,
 		RequestTimeout:  core.DefaultRequestTimeout,
-		Retries:         core.DefaultRetries,
+		Attempts:        core.DefaultAttempts,
+		MaxFailures:     core.DefaultMaxFailures,
 		MaxInFlight:     core.DefaultMaxInFlight,
 		MaxTTL:          core.DefaultMaxTTL,
 		RefreshInterval: core.DefaultRefreshInterval,
@@ -99,8 +128,14 @@ func (c *Config) validate() error {
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = d.RequestTimeout
 	}
-	if c.Retries == 0 {
-		c.Retries = d.Retries
+	if c.Attempts == 0 {
+		c.Attempts = d.Attempts
+	}
+	if c.StallAfter == 0 {
+		c.StallAfter = c.RequestTimeout / 2
+	}
+	if c.MaxFailures == 0 {
+		c.MaxFailures = d.MaxFailures
 	}
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = d.MaxInFlight
@@ -120,8 +155,12 @@ func (c *Config) validate() error {
 		return fmt.Errorf("dht: Config.Sockets is %d: must be between 1 and 64", c.Sockets)
 	case c.RequestTimeout < time.Millisecond:
 		return fmt.Errorf("dht: Config.RequestTimeout is %v: must be at least 1ms", c.RequestTimeout)
-	case c.Retries > 10:
-		return fmt.Errorf("dht: Config.Retries is %d: must be at most 10", c.Retries)
+	case c.Attempts < 1 || c.Attempts > 10:
+		return fmt.Errorf("dht: Config.Attempts is %d: must be between 1 (no retry) and 10", c.Attempts)
+	case c.StallAfter < 0 || c.StallAfter > c.RequestTimeout:
+		return fmt.Errorf("dht: Config.StallAfter is %v: must be between 0 and RequestTimeout (%v)", c.StallAfter, c.RequestTimeout)
+	case c.MaxFailures < 1 || c.MaxFailures > routing.MaxFailuresLimit:
+		return fmt.Errorf("dht: Config.MaxFailures is %d: must be between 1 and %d", c.MaxFailures, routing.MaxFailuresLimit)
 	case c.MaxInFlight < 1:
 		return fmt.Errorf("dht: Config.MaxInFlight is %d: must be at least 1", c.MaxInFlight)
 	case c.MaxTTL < time.Second:
@@ -129,12 +168,39 @@ func (c *Config) validate() error {
 	case c.RefreshInterval < time.Second:
 		return fmt.Errorf("dht: Config.RefreshInterval is %v: must be at least 1s", c.RefreshInterval)
 	}
+	if err := checkStoreLimits(c.StoreLimits, c.Store != nil); err != nil {
+		return err
+	}
+	for i, a := range c.Seeds {
+		ip := a.Addr()
+		if !a.IsValid() || a.Port() == 0 || ip.IsUnspecified() || ip.IsMulticast() {
+			return fmt.Errorf("dht: Config.Seeds[%d] is %v: must be a node's address, with a port", i, a)
+		}
+	}
 	if c.Transport == nil {
 		for _, a := range c.Listen {
 			if err := checkHostPort(a); err != nil {
 				return fmt.Errorf("dht: Config.Listen %q: %w", a, err)
 			}
 		}
+	}
+	return nil
+}
+
+// checkStoreLimits rejects limits that say something other than the user
+// probably means: a negative bound (the store would quietly take its
+// default), a value size no STORE request can carry, or limits for a Store
+// that brings its own.
+func checkStoreLimits(l store.Limits, haveStore bool) error {
+	switch {
+	case haveStore && l != (store.Limits{}):
+		return fmt.Errorf("dht: Config.StoreLimits is set along with Config.Store: it applies to the default store only; give Store its own limits")
+	case l.MaxValues < 0:
+		return fmt.Errorf("dht: Config.StoreLimits.MaxValues is %d: must be at least 0 (0 for the default %d)", l.MaxValues, store.DefaultMaxValues)
+	case l.MaxPerKey < 0:
+		return fmt.Errorf("dht: Config.StoreLimits.MaxPerKey is %d: must be at least 0 (0 for the default %d)", l.MaxPerKey, store.DefaultMaxPerKey)
+	case l.MaxValueSize < 0 || l.MaxValueSize > wire.MaxValueSize:
+		return fmt.Errorf("dht: Config.StoreLimits.MaxValueSize is %d: must be between 0 (the default %d) and %d, the most a request carries", l.MaxValueSize, store.DefaultMaxValueSize, wire.MaxValueSize)
 	}
 	return nil
 }

@@ -86,9 +86,12 @@ func (t *Tracker[T]) Len() int { return len(t.entries) }
 // Cap returns the most requests the tracker holds.
 func (t *Tracker[T]) Cap() int { return t.capacity }
 
-// NewTxID returns a random transaction ID from r that is neither 0 nor in
-// use. Unpredictable IDs (from a cryptographic source on real nodes) make
-// blind response spoofing a guessing game over 64 bits.
+// NewTxID returns a transaction ID drawn from r that is neither 0 nor in
+// use. The IDs are as unpredictable as r: a node draws them from a ChaCha8
+// stream keyed from crypto/rand (or, in simulations and tests, from the
+// configured seed), so that a peer who has seen many of them still cannot
+// guess the next, and blind response spoofing is a guess over 64 bits. A
+// non-cryptographic r, such as a PCG, would let a peer compute them.
 func (t *Tracker[T]) NewTxID(r *rand.Rand) uint64 {
 	for {
 		x := r.Uint64()

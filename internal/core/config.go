@@ -17,10 +17,12 @@ import (
 	"io"
 	"log/slog"
 	mrand "math/rand/v2"
+	"net/netip"
 	"time"
 
 	"github.com/dhtkit/dht/clock"
 	"github.com/dhtkit/dht/id"
+	"github.com/dhtkit/dht/routing"
 	"github.com/dhtkit/dht/store"
 	"github.com/dhtkit/dht/transport"
 	"github.com/dhtkit/dht/wire"
@@ -33,10 +35,10 @@ type Config struct {
 	K                int           // bucket size and replication factor; default 20, at most wire.MaxContacts
 	Alpha            int           // lookup parallelism; default 3
 	Network          uint32        // network ID; datagrams from other networks are dropped
-	ReadOnly         bool          // a short-lived client: serves nothing, stays out of routing tables
+	ReadOnly         bool          // a short-lived client: serves nothing, stays out of routing tables, never rejoins
 	RequestTimeout   time.Duration // default 1s
-	StallAfter       time.Duration // a lookup stops waiting for a request this old (still taking a late answer); default RequestTimeout/2
-	Retries          int           // resends of an unanswered request; default 1 (use -1 for none)
+	StallAfter       time.Duration // a lookup stops waiting for a request this old (still taking a late answer); default RequestTimeout/2; RequestTimeout turns stalling off
+	Attempts         int           // sends of a request in all before it fails: 1 never retries; default 2
 	MaxInFlight      int           // requests in flight; default 4096
 	MaxTTL           time.Duration // longest TTL this node grants a stored value; default 24h
 	RefreshInterval  time.Duration // a bucket with no lookup for this long is refreshed; default 1h
@@ -44,12 +46,28 @@ type Config struct {
 	GetQuorum        int           // a get stops once this many nodes answered with values, and merges them; default 3
 	AnyScope         bool          // use contacts whatever their address scope (tests on mixed addresses); by default a peer's contacts may be no narrower than its own address: loopback only from loopback, private only from private or loopback
 	ReplacementCache int           // replacement contacts per bucket; default K
-	MaxFailures      int           // failures in a row that remove a contact; default 3
-	Clock            clock.Clock   // default clock.Real{}
-	Transport        transport.Transport
-	Store            store.Store // default store.NewMemory with default limits
-	Rand             *mrand.Rand // default seeded from crypto/rand; used under the node's lock only
-	Logger           *slog.Logger
+	MaxFailures      int           // failures in a row that remove a contact; default 3, at most routing.MaxFailuresLimit
+	// Seeds are where the node rejoins whenever its routing table is empty
+	// (at start, or after an outage cost it every contact): it bootstraps
+	// through them with backoff from 1s to 5min for as long as it runs.
+	// Empty: an empty table stays empty until someone contacts the node.
+	Seeds       []netip.AddrPort
+	Clock       clock.Clock // default clock.Real{}
+	Transport   transport.Transport
+	Store       store.Store  // default store.NewMemory(StoreLimits)
+	StoreLimits store.Limits // limits of the default store; must be zero when Store is set
+	// Rand seeds the node's random source, a ChaCha8 stream that IDs, jitter
+	// and transaction IDs are drawn from. Validate replaces it with that
+	// stream, seeded from 32 bytes of Rand (the same seed, the same run) or,
+	// when nil, from crypto/rand. Peers see many transaction IDs; ChaCha8
+	// keeps them from predicting the next, but a Rand they can guess makes
+	// every ID guessable: pass one only for simulations and tests.
+	Rand   *mrand.Rand
+	Logger *slog.Logger
+
+	// Retries is Attempts-1, filled in by Validate for the request timer;
+	// leave it zero and set Attempts.
+	Retries int
 }
 
 // Defaults used where a Config field is zero.
@@ -57,7 +75,7 @@ const (
 	DefaultK               = 20
 	DefaultAlpha           = 3
 	DefaultRequestTimeout  = time.Second
-	DefaultRetries         = 1
+	DefaultAttempts        = 2
 	DefaultMaxInFlight     = 4096
 	DefaultMaxTTL          = 24 * time.Hour
 	DefaultRefreshInterval = time.Hour
@@ -81,11 +99,21 @@ func (c *Config) Validate() error {
 	fill(&c.Alpha, DefaultAlpha)
 	fill(&c.MaxInFlight, DefaultMaxInFlight)
 	fill(&c.MaxFailures, DefaultMaxFailures)
-	fill(&c.Retries, DefaultRetries)
-	if c.Retries < 0 {
-		c.Retries = 0
-	}
+	fill(&c.Attempts, DefaultAttempts)
 	fill(&c.ReplacementCache, c.K)
+	if c.Attempts < 1 {
+		return fmt.Errorf("core: Attempts = %d: must be at least 1 (1 sends each request once)", c.Attempts)
+	}
+	if c.Retries != 0 && c.Retries != c.Attempts-1 {
+		return fmt.Errorf("core: Retries = %d: it is derived from Attempts; set Attempts (%d sends) instead", c.Retries, c.Attempts)
+	}
+	c.Retries = c.Attempts - 1
+	if c.MaxFailures < 1 || c.MaxFailures > routing.MaxFailuresLimit {
+		return fmt.Errorf("core: MaxFailures = %d: must be between 1 and %d", c.MaxFailures, routing.MaxFailuresLimit)
+	}
+	if c.ReplacementCache < 0 {
+		return fmt.Errorf("core: ReplacementCache = %d: must be at least 0", c.ReplacementCache)
+	}
 	if c.K < 1 || c.K > wire.MaxContacts {
 		return fmt.Errorf("core: K = %d: must be between 1 and %d", c.K, wire.MaxContacts)
 	}
@@ -132,21 +160,53 @@ func (c *Config) Validate() error {
 	if c.Clock == nil {
 		c.Clock = clock.Real{}
 	}
-	if c.Rand == nil {
-		var seed [16]byte
-		if _, err := io.ReadFull(rand.Reader, seed[:]); err != nil {
-			return fmt.Errorf("core: seeding the random source: %w", err)
-		}
-		c.Rand = mrand.New(mrand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])))
+	r, err := chacha(c.Rand)
+	if err != nil {
+		return err
 	}
+	c.Rand = r
 	if c.ID.IsZero() {
 		c.ID = id.Random(c.Rand)
 	}
+	seeds := make([]netip.AddrPort, 0, len(c.Seeds))
+	for i, a := range c.Seeds {
+		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+		if !usableAddr(a) {
+			return fmt.Errorf("core: Seeds[%d] = %v: not an address a node can be reached at", i, a)
+		}
+		seeds = append(seeds, a)
+	}
+	c.Seeds = seeds // a copy: the caller's slice may change after New
 	if c.Store == nil {
-		c.Store = store.NewMemory(store.Limits{})
+		c.Store = store.NewMemory(c.StoreLimits)
+	} else if c.StoreLimits != (store.Limits{}) {
+		return errors.New("core: StoreLimits applies to the default store only; set the limits of Store itself")
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return nil
+}
+
+// seedSource is where a node without Config.Rand gets its seed; tests
+// replace it to check what is built from the seed.
+var seedSource io.Reader = rand.Reader
+
+// chacha returns the node's random source: a ChaCha8 stream seeded from r,
+// or from seedSource when r is nil. ChaCha8 is a cryptographic generator, so
+// the transaction IDs peers see tell them nothing about the next one, and IDs
+// and jitter can share the stream without weakening them (a second stream
+// would buy nothing and cost 320 bytes per node).
+func chacha(r *mrand.Rand) (*mrand.Rand, error) {
+	var seed [32]byte
+	if r == nil {
+		if _, err := io.ReadFull(seedSource, seed[:]); err != nil {
+			return nil, fmt.Errorf("core: seeding the random source: %w", err)
+		}
+	} else {
+		for i := 0; i < len(seed); i += 8 {
+			binary.LittleEndian.PutUint64(seed[i:], r.Uint64())
+		}
+	}
+	return mrand.New(mrand.NewChaCha8(seed)), nil
 }

@@ -67,7 +67,7 @@ func TestReadOnlyNodeStaysOutOfTablesAndServesNothing(t *testing.T) {
 
 func TestPingOfNobodyTimesOutAfterRetries(t *testing.T) {
 	tn := newTestNet(t, 3, memnet.Config{})
-	a := tn.add(func(c *Config) { c.Retries = 2; c.RequestTimeout = 500 * time.Millisecond })
+	a := tn.add(func(c *Config) { c.Attempts = 3; c.RequestTimeout = 500 * time.Millisecond })
 	start := tn.clk.Now()
 	pending := 1
 	a.Ping(netip.MustParseAddrPort("127.9.9.9:4000"), func(_ id.Contact, err error) {

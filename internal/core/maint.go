@@ -11,7 +11,8 @@ import (
 // Maintenance runs on one timer per node, a few times per refresh interval:
 // it refreshes buckets that saw no lookup for a whole interval (paper, section
 // 2.3) and sweeps expired values. One coarse timer keeps an idle node nearly
-// free: 10,000 idle nodes wake a few times a second in all.
+// free: 10,000 idle nodes wake a few times a second in all. While the routing
+// table is empty the same timer paces rejoin attempts instead (rejoin.go).
 
 func (n *Node) maintenanceEvery() time.Duration {
 	base := n.cfg.RefreshInterval / 4
@@ -25,6 +26,11 @@ func (n *Node) armMaintenance(now time.Time) {
 	}
 	n.mntTimer.stop()
 	d := n.maintenanceEvery()
+	if n.table.Len() > 0 {
+		n.stats.rejoinStreak = 0
+	} else if n.needsRejoin() {
+		d = n.rejoinDelay()
+	}
 	n.mntTimer.at = now.Add(d)
 	gen := n.mntTimer.gen
 	n.mntTimer.t = n.clock.AfterFunc(d, func() { n.onMaintenance(gen) })
@@ -36,21 +42,25 @@ func (n *Node) onMaintenance(gen uint64) {
 			return
 		}
 		n.mntTimer.t = nil
-		n.maintain(now, w)
+		if n.maintain(now, w) {
+			return // a rejoin is under way; its end arms the timer again
+		}
 		n.armMaintenance(now)
 	})
 }
 
-func (n *Node) maintain(now time.Time, w transport.Writer) {
+// maintain runs one round and reports whether it started a rejoin.
+func (n *Node) maintain(now time.Time, w transport.Writer) (rejoining bool) {
 	if swept := n.store.Sweep(now); swept > 0 {
 		n.stats.expired += uint64(swept)
 	}
 	if n.table.Len() == 0 {
-		return
+		return n.rejoin()
 	}
 	var buf [id.Bits]int
 	for _, i := range n.table.Stale(now, n.cfg.RefreshInterval, buf[:0]) {
 		n.stats.refreshes++
 		n.lookup(wire.FindNode, n.table.RefreshTarget(i, n.rng), now, w, func(*LookupResult, time.Time, transport.Writer) {})
 	}
+	return false
 }

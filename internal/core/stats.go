@@ -19,7 +19,13 @@ type stats struct {
 	rpcFull, rpcQueued            uint64
 	storesAccepted, storesRefused uint64
 	expired, refreshes            uint64
+	rejoins                       uint64
 	served                        [5]uint64 // by request type; index 0 counts unknown types
+
+	// rejoinStreak counts rejoin attempts since the table last held a
+	// contact and sets the backoff (rejoin.go). It lives here, under the
+	// lock with the counters, rather than in Node.
+	rejoinStreak int
 }
 
 // Stats is a snapshot of a node's counters since it started.
@@ -40,6 +46,7 @@ type Stats struct {
 	StoresRefused  uint64 // STORE requests refused
 	Expired        uint64 // values removed by expiry sweeps
 	Refreshes      uint64 // bucket refresh lookups started
+	Rejoins        uint64 // bootstraps through Config.Seeds started because the routing table was empty
 	Served         map[string]uint64
 	InFlight       int // requests in flight now
 	TableSize      int // contacts in the routing table now
@@ -58,7 +65,7 @@ func (n *Node) Stats() Stats {
 		Requests: s.requests, Retries: s.retries, Timeouts: s.timeouts, Stalls: s.stalls,
 		RPCFull: s.rpcFull, RPCQueued: s.rpcQueued,
 		StoresAccepted: s.storesAccepted, StoresRefused: s.storesRefused,
-		Expired: s.expired, Refreshes: s.refreshes,
+		Expired: s.expired, Refreshes: s.refreshes, Rejoins: s.rejoins,
 		Served:    map[string]uint64{},
 		InFlight:  n.rpc.Len(),
 		TableSize: n.table.Len(),
