@@ -286,8 +286,9 @@ func (t *Transport) Send(pkts []transport.Packet) error {
 // Close waits for the readers that are not inside a handler call to end,
 // which they do at once. It does not wait for handler calls in progress:
 // Go cannot tell whether the caller is one of them, and waiting for its own
-// call would never end. Those readers end as soon as their call returns,
-// and what the call wrote is dropped. Wait waits for them.
+// call would never end. Those readers end as soon as their call returns
+// (what the call writes is sent only if the socket is still open by then).
+// Wait waits for them.
 func (t *Transport) Close() error {
 	t.mu.Lock()
 	first := !t.closed
