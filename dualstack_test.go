@@ -2,9 +2,14 @@ package dht
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"testing"
 	"time"
+
+	"github.com/dhtkit/dht/transport"
+	"github.com/dhtkit/dht/transport/udp"
+	"github.com/dhtkit/dht/wire"
 )
 
 func canListenIPv6(t *testing.T) {
@@ -54,5 +59,67 @@ func TestDualStackNodeBridgesIPv4AndIPv6(t *testing.T) {
 	}
 	if !fams[true] || !fams[false] {
 		t.Fatalf("dual-stack node's table: %v", dual.Contacts())
+	}
+}
+
+// A dual-stack node's own lookups reach peers of both families: the
+// requests it starts while handling an answer of one family, to contacts of
+// the other, leave through the socket of their family. Its sockets refuse
+// nothing and every peer is asked.
+func TestDualStackNodeLookupsAskPeersOfBothFamilies(t *testing.T) {
+	canListenIPv6(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var socks []*udp.Transport
+	for _, a := range []string{"127.0.0.1:0", "[::1]:0"} {
+		tr, err := udp.Listen(udp.Config{Addr: a})
+		if err != nil {
+			t.Fatal(err)
+		}
+		socks = append(socks, tr)
+	}
+	g := transport.Multi(socks[0], socks[1]).(*transport.Group)
+	dual := loopbackNode(t, func(c *Config) { c.Transport = g })
+	v4Addr, v6Addr := socks[0].LocalAddr().String(), socks[1].LocalAddr().String()
+
+	const perFamily = 6
+	var peers []*Node
+	for i := range 2 * perFamily {
+		seed, listen := v4Addr, "127.0.0.1:0"
+		if i%2 == 1 {
+			seed, listen = v6Addr, "[::1]:0"
+		}
+		p := loopbackNode(t, func(c *Config) { c.Listen = []string{listen} })
+		if err := p.Bootstrap(ctx, seed); err != nil {
+			t.Fatalf("peer %d (%v): %v", i, p.Addr(), err)
+		}
+		peers = append(peers, p)
+	}
+	if n := len(dual.Contacts()); n != len(peers) {
+		t.Fatalf("the dual-stack node knows %d contacts, want all %d peers: %v", n, len(peers), dual.Contacts())
+	}
+	findNode := wire.FindNode.String()
+	before := make([]uint64, len(peers))
+	for i, p := range peers {
+		before[i] = p.Stats().Served[findNode]
+	}
+	// The only FIND_NODE requests from here on are the dual-stack node's.
+	for i := range 5 {
+		if _, err := dual.FindNode(ctx, Key(fmt.Sprint("target ", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range socks {
+		if st := s.Stats(); st.SendErrors != 0 || st.SendDropped != 0 {
+			t.Errorf("socket %v refused datagrams: %+v", s.LocalAddr(), st)
+		}
+	}
+	if d := g.Dropped(); d != 0 {
+		t.Errorf("the Group dropped %d datagrams for want of an endpoint", d)
+	}
+	for i, p := range peers {
+		if p.Stats().Served[findNode] == before[i] {
+			t.Errorf("peer %v was never asked", p.Addr())
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 )
 
@@ -19,8 +20,15 @@ func Multi(ts ...Transport) Transport {
 		panic("transport: Multi needs at least one Transport")
 	}
 	g := &Group{ts: append([]Transport(nil), ts...), v4: -1, v6: -1}
+	g.fams = make([]family, len(g.ts))
 	for i, t := range g.ts {
-		a := t.LocalAddr().Addr().Unmap()
+		a := t.LocalAddr().Addr()
+		if a == netip.IPv6Unspecified() {
+			g.fams[i] = v4 | v6
+		} else {
+			g.fams[i] = familyOf(a)
+		}
+		a = a.Unmap()
 		switch {
 		case a.Is4() && g.v4 < 0:
 			g.v4 = i
@@ -43,8 +51,29 @@ func Multi(ts ...Transport) Transport {
 // endpoints are. Build it with Multi; the zero value is not usable.
 type Group struct {
 	ts      []Transport
-	v4, v6  int // index in ts of each family's endpoint; -1 drops them
+	fams    []family // the families each endpoint can send to
+	v4, v6  int      // index in ts of each family's endpoint; -1 drops them
 	dropped atomic.Uint64
+}
+
+// family is a set of address families.
+type family uint8
+
+const (
+	v4 family = 1 << iota
+	v6
+)
+
+// familyOf returns a's family (IPv4-mapped addresses are IPv4), or none for
+// the zero Addr.
+func familyOf(a netip.Addr) family {
+	switch {
+	case a.Is4() || a.Is4In6():
+		return v4
+	case a.Is6():
+		return v6
+	}
+	return 0
 }
 
 // LocalAddrs returns every endpoint's address, in the order given to Multi.
@@ -65,13 +94,95 @@ func (g *Group) Dropped() uint64 { return g.dropped.Load() }
 
 // Start starts every endpoint with h. If one fails, the error names it and
 // the ones before it stay started (Close stops them).
+//
+// What h writes to the Writer an endpoint hands it goes out through that
+// endpoint when it can send to the destination's family, so that replies
+// leave from the address the request came to; the rest (say a request to
+// an IPv4 contact, made while handling an IPv6 answer) is kept and sent
+// through Send once h returns, still on the endpoint's goroutine. With udp
+// endpoints, that Send waits if the other socket's send buffer is full.
+// h is a BatchHandler to the endpoints if it is one.
 func (g *Group) Start(h Handler) error {
+	bh, batched := h.(BatchHandler)
 	for i, t := range g.ts {
-		if err := t.Start(h); err != nil {
+		r := routed{g: g, fam: g.fams[i], h: h}
+		var eh Handler = &r
+		if batched {
+			eh = &routedBatch{routed: r, bh: bh}
+		}
+		if err := t.Start(eh); err != nil {
 			return fmt.Errorf("transport: starting endpoint %d (%v): %w", i, t.LocalAddr(), err)
 		}
 	}
 	return nil
+}
+
+// routed is the handler one endpoint of g delivers to: it calls h with a
+// routeWriter over the endpoint's Writer.
+type routed struct {
+	g   *Group
+	fam family // what the endpoint can send to
+	h   Handler
+}
+
+// routedBatch is routed for a BatchHandler.
+type routedBatch struct {
+	routed
+	bh BatchHandler
+}
+
+// routeWriters hold the per-call state: handler calls run concurrently
+// (several endpoints, several sockets each), and a pooled writer costs no
+// allocation per call once the pool is warm. Its Batch keeps its buffer.
+var routeWriters = sync.Pool{New: func() any { return new(routeWriter) }}
+
+// routeWriter is the Writer a Group's handler gets: datagrams the receiving
+// endpoint can send go straight to its Writer; the others wait in other
+// until the call returns.
+type routeWriter struct {
+	w     Writer
+	fam   family
+	other Batch
+}
+
+// WriteTo passes the datagram to the endpoint's Writer, or keeps a copy
+// for Group.Send.
+func (rw *routeWriter) WriteTo(b []byte, to netip.AddrPort) {
+	if familyOf(to.Addr())&rw.fam != 0 {
+		rw.w.WriteTo(b, to)
+		return
+	}
+	rw.other.WriteTo(b, to)
+}
+
+func (r *routed) writer(w Writer) *routeWriter {
+	rw := routeWriters.Get().(*routeWriter)
+	rw.w, rw.fam = w, r.fam
+	return rw
+}
+
+// done sends what the endpoint could not and returns rw to the pool.
+func (r *routed) done(rw *routeWriter) {
+	if rw.other.Len() > 0 {
+		_ = r.g.Send(rw.other.Packets()) // fails only once closed
+		rw.other.Reset()
+	}
+	rw.w = nil
+	routeWriters.Put(rw)
+}
+
+// HandlePacket calls the Group's handler with a routing Writer.
+func (r *routed) HandlePacket(data []byte, from netip.AddrPort, w Writer) {
+	rw := r.writer(w)
+	r.h.HandlePacket(data, from, rw)
+	r.done(rw)
+}
+
+// HandleBatch calls the Group's batch handler with a routing Writer.
+func (r *routedBatch) HandleBatch(pkts []Packet, w Writer) {
+	rw := r.writer(w)
+	r.bh.HandleBatch(pkts, rw)
+	r.done(rw)
 }
 
 // route returns the index of the endpoint for to, or -1.

@@ -63,8 +63,12 @@ type Transport interface {
 	Send(pkts []Packet) error
 	// LocalAddr is the address peers reach this endpoint at.
 	LocalAddr() netip.AddrPort
-	// Close stops delivery, waits for the handler calls in progress to return,
-	// and releases the endpoint. It is idempotent.
+	// Close stops delivery and releases the endpoint: once it returns, no
+	// handler call starts. It is idempotent and may be called from any
+	// goroutine, a handler included (a node closes its transport from
+	// callbacks that run inside handler calls), so it never waits for the
+	// caller's own handler call; whether it waits for other calls in
+	// progress, each implementation documents.
 	Close() error
 }
 

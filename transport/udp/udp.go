@@ -5,6 +5,11 @@
 // The receive path allocates nothing per datagram: each reader reuses its
 // buffers, its address decoding and the Writer it hands the handler, and
 // sends the handler's replies with one batched write after each read.
+//
+// A reader never waits on anything but its socket: replies that find the
+// send buffer full are dropped (Stats.SendDropped) rather than waited for,
+// a failing socket is retried with a bounded backoff, and Close does not
+// wait for handler calls in progress (see Close).
 package udp
 
 import (
@@ -13,10 +18,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"reflect"
-	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/dhtkit/dht/transport"
 )
@@ -68,14 +72,34 @@ func (c *Config) validate() error {
 	return nil
 }
 
+// Read errors other than by Close are retried after a pause that doubles
+// from minReadBackoff up to maxReadBackoff and starts again at the minimum
+// after a good read: a socket that keeps failing costs a few wake-ups a
+// second instead of a spinning core, and one that recovers is read again
+// within a second.
+const (
+	minReadBackoff = time.Millisecond
+	maxReadBackoff = time.Second
+)
+
+// nextBackoff returns the pause after one more failed read, d being the last
+// pause (0 after a good read).
+func nextBackoff(d time.Duration) time.Duration {
+	if d == 0 {
+		return minReadBackoff
+	}
+	return min(2*d, maxReadBackoff)
+}
+
 // Stats counts datagrams. Each field is read atomically, but the set is not
 // one snapshot.
 type Stats struct {
-	Received   uint64 // datagrams handed to the handler
-	Sent       uint64 // datagrams the kernel accepted
-	Oversize   uint64 // datagrams over transport.MaxDatagram, in either direction, dropped
-	SendErrors uint64 // datagrams the kernel refused or the socket cannot address, dropped
-	ReadErrors uint64 // failed reads (other than by Close) and undecodable sources
+	Received    uint64 // datagrams handed to the handler
+	Sent        uint64 // datagrams the kernel accepted
+	Oversize    uint64 // datagrams over transport.MaxDatagram, in either direction, dropped
+	SendErrors  uint64 // datagrams the kernel refused or the socket cannot address, dropped
+	SendDropped uint64 // handler replies dropped because the socket's send buffer was full
+	ReadErrors  uint64 // failed reads (other than by Close) and undecodable sources
 }
 
 // Transport is a set of UDP sockets bound to one address. It implements
@@ -86,16 +110,27 @@ type Transport struct {
 	socks []*socket
 	next  atomic.Uint32 // round robin over socks for Send
 	down  atomic.Bool   // Close has begun
+	stop  chan struct{} // closed by the first Close: ends the readers' pauses
 
 	mu      sync.Mutex // guards started, closed
 	started bool
 	closed  bool
 	readers sync.WaitGroup
 
-	received, sent, oversize, sendErrors, readErrors atomic.Uint64
+	received, sent, oversize, sendErrors, sendDropped, readErrors atomic.Uint64
 
-	closeWaitHook func() // tests: called when Close starts waiting for readers
+	waitHook func() // tests: called when Wait starts waiting for readers
 }
+
+// A socket's state word: readerBusy while its reader is handing datagrams
+// to the handler, readerStopped once Close has begun. Only the reader sets
+// and clears readerBusy and only Close sets readerStopped, so each Close
+// either sees the reader busy (and does not wait for it) or the reader sees
+// readerStopped before its next handler call (and makes none).
+const (
+	readerBusy uint32 = 1 << iota
+	readerStopped
+)
 
 // socket is one bound socket: its reader (owned by the reader goroutine,
 // with the writer for the handler's replies) and the writer other
@@ -106,7 +141,16 @@ type socket struct {
 	received atomic.Uint64 // per socket, so tests can see the kernel spread load
 	reader   *reader
 	out      transport.Batch // the handler's Writer
-	replies  *writer
+	replies  *writer         // never waits for room: see newWriter
+
+	state atomic.Uint32 // readerBusy | readerStopped
+	done  chan struct{} // closed when the reader goroutine ends
+
+	// The reader goroutine's: its read and its pause between failed reads
+	// (tests replace them before Start), and the pause's timer.
+	read  func() (int, error)
+	pause func(time.Duration) bool
+	timer *time.Timer
 
 	sendMu sync.Mutex
 	sendW  *writer
@@ -118,7 +162,7 @@ func Listen(cfg Config) (*Transport, error) {
 		return nil, err
 	}
 	lc := net.ListenConfig{Control: control(cfg.Sockets > 1)}
-	t := &Transport{}
+	t := &Transport{stop: make(chan struct{})}
 	addr := cfg.Addr
 	for i := range cfg.Sockets {
 		pc, err := lc.ListenPacket(context.Background(), "udp", addr)
@@ -155,17 +199,23 @@ func newSocket(t *Transport, conn *net.UDPConn, cfg Config) (*socket, error) {
 			return nil, err
 		}
 	}
-	s := &socket{t: t, conn: conn}
+	s := &socket{t: t, conn: conn, done: make(chan struct{})}
 	var err error
 	if s.reader, err = newReader(conn, cfg.Batch); err != nil {
 		return nil, err
 	}
-	if s.replies, err = newWriter(conn, cfg.Batch); err != nil {
+	// The reader's replies must not wait for room in the send buffer: the
+	// reader would stop reading meanwhile, and a full send buffer means
+	// those replies are late anyway. Other goroutines' Sends do wait, which
+	// slows only their caller.
+	if s.replies, err = newWriter(conn, cfg.Batch, true); err != nil {
 		return nil, err
 	}
-	if s.sendW, err = newWriter(conn, cfg.Batch); err != nil {
+	if s.sendW, err = newWriter(conn, cfg.Batch, false); err != nil {
 		return nil, err
 	}
+	s.read = s.reader.read
+	s.pause = s.sleep
 	return s, nil
 }
 
@@ -199,6 +249,7 @@ func (t *Transport) Start(h transport.Handler) error {
 		t.readers.Add(1)
 		go func() {
 			defer t.readers.Done()
+			defer close(s.done)
 			s.serve(h)
 		}()
 	}
@@ -207,7 +258,9 @@ func (t *Transport) Start(h transport.Handler) error {
 
 // Send writes the datagrams with batched writes on one of the sockets (in
 // turn). Datagrams that cannot be sent are dropped and counted; the error is
-// only transport.ErrClosed.
+// only transport.ErrClosed. Send waits while the socket's send buffer is
+// full (unlike the replies a handler writes, which are dropped then), so it
+// slows its caller rather than lose requests.
 func (t *Transport) Send(pkts []transport.Packet) error {
 	if t.down.Load() {
 		return transport.ErrClosed
@@ -225,71 +278,107 @@ func (t *Transport) Send(pkts []transport.Packet) error {
 	return err
 }
 
-// Close closes the sockets and waits for the readers to finish their handler
-// calls. It is idempotent. Called from inside a handler (of any udp
-// Transport) it does not wait, since the reader in question may be the
-// caller's own; the readers then end on their own.
+// Close closes the sockets and stops delivery: once Close returns, no
+// handler call starts. It is idempotent and may be called from any
+// goroutine, a handler included (the node closes its transport from
+// callbacks that run inside handler calls).
+//
+// Close waits for the readers that are not inside a handler call to end,
+// which they do at once. It does not wait for handler calls in progress:
+// Go cannot tell whether the caller is one of them, and waiting for its own
+// call would never end. Those readers end as soon as their call returns
+// (what the call writes is sent only if the socket is still open by then).
+// Wait waits for them.
 func (t *Transport) Close() error {
 	t.mu.Lock()
 	first := !t.closed
 	t.closed = true
+	started := t.started
+	if first {
+		t.down.Store(true)
+		close(t.stop)
+	}
 	t.mu.Unlock()
-	t.down.Store(true)
+	// Every Close, not only the first, marks the readers before it returns,
+	// so that a second Close racing the first also keeps its promise.
+	busy := make([]bool, len(t.socks))
+	for i, s := range t.socks {
+		busy[i] = s.state.Or(readerStopped)&readerBusy != 0
+	}
 	var err error
 	if first {
 		err = t.closeSockets()
 	}
-	if insideHandler() {
-		return err
+	if started {
+		for i, s := range t.socks {
+			if !busy[i] {
+				<-s.done // not in a handler: it ends on the closed socket or t.stop
+			}
+		}
 	}
-	if t.closeWaitHook != nil {
-		t.closeWaitHook()
+	return err
+}
+
+// Wait blocks until every reader goroutine has ended: after Close, once the
+// handler calls in progress have returned; before Close, not until Close.
+// It returns at once if Start was never called. Called from a handler it
+// never returns, since the reader it waits for includes the caller's.
+func (t *Transport) Wait() {
+	if t.waitHook != nil {
+		t.waitHook()
 	}
 	t.readers.Wait()
-	return err
 }
 
 // Stats returns the counters so far.
 func (t *Transport) Stats() Stats {
 	return Stats{
-		Received:   t.received.Load(),
-		Sent:       t.sent.Load(),
-		Oversize:   t.oversize.Load(),
-		SendErrors: t.sendErrors.Load(),
-		ReadErrors: t.readErrors.Load(),
+		Received:    t.received.Load(),
+		Sent:        t.sent.Load(),
+		Oversize:    t.oversize.Load(),
+		SendErrors:  t.sendErrors.Load(),
+		SendDropped: t.sendDropped.Load(),
+		ReadErrors:  t.readErrors.Load(),
 	}
 }
 
 // serve is the socket's reader loop: read a batch, hand each datagram to h,
-// send what h wrote in one batch, repeat until the socket closes. It must
-// stay a real frame on the stack: insideHandler looks for it.
-//
-//go:noinline
+// send what h wrote in one batch, repeat until Close.
 func (s *socket) serve(h transport.Handler) {
 	t := s.t
 	r := s.reader
 	bh, batched := h.(transport.BatchHandler)
 	var pkts []transport.Packet
+	var backoff time.Duration
 	for {
-		n, err := r.read()
+		n, err := s.read()
 		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				t.readErrors.Add(1)
-				if !t.down.Load() {
-					continue
-				}
+			if errors.Is(err, net.ErrClosed) {
+				return
 			}
+			t.readErrors.Add(1)
+			if t.down.Load() {
+				return
+			}
+			backoff = nextBackoff(backoff)
+			if !s.pause(backoff) {
+				return
+			}
+			continue
+		}
+		backoff = 0
+		if !s.enter() {
 			return
 		}
-		ok := 0
+		handed := 0
 		for i := range n {
 			data, from, status := r.datagram(i)
 			switch status {
 			case datagramOK:
-				ok++
 				if batched {
 					pkts = append(pkts, transport.Packet{Addr: from, Data: data})
-				} else {
+				} else if !s.stopped() {
+					handed++
 					h.HandlePacket(data, from, &s.out)
 				}
 			case datagramTruncated:
@@ -298,19 +387,54 @@ func (s *socket) serve(h transport.Handler) {
 				t.readErrors.Add(1)
 			}
 		}
-		// Counted once per batch: the transport-wide counter is shared by
-		// every socket's reader, and each Add bounces its cache line.
-		t.received.Add(uint64(ok))
-		s.received.Add(uint64(ok))
 		if len(pkts) > 0 {
-			bh.HandleBatch(pkts, &s.out)
+			if !s.stopped() {
+				handed += len(pkts)
+				bh.HandleBatch(pkts, &s.out)
+			}
 			clear(pkts)
 			pkts = pkts[:0]
 		}
+		s.state.And(^readerBusy)
+		// Counted once per batch: the transport-wide counter is shared by
+		// every socket's reader, and each Add bounces its cache line.
+		t.received.Add(uint64(handed))
+		s.received.Add(uint64(handed))
 		if s.out.Len() > 0 {
 			_ = s.replies.write(s.out.Packets(), t) // fails only once closed
 			s.out.Reset()
 		}
+	}
+}
+
+// enter marks the reader busy before it hands datagrams to the handler, or
+// reports false if Close has begun.
+func (s *socket) enter() bool {
+	if s.state.Or(readerBusy)&readerStopped != 0 {
+		s.state.And(^readerBusy)
+		return false
+	}
+	return true
+}
+
+// stopped reports whether Close has begun; a busy reader checks it before
+// each handler call, so that none starts after Close returns.
+func (s *socket) stopped() bool { return s.state.Load()&readerStopped != 0 }
+
+// sleep is the reader's pause after a failed read: it waits d, or less if
+// Close comes first, and reports whether Close has not come.
+func (s *socket) sleep(d time.Duration) bool {
+	if s.timer == nil {
+		s.timer = time.NewTimer(d)
+	} else {
+		s.timer.Reset(d)
+	}
+	select {
+	case <-s.timer.C:
+		return true
+	case <-s.t.stop:
+		s.timer.Stop()
+		return false
 	}
 }
 
@@ -321,32 +445,3 @@ const (
 	datagramTruncated
 	datagramBadSource
 )
-
-// serveFunc is serve's name in stack traces.
-var serveFunc = runtime.FuncForPC(reflect.ValueOf((*socket).serve).Pointer()).Name()
-
-// insideHandler reports whether the calling goroutine is a reader of this
-// package (and so maybe inside a handler). Go has no goroutine identity, but
-// the goroutine's own stack shows a serve frame. It costs microseconds, so
-// only Close uses it.
-func insideHandler() bool {
-	pcs := make([]uintptr, 64)
-	for {
-		n := runtime.Callers(2, pcs)
-		if n < len(pcs) {
-			pcs = pcs[:n]
-			break
-		}
-		pcs = make([]uintptr, 2*len(pcs))
-	}
-	frames := runtime.CallersFrames(pcs)
-	for {
-		f, more := frames.Next()
-		if f.Function == serveFunc {
-			return true
-		}
-		if !more {
-			return false
-		}
-	}
-}

@@ -229,11 +229,12 @@ func zoneIndex(zone string) uint32 {
 
 // writer sends batches with sendmmsg. It is used by one goroutine at a time.
 type writer struct {
-	raw    syscall.RawConn
-	family int
-	hdrs   []mmsghdr
-	iovs   []unix.Iovec
-	names  []sockaddr
+	raw      syscall.RawConn
+	family   int
+	nonblock bool // drop what a full send buffer refuses instead of waiting
+	hdrs     []mmsghdr
+	iovs     []unix.Iovec
+	names    []sockaddr
 
 	// The call in progress: fn sends cur and records the result, and is
 	// built once so that a write allocates nothing.
@@ -241,19 +242,28 @@ type writer struct {
 	n     int
 	errno syscall.Errno
 	fn    func(fd uintptr) bool
+
+	// sendmmsg replaces the system call in tests (nil: the real one), so
+	// that they can make the send buffer look full: on loopback it never
+	// is, since the kernel hands each datagram to the receiver at once.
+	sendmmsg func(fd uintptr, hdrs []mmsghdr) (int, syscall.Errno)
 }
 
-func newWriter(conn *net.UDPConn, batch int) (*writer, error) {
+// newWriter makes a writer for conn. A nonblock writer drops the datagrams
+// a full send buffer refuses (counted in Stats.SendDropped); the others
+// wait in the runtime's poller until the socket is writable again.
+func newWriter(conn *net.UDPConn, batch int, nonblock bool) (*writer, error) {
 	raw, family, err := socketFamily(conn)
 	if err != nil {
 		return nil, err
 	}
 	w := &writer{
-		raw:    raw,
-		family: family,
-		hdrs:   make([]mmsghdr, batch),
-		iovs:   make([]unix.Iovec, batch),
-		names:  make([]sockaddr, batch),
+		raw:      raw,
+		family:   family,
+		nonblock: nonblock,
+		hdrs:     make([]mmsghdr, batch),
+		iovs:     make([]unix.Iovec, batch),
+		names:    make([]sockaddr, batch),
 	}
 	for i := range w.hdrs {
 		h := &w.hdrs[i].hdr
@@ -263,14 +273,23 @@ func newWriter(conn *net.UDPConn, batch int) (*writer, error) {
 	}
 	w.fn = func(fd uintptr) bool {
 		for {
-			n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&w.cur[0])), uintptr(len(w.cur)), 0, 0, 0)
+			var n int
+			var e syscall.Errno
+			if w.sendmmsg != nil {
+				n, e = w.sendmmsg(fd, w.cur)
+			} else {
+				r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&w.cur[0])), uintptr(len(w.cur)), 0, 0, 0)
+				n, e = int(r), errno
+			}
 			switch e {
 			case unix.EINTR:
 				continue
 			case unix.EAGAIN:
-				return false // send buffer full: wait until writable
+				if !w.nonblock {
+					return false // send buffer full: wait until writable
+				}
 			}
-			w.n, w.errno = int(n), e
+			w.n, w.errno = n, e
 			return true
 		}
 	}
@@ -278,10 +297,13 @@ func newWriter(conn *net.UDPConn, batch int) (*writer, error) {
 }
 
 // write sends pkts in batches, skipping (and counting) those that are too
-// big or that the socket cannot address, and those the kernel refuses. It
-// returns transport.ErrClosed once the socket is closed.
+// big or that the socket cannot address, and those the kernel refuses; a
+// nonblock writer also drops (and counts) everything from the first
+// datagram the full send buffer refuses on. It returns transport.ErrClosed
+// once the socket is closed.
 func (w *writer) write(pkts []transport.Packet, t *Transport) error {
 	defer w.release()
+	full := false
 	for len(pkts) > 0 {
 		k := 0
 		for len(pkts) > 0 && k < len(w.hdrs) {
@@ -294,6 +316,10 @@ func (w *writer) write(pkts []transport.Packet, t *Transport) error {
 			nl := encodeSockaddr(&w.names[k], w.family, p.Addr)
 			if nl == 0 {
 				t.sendErrors.Add(1)
+				continue
+			}
+			if full {
+				t.sendDropped.Add(1)
 				continue
 			}
 			w.hdrs[k].hdr.Namelen = nl
@@ -309,6 +335,13 @@ func (w *writer) write(pkts []transport.Packet, t *Transport) error {
 			w.cur = w.hdrs[done:k]
 			if err := w.raw.Write(w.fn); err != nil {
 				return transport.ErrClosed
+			}
+			if w.errno == unix.EAGAIN {
+				// Only a nonblock writer gets here. The buffer will not
+				// drain in the microseconds the rest would take.
+				full = true
+				t.sendDropped.Add(uint64(k - done))
+				break
 			}
 			if w.errno != 0 {
 				// sendmmsg reports an error only for the first datagram

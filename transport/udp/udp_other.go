@@ -47,13 +47,15 @@ func (r *reader) datagram(int) ([]byte, netip.AddrPort, datagramStatus) {
 }
 
 // writer sends one datagram per system call. It is used by one goroutine at
-// a time.
+// a time. Here every writer waits while the send buffer is full, the
+// reader's too: the standard library has no write that fails instead, and
+// a write deadline would apply to the other goroutines' Sends as well.
 type writer struct {
 	conn *net.UDPConn
 	v4   bool
 }
 
-func newWriter(conn *net.UDPConn, _ int) (*writer, error) {
+func newWriter(conn *net.UDPConn, _ int, _ bool) (*writer, error) {
 	la := conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr()
 	return &writer{conn: conn, v4: la.Is4()}, nil
 }

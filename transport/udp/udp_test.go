@@ -6,8 +6,10 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -91,6 +93,12 @@ func testEcho(t *testing.T, host string) {
 	}
 	if len(seen) != count {
 		t.Fatalf("%d distinct replies, want %d", len(seen), count)
+	}
+	// The readers count a batch after handling it and its replies after
+	// sending them, so the counts are final only once they have ended.
+	for _, tr := range []*Transport{client, server} {
+		tr.Close()
+		tr.Wait()
 	}
 	if s := client.Stats(); s.Sent != count || s.Received != count {
 		t.Fatalf("client stats %+v, want %d sent and received", s, count)
@@ -182,8 +190,8 @@ func TestOversizeDatagramsAreDroppedAndCounted(t *testing.T) {
 	if p := in.next(t); len(p.Data) != transport.MaxDatagram {
 		t.Fatalf("got a %d-byte datagram, want only the %d-byte one", len(p.Data), transport.MaxDatagram)
 	}
-	if s := server.Stats(); s.Oversize != 2 || s.Received != 1 {
-		t.Fatalf("stats %+v, want 2 oversize and 1 received", s)
+	if s := server.Stats(); s.Oversize != 2 {
+		t.Fatalf("stats %+v, want 2 oversize", s)
 	}
 	// Sending one is refused too, and the rest of the batch still goes.
 	client := listen(t, Config{Addr: "127.0.0.1:0"})
@@ -196,6 +204,11 @@ func TestOversizeDatagramsAreDroppedAndCounted(t *testing.T) {
 	}
 	if s := client.Stats(); s.Oversize != 1 || s.Sent != 1 {
 		t.Fatalf("client stats %+v, want 1 oversize and 1 sent", s)
+	}
+	server.Close()
+	server.Wait() // a batch is counted after its handler calls
+	if s := server.Stats(); s.Oversize != 2 || s.Received != 2 {
+		t.Fatalf("server stats %+v, want 2 oversize and 2 received", s)
 	}
 }
 
@@ -217,29 +230,93 @@ func TestUnaddressableDatagramsAreSkipped(t *testing.T) {
 	}
 }
 
-func TestCloseWaitsForTheHandler(t *testing.T) {
+// blocker is a handler whose first call signals entered and then holds
+// until release is closed; later calls only count.
+type blocker struct {
+	entered, release chan struct{}
+	calls            atomic.Int64
+	returned         atomic.Bool
+}
+
+func newBlocker() *blocker {
+	return &blocker{entered: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (b *blocker) HandlePacket([]byte, netip.AddrPort, transport.Writer) {
+	if b.calls.Add(1) == 1 {
+		close(b.entered)
+		<-b.release
+		b.returned.Store(true)
+	}
+}
+
+// within runs f and fails the test if it has not returned by the deadline.
+func within(t *testing.T, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(wait):
+		t.Fatalf("%s did not return", what)
+	}
+}
+
+// Close cannot tell a handler calling it from another goroutine, so it does
+// not wait for a handler call in progress; but once it returns no handler
+// call starts, even for datagrams already received.
+func TestCloseStartsNoHandlerCallAfterItReturns(t *testing.T) {
 	server := listen(t, Config{Addr: "127.0.0.1:0"})
-	entered := make(chan struct{})
-	release := make(chan struct{})
-	var returned atomic.Bool
-	server.Start(transport.HandlerFunc(func([]byte, netip.AddrPort, transport.Writer) {
-		close(entered)
-		<-release
-		returned.Store(true)
-	}))
-	server.closeWaitHook = sync.OnceFunc(func() { close(release) }) // release only once Close waits
+	h := newBlocker()
+	server.Start(h)
+	client := listen(t, Config{Addr: "127.0.0.1:0"})
+	// Loopback queues both at the server before Send returns: the reader
+	// gets the second with the first or on its next read.
+	client.Send([]transport.Packet{
+		{Addr: server.LocalAddr(), Data: []byte("first")},
+		{Addr: server.LocalAddr(), Data: []byte("second")},
+	})
+	select {
+	case <-h.entered:
+	case <-time.After(wait):
+		t.Fatal("the datagram never arrived")
+	}
+	within(t, "Close during a handler call", func() {
+		if err := server.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	close(h.release)
+	within(t, "Wait", server.Wait)
+	if n := h.calls.Load(); n != 1 {
+		t.Fatalf("%d handler calls, want 1: one started after Close returned", n)
+	}
+	if s := server.Stats(); s.Received != 1 {
+		t.Fatalf("Received = %d, want 1", s.Received)
+	}
+}
+
+func TestWaitWaitsForTheHandlerCallInProgress(t *testing.T) {
+	server := listen(t, Config{Addr: "127.0.0.1:0"})
+	h := newBlocker()
+	server.Start(h)
+	server.waitHook = sync.OnceFunc(func() { close(h.release) }) // release only once Wait waits
 	client := listen(t, Config{Addr: "127.0.0.1:0"})
 	client.Send([]transport.Packet{{Addr: server.LocalAddr(), Data: []byte("x")}})
 	select {
-	case <-entered:
+	case <-h.entered:
 	case <-time.After(wait):
 		t.Fatal("the datagram never arrived")
 	}
 	if err := server.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if !returned.Load() {
-		t.Fatal("Close returned while the handler was running")
+	within(t, "Wait", server.Wait)
+	if !h.returned.Load() {
+		t.Fatal("Wait returned while the handler was running")
 	}
 }
 
@@ -265,6 +342,103 @@ func TestCloseFromInsideTheHandlerDoesNotDeadlock(t *testing.T) {
 	if err := server.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
+}
+
+// The node closes its whole Group from callbacks that run inside handler
+// calls, so two endpoints' handlers can close the Group at once, each while
+// the other's call is in progress: neither may wait for the other.
+func TestGroupClosedFromHandlersOfTwoEndpointsAtOnceDoesNotDeadlock(t *testing.T) {
+	a := listen(t, Config{Addr: "127.0.0.1:0"})
+	b := listen(t, Config{Addr: "127.0.0.1:0"})
+	g := transport.Multi(a, b)
+	var inside sync.WaitGroup
+	inside.Add(2)
+	done := make(chan error, 2)
+	g.Start(transport.HandlerFunc(func([]byte, netip.AddrPort, transport.Writer) {
+		inside.Done()
+		inside.Wait() // both calls are in progress
+		done <- g.Close()
+	}))
+	client := listen(t, Config{Addr: "127.0.0.1:0"})
+	client.Send([]transport.Packet{
+		{Addr: a.LocalAddr(), Data: []byte("x")},
+		{Addr: b.LocalAddr(), Data: []byte("y")},
+	})
+	for range 2 {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(wait):
+			t.Fatal("no datagram, or the handlers' Closes deadlocked")
+		}
+	}
+	within(t, "Wait on the first endpoint", a.Wait)
+	within(t, "Wait on the second endpoint", b.Wait)
+}
+
+// script is a read function for a reader: it returns the results in turn,
+// then net.ErrClosed, as after Close.
+func script(results ...error) func() (int, error) {
+	return func() (int, error) {
+		if len(results) == 0 {
+			return 0, net.ErrClosed
+		}
+		err := results[0]
+		results = results[1:]
+		return 0, err
+	}
+}
+
+// A socket that keeps failing is read again after pauses that double from
+// 1ms to at most 1s, and a good read starts them over.
+func TestFailingReadsBackOffBoundedAndResetAfterAGoodRead(t *testing.T) {
+	tr := listen(t, Config{Addr: "127.0.0.1:0"})
+	fail := syscall.ENOMEM
+	var results []error
+	for range 12 {
+		results = append(results, fail)
+	}
+	results = append(results, nil, fail, fail, fail)
+	var pauses []time.Duration
+	s := tr.socks[0]
+	s.read = script(results...)
+	s.pause = func(d time.Duration) bool {
+		pauses = append(pauses, d)
+		return true
+	}
+	tr.Start(echo)
+	within(t, "the reader", tr.Wait) // it ends at the script's end
+	ms := time.Millisecond
+	want := []time.Duration{1 * ms, 2 * ms, 4 * ms, 8 * ms, 16 * ms, 32 * ms, 64 * ms, 128 * ms, 256 * ms, 512 * ms, time.Second, time.Second,
+		1 * ms, 2 * ms, 4 * ms}
+	if !slices.Equal(pauses, want) {
+		t.Fatalf("pauses after failed reads %v, want %v", pauses, want)
+	}
+	if got := tr.Stats().ReadErrors; got != 15 {
+		t.Fatalf("ReadErrors = %d, want 15", got)
+	}
+}
+
+// Close ends a reader's pause at once, however long it is.
+func TestCloseEndsAReadersPause(t *testing.T) {
+	tr := listen(t, Config{Addr: "127.0.0.1:0"})
+	s := tr.socks[0]
+	s.read = func() (int, error) { return 0, syscall.ENOMEM }
+	paused := make(chan struct{})
+	s.pause = func(time.Duration) bool {
+		close(paused)
+		return s.sleep(time.Hour)
+	}
+	tr.Start(echo)
+	select {
+	case <-paused:
+	case <-time.After(wait):
+		t.Fatal("the reader never paused")
+	}
+	within(t, "Close during an hour-long pause", func() { tr.Close() })
+	within(t, "Wait", tr.Wait)
 }
 
 func TestClosedTransport(t *testing.T) {
@@ -317,16 +491,6 @@ func TestListenRejectsBadConfig(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestSocketBufferSizesAreApplied(t *testing.T) {
-	tr := listen(t, Config{Addr: "127.0.0.1:0", ReadBuffer: 1 << 18, WriteBuffer: 1 << 17, Batch: 4})
-	tr.Start(echo)
-	in := make(inbox, 1)
-	client := listen(t, Config{Addr: "127.0.0.1:0", Batch: 1})
-	client.Start(in)
-	client.Send([]transport.Packet{{Addr: tr.LocalAddr(), Data: []byte("x")}})
-	in.next(t)
 }
 
 // counter is a handler that signals each datagram without allocating.
@@ -445,6 +609,8 @@ func TestBatchHandlerGetsWholeBatches(t *testing.T) {
 	server := listen(t, Config{Addr: "127.0.0.1:0", Batch: 8})
 	const count = 40
 	exchange(t, server, h, "127.0.0.1", count)
+	server.Close()
+	server.Wait() // a batch is counted after its handler calls
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	total := 0
