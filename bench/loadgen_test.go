@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/binary"
 	"net/netip"
 	"sync"
 	"testing"
@@ -276,56 +277,67 @@ func TestLoadGenChecksEchoReplies(t *testing.T) {
 }
 
 // The request the load generator patches together is the one the codec
-// encodes.
+// encodes, with the sender ID of the socket it leaves from.
 func TestPatchedRequestIsWhatTheCodecEncodes(t *testing.T) {
 	keys, values := makeKeys("patch", 1, 3, 10)
-	lg := mustLoadGen(t, loadConfig{server: netip.MustParseAddrPort("127.0.0.1:9"), mode: checkValues, keys: keys, values: values,
-		network: 0xabcdef01, readOnly: true, clients: 1, concurrency: 2, timeout: time.Second, seed: 4})
-	defer lg.closeClients()
-	c := lg.clients[0]
-	var b transport.Batch
-	c.issue(1, 0, &b, true)
-	s := c.slots[1]
-	want := wire.Message{Type: wire.FindValue, Flags: wire.FlagReadOnly, Network: 0xabcdef01, TxID: s.txid, Sender: c.self, Target: keys[s.key]}
-	enc, err := want.Append(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := b.Packets()[0].Data; string(got) != string(enc) {
-		t.Fatalf("sent  % x\nwant % x", got, enc)
-	}
-	if s.txid&0xffff != 1 || s.txid&^0xffffffff != c.tag {
-		t.Fatalf("txid %#x does not carry slot 1 and the client's tag %#x", s.txid, c.tag)
+	for _, senders := range []int{0, 3} {
+		lg := mustLoadGen(t, loadConfig{server: netip.MustParseAddrPort("127.0.0.1:9"), mode: checkValues, keys: keys, values: values,
+			network: 0xabcdef01, readOnly: true, clients: 1, senders: senders, concurrency: 2, timeout: time.Second, seed: 4})
+		defer lg.closeClients()
+		c := lg.clients[0]
+		for round := range 4 {
+			snd := c.issue(1, 0, true)
+			s := c.slots[1]
+			if want := c.senders[round%len(c.senders)]; snd != want || s.snd != want.idx {
+				t.Fatalf("%d senders, request %d: sent from sender %d (slot says %d), want %d in turn", senders, round, snd.idx, s.snd, want.idx)
+			}
+			want := wire.Message{Type: wire.FindValue, Flags: wire.FlagReadOnly, Network: 0xabcdef01, TxID: s.txid, Sender: snd.self, Target: keys[s.key]}
+			enc, err := want.Append(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.req[:]; string(got) != string(enc) {
+				t.Fatalf("%d senders: sent  % x\nwant % x", senders, got, enc)
+			}
+			if s.txid&0xffff != 1 || s.txid&^0xffffffff != c.tag {
+				t.Fatalf("txid %#x does not carry slot 1 and the client's tag %#x", s.txid, c.tag)
+			}
+		}
 	}
 }
 
-// Checking an answer and sending the next request allocates nothing.
+// Checking an answer and sending the next request allocates nothing, from
+// the socket the answer came in on or from another.
 func TestLoadGenAnswerPathDoesNotAllocate(t *testing.T) {
 	keys, values := makeKeys("alloc", 1, 1, 100)
-	server := netip.MustParseAddrPort("127.0.0.1:9")
+	serverTr := listenUDP(t) // a sink, so that sends from other sockets go somewhere
+	server := serverTr.LocalAddr()
 	serverID := id.Key("server")
-	lg := mustLoadGen(t, loadConfig{server: server, serverID: serverID, mode: checkValues, keys: keys, values: values,
-		clients: 1, concurrency: 1, timeout: time.Second, seed: 5})
-	defer lg.closeClients()
-	lg.phase.Store(phaseMeasure)
-	c := lg.clients[0]
-	var b transport.Batch
-	c.issue(0, lg.now(), &b, true)
-	a := wire.Message{Type: wire.Values, Sender: serverID, Values: []wire.Value{{TTL: 9, Data: values[0]}}}
-	answer, err := a.Append(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	allocs := testing.AllocsPerRun(1000, func() {
-		copy(answer[offTxID:], b.Packets()[len(b.Packets())-1].Data[offTxID:offTxID+8])
-		b.Reset()
-		c.HandlePacket(answer, server, &b)
-	})
-	if allocs != 0 {
-		t.Fatalf("%.1f allocations per answer", allocs)
-	}
-	if c.counts.OK < 1000 || c.counts.Bad() != 0 {
-		t.Fatalf("counts %+v: the answers were not all accepted", c.counts)
+	for _, senders := range []int{0, 2} {
+		lg := mustLoadGen(t, loadConfig{server: server, serverID: serverID, mode: checkValues, keys: keys, values: values,
+			clients: 1, senders: senders, concurrency: 1, timeout: time.Second, seed: 5})
+		defer lg.closeClients()
+		lg.phase.Store(phaseMeasure)
+		c := lg.clients[0]
+		c.issue(0, lg.now(), true)
+		a := wire.Message{Type: wire.Values, Sender: serverID, Values: []wire.Value{{TTL: 9, Data: values[0]}}}
+		answer, err := a.Append(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b transport.Batch
+		allocs := testing.AllocsPerRun(1000, func() {
+			s := c.slots[0]
+			binary.BigEndian.PutUint64(answer[offTxID:], s.txid)
+			b.Reset()
+			c.senders[s.snd].HandlePacket(answer, server, &b)
+		})
+		if allocs != 0 {
+			t.Fatalf("%d senders: %.1f allocations per answer", senders, allocs)
+		}
+		if c.counts.OK < 1000 || c.counts.Bad() != 0 {
+			t.Fatalf("%d senders: counts %+v: the answers were not all accepted", senders, c.counts)
+		}
 	}
 }
 
@@ -343,6 +355,8 @@ func TestNewLoadGenRejectsImpossibleSettings(t *testing.T) {
 		{"no keys", func(c *loadConfig) { c.keys = nil }},
 		{"values missing", func(c *loadConfig) { c.values = c.values[:1] }},
 		{"no timeout", func(c *loadConfig) { c.timeout = 0 }},
+		{"fewer senders than clients", func(c *loadConfig) { c.senders = 1 }},
+		{"too many senders", func(c *loadConfig) { c.senders = MaxSenders + 1 }},
 	}
 	for _, tc := range cases {
 		cfg := ok
