@@ -374,3 +374,120 @@ var testAddr = netip.MustParseAddrPort("127.0.0.1:9")
 type bytesBatch struct{ got []byte }
 
 func (b *bytesBatch) WriteTo(data []byte, _ netip.AddrPort) { b.got = append(b.got[:0], data...) }
+
+// senderView is an echo server that records which sender ID each source
+// address carried: the server's view of who is talking to it.
+type senderView struct {
+	echo *echoHandler
+	mu   sync.Mutex
+	ids  map[netip.AddrPort]map[id.ID]bool
+}
+
+func (v *senderView) HandlePacket(data []byte, from netip.AddrPort, w transport.Writer) {
+	if len(data) >= wire.HeaderLen {
+		v.mu.Lock()
+		if v.ids[from] == nil {
+			v.ids[from] = map[id.ID]bool{}
+		}
+		v.ids[from][id.ID(data[offSender:offSender+id.Len])] = true
+		v.mu.Unlock()
+	}
+	v.echo.HandlePacket(data, from, w)
+}
+
+// With senders set, the server hears from that many distinct addresses
+// (distinct IPs, none of them 127.0.0.1), each with one sender ID of its
+// own; without, from one address and ID per client. So a many-senders
+// figure cannot quietly come from a handful of contacts.
+func TestManySendersReachTheServerAsDistinctAddressesAndIDs(t *testing.T) {
+	const size = 145
+	keys, _ := makeKeys("senders", 1, 10, 1)
+	cases := []struct {
+		clients, senders, want int
+		manyIPs                bool
+	}{
+		{3, 0, 3, false},
+		{3, 300, 300, true},
+	}
+	for _, tc := range cases {
+		v := &senderView{echo: newEchoHandler(size), ids: map[netip.AddrPort]map[id.ID]bool{}}
+		tr := listenUDP(t)
+		if err := tr.Start(v); err != nil {
+			t.Fatal(err)
+		}
+		lg := mustLoadGen(t, loadConfig{server: tr.LocalAddr(), mode: checkEcho, keys: keys, respLen: size,
+			clients: tc.clients, senders: tc.senders, concurrency: 12, timeout: time.Second, seed: 6, label: "loadgen"})
+		// Enough requests for every client to go round its senders
+		// several times, however the shared budget falls among them.
+		n := 10 * tc.want
+		res, err := lg.runCount(testCtx(t), n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.OK != uint64(n) || res.Bad() != 0 {
+			t.Fatalf("%d senders: counts %+v, want %d correct echoes", tc.senders, res.Counts, n)
+		}
+		v.mu.Lock()
+		ips := map[netip.Addr]bool{}
+		owner := map[id.ID]netip.AddrPort{}
+		for from, ids := range v.ids {
+			ips[from.Addr()] = true
+			if len(ids) != 1 {
+				t.Errorf("%d senders: %v sent under %d IDs, want one", tc.senders, from, len(ids))
+			}
+			for x := range ids {
+				if o, ok := owner[x]; ok {
+					t.Errorf("%d senders: ID %v came from %v and %v", tc.senders, x, o, from)
+				}
+				owner[x] = from
+			}
+		}
+		v.mu.Unlock()
+		if len(v.ids) != tc.want || len(owner) != tc.want {
+			t.Fatalf("%d senders: the server heard %d addresses and %d IDs, want %d of each", tc.senders, len(v.ids), len(owner), tc.want)
+		}
+		lo := netip.MustParseAddr("127.0.0.1")
+		if tc.manyIPs && (len(ips) != tc.want || ips[lo]) {
+			t.Fatalf("%d senders: %d distinct IPs (127.0.0.1 among them: %v), want %d others", tc.senders, len(ips), ips[lo], tc.want)
+		}
+		if !tc.manyIPs && (len(ips) != 1 || !ips[lo]) {
+			t.Fatalf("best case: IPs %v, want 127.0.0.1 alone", ips)
+		}
+	}
+}
+
+// A request from the server (a node pinging a contact it took from a
+// sender) is counted apart: neither an answer nor a bad one.
+func TestLoadGenCountsTheServersOwnRequestsApart(t *testing.T) {
+	cfg := startFake(t, 5, func(b []byte, from netip.AddrPort, w transport.Writer) {
+		ping := wire.Message{Type: wire.Ping, TxID: 0x5eed, Sender: id.Key("fake node")}
+		p, err := ping.Append(nil)
+		if err != nil {
+			panic(err)
+		}
+		w.WriteTo(p, from)
+		w.WriteTo(b, from)
+	})
+	const n = 100
+	res, err := mustLoadGen(t, cfg).runCount(testCtx(t), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Counts{Sent: n, OK: n, Requests: n}); res.Counts != want {
+		t.Fatalf("counts %+v, want %+v", res.Counts, want)
+	}
+}
+
+func TestSenderAddressesAreDistinctLoopbackAddresses(t *testing.T) {
+	seen := map[netip.Addr]int{}
+	for j := range MaxSenders {
+		a := senderAddr(j)
+		if !a.IsLoopback() || a == netip.MustParseAddr("127.0.0.1") {
+			t.Fatalf("sender %d: %v is not a loopback address other than 127.0.0.1", j, a)
+		}
+		if k, ok := seen[a]; ok {
+			t.Fatalf("senders %d and %d share %v", k, j, a)
+		}
+		seen[a] = j
+	}
+}
