@@ -27,12 +27,17 @@ import (
 // as it can to the server it measures.
 //
 // That is the best case for a node: a few senders, each heard from many
-// times a second. With senders set, each client's requests instead go out
-// in turn from its share of that many sockets, each bound to its own
-// loopback address (127.x.y.z) and carrying its own sender ID, so that the
-// server sees as many distinct contacts as a busy node on a real network.
-// The next request then usually leaves from another socket than the one the
-// answer came in on, one datagram per system call.
+// times a second. With senders set, each client has its share of that many
+// sockets, each bound to its own loopback address (127.x.y.z) and carrying
+// its own sender ID, so that the server sees as many distinct contacts as a
+// busy node on a real network. A client's senders take turns: one sends as
+// many requests in a row as the client has in flight, then the next one
+// takes over, and so on round the ring. So nearly all of a client's answers
+// arrive at one socket at a time, and the load generator still reads and
+// writes in batches: sending each request from another socket would cost it
+// a system call or two per datagram, the CPU the servers need on a small
+// machine. Each sender is heard from a few times a second, a burst at a
+// time.
 
 // reqLen is the size of a FIND_VALUE request: header and key.
 const reqLen = wire.HeaderLen + id.Len
@@ -161,7 +166,8 @@ type client struct {
 	senders []*sender // at least one
 
 	mu     sync.Mutex
-	next   int // the sender the next request goes out from
+	cur    *sender // the sender requests leave from now
+	left   int     // how many more cur sends before the next one takes over
 	slots  []slot
 	rng    *rand.Rand
 	msg    wire.Message
@@ -180,8 +186,13 @@ type sender struct {
 	tr   *udp.Transport
 	self id.ID
 
-	// mu guards pkt and buf: requests that another sender's reader (or the
-	// ticker) sends from this socket, one at a time.
+	// fwd holds the next requests, for the answers of one read, that leave
+	// from the sender whose turn it is when that is another. Only this
+	// sender's reader uses it.
+	fwd transport.Batch
+
+	// mu guards pkt and buf: requests sent one at a time from this socket
+	// (the ticker's resends) by goroutines other than its reader.
 	mu  sync.Mutex
 	pkt [1]transport.Packet
 	buf [reqLen]byte
@@ -190,6 +201,47 @@ type sender struct {
 // HandlePacket implements transport.Handler: an answer to this sender.
 func (s *sender) HandlePacket(data []byte, from netip.AddrPort, w transport.Writer) {
 	s.c.handle(s, data, from, w)
+}
+
+// turnSender is the handler of a sender of many: it takes a whole read at
+// once, so that the requests it sends on leave in one write, from the
+// sender whose turn it is.
+type turnSender struct{ *sender }
+
+// HandleBatch implements transport.BatchHandler.
+func (t turnSender) HandleBatch(pkts []transport.Packet, w transport.Writer) {
+	at, c := t.sender, t.c
+	now := c.lg.now()
+	c.mu.Lock()
+	next := c.turn()
+	out := w // the reader's own batch, written after this call
+	if next != at {
+		out = &at.fwd
+	}
+	for i := range pkts {
+		if c.accept(at, pkts[i].Data, pkts[i].Addr, now, next) {
+			out.WriteTo(c.req[:], c.lg.cfg.server)
+		}
+	}
+	c.mu.Unlock()
+	if at.fwd.Len() > 0 {
+		_ = next.tr.Send(at.fwd.Packets()) // fails only once the run is stopping
+		at.fwd.Reset()
+	}
+}
+
+// turn returns the sender whose turn it is, moving the turn on to the next
+// one in the ring once the current one has sent as many requests as the
+// client has in flight. Callers hold c.mu.
+func (c *client) turn() *sender {
+	if c.left <= 0 {
+		i := int(c.cur.idx) + 1
+		if i == len(c.senders) {
+			i = 0
+		}
+		c.cur, c.left = c.senders[i], len(c.slots)
+	}
+	return c.cur
 }
 
 // send sends req from this sender's socket. It allocates nothing.
@@ -263,6 +315,7 @@ func newLoadGen(cfg loadConfig) (*loadGen, error) {
 			lg:    lg,
 			tag:   uint64(seeds.Uint32()|1) << 32,
 			slots: make([]slot, n),
+			left:  n,
 		}
 		self := id.Random(seeds)
 		c.rng = rand.New(rand.NewPCG(seeds.Uint64(), seeds.Uint64()))
@@ -283,9 +336,10 @@ func newLoadGen(cfg loadConfig) (*loadGen, error) {
 		}
 		addr, batch := "127.0.0.1:0", min(udp.MaxBatch, max(udp.DefaultBatch, n))
 		if many {
-			// About n/ns requests in flight per socket: room for twice
-			// that arriving together.
-			batch = min(udp.DefaultBatch, 2*((n+ns-1)/ns))
+			// The whole train may arrive at once, but thousands of
+			// sockets holding a large batch of 2 KiB buffers each
+			// would be a lot of memory for little gain.
+			batch = min(udp.DefaultBatch, n)
 		}
 		for k := range ns {
 			j := i + k*cfg.clients
@@ -306,6 +360,7 @@ func newLoadGen(cfg loadConfig) (*loadGen, error) {
 			}
 			c.senders = append(c.senders, s)
 		}
+		c.cur = c.senders[0]
 	}
 	return lg, nil
 }
@@ -328,7 +383,11 @@ func (lg *loadGen) start() error {
 	pprof.Do(context.Background(), pprof.Labels("role", lg.cfg.label), func(context.Context) {
 		for _, c := range lg.clients {
 			for _, s := range c.senders {
-				if err = s.tr.Start(s); err != nil {
+				var h transport.Handler = s
+				if len(c.senders) > 1 {
+					h = turnSender{s}
+				}
+				if err = s.tr.Start(h); err != nil {
 					return
 				}
 			}
@@ -343,9 +402,10 @@ func (lg *loadGen) start() error {
 	for _, c := range lg.clients {
 		c.mu.Lock()
 		now := lg.now()
+		// The first sender's turn: it sends them all.
 		for i := range c.slots {
-			if s := c.issue(i, now, true); s != nil {
-				c.queue(s)
+			if c.issue(i, now, true, c.turn()) {
+				c.resend.WriteTo(c.req[:], lg.cfg.server)
 			}
 		}
 		err := c.flush()
@@ -417,8 +477,8 @@ func (lg *loadGen) tick() {
 				if measuring {
 					c.counts.Lost++
 				}
-				if s := c.issue(i, now, false); s != nil {
-					c.queue(s)
+				if snd := c.turn(); c.issue(i, now, false, snd) {
+					c.queue(snd)
 				}
 			}
 			_ = c.flush() // fails only once the run is stopping
@@ -427,23 +487,20 @@ func (lg *loadGen) tick() {
 	}
 }
 
-// issue prepares slot i's new request in c.req and returns the sender to
-// send it from (the client's next, in turn), or nil when the run is
-// stopping or, for a fresh request in count mode, the budget is spent. The
-// request counts as sent: the caller sends it. Callers hold c.mu.
-func (c *client) issue(i int, now time.Duration, fresh bool) *sender {
+// issue prepares slot i's new request from sender snd in c.req, unless
+// the run is stopping or, for a fresh request in count mode, the budget is
+// spent; it reports whether it did. The request counts as sent: the caller
+// sends it from snd. Callers hold c.mu.
+func (c *client) issue(i int, now time.Duration, fresh bool, snd *sender) bool {
 	lg := c.lg
 	ph := lg.phase.Load()
 	if ph == phaseStop {
-		return nil
+		return false
 	}
 	if fresh && lg.limited && lg.budget.Add(-1) < 0 {
-		return nil
+		return false
 	}
-	snd := c.senders[c.next]
-	if c.next++; c.next == len(c.senders) {
-		c.next = 0
-	}
+	c.left--
 	s := &c.slots[i]
 	s.seq++
 	s.txid = c.tag | uint64(s.seq)<<16 | uint64(i)
@@ -455,7 +512,7 @@ func (c *client) issue(i int, now time.Duration, fresh bool) *sender {
 	if ph == phaseMeasure {
 		c.counts.Sent++
 	}
-	return snd
+	return true
 }
 
 // patch writes slot s's request into c.req. Callers hold c.mu.
@@ -475,45 +532,43 @@ const (
 )
 
 // handle checks one answer that sender at received and sends the slot's
-// next request: into w, the batch at's reader replies with, when it leaves
-// from the same socket (always so with one sender per client), else from
-// the next sender's own socket once c.mu is released.
+// next request from the sender whose turn it is: into w, the batch at's
+// reader replies with, when that is at (always so with one sender per
+// client), else from that sender's socket once c.mu is released.
 func (c *client) handle(at *sender, data []byte, from netip.AddrPort, w transport.Writer) {
 	now := c.lg.now()
 	var req [reqLen]byte
 	c.mu.Lock()
-	next := c.accept(at, data, from, now)
-	switch next {
-	case nil:
-	case at:
+	next := c.turn()
+	sent := c.accept(at, data, from, now, next)
+	if sent && next == at {
 		w.WriteTo(c.req[:], c.lg.cfg.server)
-		next = nil
-	default:
-		req = c.req
+		sent = false
 	}
+	req = c.req
 	c.mu.Unlock()
-	if next != nil {
+	if sent {
 		_ = next.send(req[:]) // fails only once the run is stopping
 	}
 }
 
 // accept counts one datagram that sender at received and, if it answered a
-// request in flight, issues the slot's next request and returns the sender
-// to send it from. Callers hold c.mu.
-func (c *client) accept(at *sender, data []byte, from netip.AddrPort, now time.Duration) *sender {
+// request in flight, issues the slot's next request from sender next and
+// reports whether it did. Callers hold c.mu.
+func (c *client) accept(at *sender, data []byte, from netip.AddrPort, now time.Duration, next *sender) bool {
 	lg := c.lg
 	measuring := lg.phase.Load() == phaseMeasure
 	if from != lg.cfg.server {
 		if measuring {
 			c.counts.BadSource++
 		}
-		return nil
+		return false
 	}
 	if len(data) < wire.HeaderLen {
 		if measuring {
 			c.counts.BadTxID++ // no txid to match it with
 		}
-		return nil
+		return false
 	}
 	txid := binary.BigEndian.Uint64(data[offTxID:])
 	i := int(txid & 0xffff)
@@ -541,7 +596,7 @@ func (c *client) accept(at *sender, data []byte, from netip.AddrPort, now time.D
 				c.counts.BadTxID++
 			}
 		}
-		return nil
+		return false
 	}
 	s := &c.slots[i]
 	out := c.judge(data, s)
@@ -560,7 +615,7 @@ func (c *client) accept(at *sender, data []byte, from netip.AddrPort, now time.D
 	if lg.limited && lg.remaining.Add(-1) == 0 {
 		close(lg.done)
 	}
-	return c.issue(i, now, true)
+	return c.issue(i, now, true, next)
 }
 
 // judge judges an answer whose txid matched slot s. Callers hold c.mu.

@@ -277,7 +277,8 @@ func TestLoadGenChecksEchoReplies(t *testing.T) {
 }
 
 // The request the load generator patches together is the one the codec
-// encodes, with the sender ID of the socket it leaves from.
+// encodes, with the sender ID of the socket it leaves from; with many
+// senders, each sends as many in a row as its client has in flight.
 func TestPatchedRequestIsWhatTheCodecEncodes(t *testing.T) {
 	keys, values := makeKeys("patch", 1, 3, 10)
 	for _, senders := range []int{0, 3} {
@@ -285,11 +286,18 @@ func TestPatchedRequestIsWhatTheCodecEncodes(t *testing.T) {
 			network: 0xabcdef01, readOnly: true, clients: 1, senders: senders, concurrency: 2, timeout: time.Second, seed: 4})
 		defer lg.closeClients()
 		c := lg.clients[0]
-		for round := range 4 {
-			snd := c.issue(1, 0, true)
+		for round := range 8 {
+			// Two requests in flight: two in a row from each sender.
+			snd := c.turn()
+			if want := c.senders[round/2%len(c.senders)]; snd != want {
+				t.Fatalf("%d senders, request %d: sender %d's turn, want %d's: the senders take turns in a ring", senders, round, snd.idx, want.idx)
+			}
+			if !c.issue(1, 0, true, snd) {
+				t.Fatal("no request issued")
+			}
 			s := c.slots[1]
-			if want := c.senders[round%len(c.senders)]; snd != want || s.snd != want.idx {
-				t.Fatalf("%d senders, request %d: sent from sender %d (slot says %d), want %d in turn", senders, round, snd.idx, s.snd, want.idx)
+			if s.snd != snd.idx {
+				t.Fatalf("slot says sender %d, sent from %d", s.snd, snd.idx)
 			}
 			want := wire.Message{Type: wire.FindValue, Flags: wire.FlagReadOnly, Network: 0xabcdef01, TxID: s.txid, Sender: snd.self, Target: keys[s.key]}
 			enc, err := want.Append(nil)
@@ -307,7 +315,8 @@ func TestPatchedRequestIsWhatTheCodecEncodes(t *testing.T) {
 }
 
 // Checking an answer and sending the next request allocates nothing, from
-// the socket the answer came in on or from another.
+// the socket the answer came in on (the best case) or from the next
+// sender's (many).
 func TestLoadGenAnswerPathDoesNotAllocate(t *testing.T) {
 	keys, values := makeKeys("alloc", 1, 1, 100)
 	serverTr := listenUDP(t) // a sink, so that sends from other sockets go somewhere
@@ -319,18 +328,25 @@ func TestLoadGenAnswerPathDoesNotAllocate(t *testing.T) {
 		defer lg.closeClients()
 		lg.phase.Store(phaseMeasure)
 		c := lg.clients[0]
-		c.issue(0, lg.now(), true)
+		c.issue(0, lg.now(), true, c.turn())
 		a := wire.Message{Type: wire.Values, Sender: serverID, Values: []wire.Value{{TTL: 9, Data: values[0]}}}
 		answer, err := a.Append(nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var b transport.Batch
+		var pkts [1]transport.Packet
 		allocs := testing.AllocsPerRun(1000, func() {
 			s := c.slots[0]
 			binary.BigEndian.PutUint64(answer[offTxID:], s.txid)
 			b.Reset()
-			c.senders[s.snd].HandlePacket(answer, server, &b)
+			at := c.senders[s.snd]
+			if senders == 0 {
+				at.HandlePacket(answer, server, &b)
+				return
+			}
+			pkts[0] = transport.Packet{Addr: server, Data: answer}
+			turnSender{at}.HandleBatch(pkts[:], &b)
 		})
 		if allocs != 0 {
 			t.Fatalf("%d senders: %.1f allocations per answer", senders, allocs)
