@@ -9,7 +9,8 @@ import (
 // The Go benchmarks drive one server with the load generator for b.N
 // requests (16 in flight over 2 client sockets) and report the rate and
 // latency quantiles. BenchmarkServeFindValue against BenchmarkEcho is the
-// quick version of `dht bench serve`:
+// quick version of `dht bench serve` (the ManySenders variants that of
+// `dht bench serve --senders 1024`):
 //
 //	go test -run '^$' -bench 'ServeFindValue|Echo' -benchtime 200000x -count 5 ./bench
 
@@ -18,19 +19,30 @@ const (
 	benchValueSize   = 100
 	benchClients     = 2
 	benchConcurrency = 16
+	benchManySenders = 1024
 )
 
-func BenchmarkServeFindValue(b *testing.B) {
+// BenchmarkServeFindValue is the best case: one sender per client socket.
+func BenchmarkServeFindValue(b *testing.B) { benchServeFindValue(b, 0) }
+
+// BenchmarkServeFindValueManySenders sends from 1024 distinct senders.
+func BenchmarkServeFindValueManySenders(b *testing.B) { benchServeFindValue(b, benchManySenders) }
+
+func BenchmarkEcho(b *testing.B) { benchEcho(b, 0) }
+
+func BenchmarkEchoManySenders(b *testing.B) { benchEcho(b, benchManySenders) }
+
+func benchServeFindValue(b *testing.B, senders int) {
 	keys, values := makeKeys("gobench", 1, benchKeys, benchValueSize)
 	node, err := startServeNode(keys, values, 2, 1)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer node.Close()
-	driveBenchmark(b, loadConfig{server: node.Addr(), serverID: node.ID(), mode: checkValues, keys: keys, values: values})
+	driveBenchmark(b, loadConfig{server: node.Addr(), serverID: node.ID(), mode: checkValues, keys: keys, values: values, senders: senders})
 }
 
-func BenchmarkEcho(b *testing.B) {
+func benchEcho(b *testing.B, senders int) {
 	keys, _ := makeKeys("gobench", 1, benchKeys, benchValueSize)
 	size := valuesLen(benchValueSize)
 	echo, err := startEcho(2, size)
@@ -38,7 +50,7 @@ func BenchmarkEcho(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer echo.Close()
-	driveBenchmark(b, loadConfig{server: echo.LocalAddr(), mode: checkEcho, keys: keys, respLen: size})
+	driveBenchmark(b, loadConfig{server: echo.LocalAddr(), mode: checkEcho, keys: keys, respLen: size, senders: senders})
 }
 
 func driveBenchmark(b *testing.B, cfg loadConfig) {

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/binary"
 	"net/netip"
 	"sync"
 	"testing"
@@ -276,56 +277,83 @@ func TestLoadGenChecksEchoReplies(t *testing.T) {
 }
 
 // The request the load generator patches together is the one the codec
-// encodes.
+// encodes, with the sender ID of the socket it leaves from; with many
+// senders, each sends as many in a row as its client has in flight.
 func TestPatchedRequestIsWhatTheCodecEncodes(t *testing.T) {
 	keys, values := makeKeys("patch", 1, 3, 10)
-	lg := mustLoadGen(t, loadConfig{server: netip.MustParseAddrPort("127.0.0.1:9"), mode: checkValues, keys: keys, values: values,
-		network: 0xabcdef01, readOnly: true, clients: 1, concurrency: 2, timeout: time.Second, seed: 4})
-	defer lg.closeClients()
-	c := lg.clients[0]
-	var b transport.Batch
-	c.issue(1, 0, &b, true)
-	s := c.slots[1]
-	want := wire.Message{Type: wire.FindValue, Flags: wire.FlagReadOnly, Network: 0xabcdef01, TxID: s.txid, Sender: c.self, Target: keys[s.key]}
-	enc, err := want.Append(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := b.Packets()[0].Data; string(got) != string(enc) {
-		t.Fatalf("sent  % x\nwant % x", got, enc)
-	}
-	if s.txid&0xffff != 1 || s.txid&^0xffffffff != c.tag {
-		t.Fatalf("txid %#x does not carry slot 1 and the client's tag %#x", s.txid, c.tag)
+	for _, senders := range []int{0, 3} {
+		lg := mustLoadGen(t, loadConfig{server: netip.MustParseAddrPort("127.0.0.1:9"), mode: checkValues, keys: keys, values: values,
+			network: 0xabcdef01, readOnly: true, clients: 1, senders: senders, concurrency: 2, timeout: time.Second, seed: 4})
+		defer lg.closeClients()
+		c := lg.clients[0]
+		for round := range 8 {
+			// Two requests in flight: two in a row from each sender.
+			snd := c.turn()
+			if want := c.senders[round/2%len(c.senders)]; snd != want {
+				t.Fatalf("%d senders, request %d: sender %d's turn, want %d's: the senders take turns in a ring", senders, round, snd.idx, want.idx)
+			}
+			if !c.issue(1, 0, true, snd) {
+				t.Fatal("no request issued")
+			}
+			s := c.slots[1]
+			if s.snd != snd.idx {
+				t.Fatalf("slot says sender %d, sent from %d", s.snd, snd.idx)
+			}
+			want := wire.Message{Type: wire.FindValue, Flags: wire.FlagReadOnly, Network: 0xabcdef01, TxID: s.txid, Sender: snd.self, Target: keys[s.key]}
+			enc, err := want.Append(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.req[:]; string(got) != string(enc) {
+				t.Fatalf("%d senders: sent  % x\nwant % x", senders, got, enc)
+			}
+			if s.txid&0xffff != 1 || s.txid&^0xffffffff != c.tag {
+				t.Fatalf("txid %#x does not carry slot 1 and the client's tag %#x", s.txid, c.tag)
+			}
+		}
 	}
 }
 
-// Checking an answer and sending the next request allocates nothing.
+// Checking an answer and sending the next request allocates nothing, from
+// the socket the answer came in on (the best case) or from the next
+// sender's (many).
 func TestLoadGenAnswerPathDoesNotAllocate(t *testing.T) {
 	keys, values := makeKeys("alloc", 1, 1, 100)
-	server := netip.MustParseAddrPort("127.0.0.1:9")
+	serverTr := listenUDP(t) // a sink, so that sends from other sockets go somewhere
+	server := serverTr.LocalAddr()
 	serverID := id.Key("server")
-	lg := mustLoadGen(t, loadConfig{server: server, serverID: serverID, mode: checkValues, keys: keys, values: values,
-		clients: 1, concurrency: 1, timeout: time.Second, seed: 5})
-	defer lg.closeClients()
-	lg.phase.Store(phaseMeasure)
-	c := lg.clients[0]
-	var b transport.Batch
-	c.issue(0, lg.now(), &b, true)
-	a := wire.Message{Type: wire.Values, Sender: serverID, Values: []wire.Value{{TTL: 9, Data: values[0]}}}
-	answer, err := a.Append(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	allocs := testing.AllocsPerRun(1000, func() {
-		copy(answer[offTxID:], b.Packets()[len(b.Packets())-1].Data[offTxID:offTxID+8])
-		b.Reset()
-		c.HandlePacket(answer, server, &b)
-	})
-	if allocs != 0 {
-		t.Fatalf("%.1f allocations per answer", allocs)
-	}
-	if c.counts.OK < 1000 || c.counts.Bad() != 0 {
-		t.Fatalf("counts %+v: the answers were not all accepted", c.counts)
+	for _, senders := range []int{0, 2} {
+		lg := mustLoadGen(t, loadConfig{server: server, serverID: serverID, mode: checkValues, keys: keys, values: values,
+			clients: 1, senders: senders, concurrency: 1, timeout: time.Second, seed: 5})
+		defer lg.closeClients()
+		lg.phase.Store(phaseMeasure)
+		c := lg.clients[0]
+		c.issue(0, lg.now(), true, c.turn())
+		a := wire.Message{Type: wire.Values, Sender: serverID, Values: []wire.Value{{TTL: 9, Data: values[0]}}}
+		answer, err := a.Append(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b transport.Batch
+		var pkts [1]transport.Packet
+		allocs := testing.AllocsPerRun(1000, func() {
+			s := c.slots[0]
+			binary.BigEndian.PutUint64(answer[offTxID:], s.txid)
+			b.Reset()
+			at := c.senders[s.snd]
+			if senders == 0 {
+				at.HandlePacket(answer, server, &b)
+				return
+			}
+			pkts[0] = transport.Packet{Addr: server, Data: answer}
+			turnSender{at}.HandleBatch(pkts[:], &b)
+		})
+		if allocs != 0 {
+			t.Fatalf("%d senders: %.1f allocations per answer", senders, allocs)
+		}
+		if c.counts.OK < 1000 || c.counts.Bad() != 0 {
+			t.Fatalf("%d senders: counts %+v: the answers were not all accepted", senders, c.counts)
+		}
 	}
 }
 
@@ -343,6 +371,8 @@ func TestNewLoadGenRejectsImpossibleSettings(t *testing.T) {
 		{"no keys", func(c *loadConfig) { c.keys = nil }},
 		{"values missing", func(c *loadConfig) { c.values = c.values[:1] }},
 		{"no timeout", func(c *loadConfig) { c.timeout = 0 }},
+		{"fewer senders than clients", func(c *loadConfig) { c.senders = 1 }},
+		{"too many senders", func(c *loadConfig) { c.senders = MaxSenders + 1 }},
 	}
 	for _, tc := range cases {
 		cfg := ok
@@ -360,3 +390,120 @@ var testAddr = netip.MustParseAddrPort("127.0.0.1:9")
 type bytesBatch struct{ got []byte }
 
 func (b *bytesBatch) WriteTo(data []byte, _ netip.AddrPort) { b.got = append(b.got[:0], data...) }
+
+// senderView is an echo server that records which sender ID each source
+// address carried: the server's view of who is talking to it.
+type senderView struct {
+	echo *echoHandler
+	mu   sync.Mutex
+	ids  map[netip.AddrPort]map[id.ID]bool
+}
+
+func (v *senderView) HandlePacket(data []byte, from netip.AddrPort, w transport.Writer) {
+	if len(data) >= wire.HeaderLen {
+		v.mu.Lock()
+		if v.ids[from] == nil {
+			v.ids[from] = map[id.ID]bool{}
+		}
+		v.ids[from][id.ID(data[offSender:offSender+id.Len])] = true
+		v.mu.Unlock()
+	}
+	v.echo.HandlePacket(data, from, w)
+}
+
+// With senders set, the server hears from that many distinct addresses
+// (distinct IPs, none of them 127.0.0.1), each with one sender ID of its
+// own; without, from one address and ID per client. So a many-senders
+// figure cannot quietly come from a handful of contacts.
+func TestManySendersReachTheServerAsDistinctAddressesAndIDs(t *testing.T) {
+	const size = 145
+	keys, _ := makeKeys("senders", 1, 10, 1)
+	cases := []struct {
+		clients, senders, want int
+		manyIPs                bool
+	}{
+		{3, 0, 3, false},
+		{3, 300, 300, true},
+	}
+	for _, tc := range cases {
+		v := &senderView{echo: newEchoHandler(size), ids: map[netip.AddrPort]map[id.ID]bool{}}
+		tr := listenUDP(t)
+		if err := tr.Start(v); err != nil {
+			t.Fatal(err)
+		}
+		lg := mustLoadGen(t, loadConfig{server: tr.LocalAddr(), mode: checkEcho, keys: keys, respLen: size,
+			clients: tc.clients, senders: tc.senders, concurrency: 12, timeout: time.Second, seed: 6, label: "loadgen"})
+		// Enough requests for every client to go round its senders
+		// several times, however the shared budget falls among them.
+		n := 10 * tc.want
+		res, err := lg.runCount(testCtx(t), n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.OK != uint64(n) || res.Bad() != 0 {
+			t.Fatalf("%d senders: counts %+v, want %d correct echoes", tc.senders, res.Counts, n)
+		}
+		v.mu.Lock()
+		ips := map[netip.Addr]bool{}
+		owner := map[id.ID]netip.AddrPort{}
+		for from, ids := range v.ids {
+			ips[from.Addr()] = true
+			if len(ids) != 1 {
+				t.Errorf("%d senders: %v sent under %d IDs, want one", tc.senders, from, len(ids))
+			}
+			for x := range ids {
+				if o, ok := owner[x]; ok {
+					t.Errorf("%d senders: ID %v came from %v and %v", tc.senders, x, o, from)
+				}
+				owner[x] = from
+			}
+		}
+		v.mu.Unlock()
+		if len(v.ids) != tc.want || len(owner) != tc.want {
+			t.Fatalf("%d senders: the server heard %d addresses and %d IDs, want %d of each", tc.senders, len(v.ids), len(owner), tc.want)
+		}
+		lo := netip.MustParseAddr("127.0.0.1")
+		if tc.manyIPs && (len(ips) != tc.want || ips[lo]) {
+			t.Fatalf("%d senders: %d distinct IPs (127.0.0.1 among them: %v), want %d others", tc.senders, len(ips), ips[lo], tc.want)
+		}
+		if !tc.manyIPs && (len(ips) != 1 || !ips[lo]) {
+			t.Fatalf("best case: IPs %v, want 127.0.0.1 alone", ips)
+		}
+	}
+}
+
+// A request from the server (a node pinging a contact it took from a
+// sender) is counted apart: neither an answer nor a bad one.
+func TestLoadGenCountsTheServersOwnRequestsApart(t *testing.T) {
+	cfg := startFake(t, 5, func(b []byte, from netip.AddrPort, w transport.Writer) {
+		ping := wire.Message{Type: wire.Ping, TxID: 0x5eed, Sender: id.Key("fake node")}
+		p, err := ping.Append(nil)
+		if err != nil {
+			panic(err)
+		}
+		w.WriteTo(p, from)
+		w.WriteTo(b, from)
+	})
+	const n = 100
+	res, err := mustLoadGen(t, cfg).runCount(testCtx(t), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Counts{Sent: n, OK: n, Requests: n}); res.Counts != want {
+		t.Fatalf("counts %+v, want %+v", res.Counts, want)
+	}
+}
+
+func TestSenderAddressesAreDistinctLoopbackAddresses(t *testing.T) {
+	seen := map[netip.Addr]int{}
+	for j := range MaxSenders {
+		a := senderAddr(j)
+		if !a.IsLoopback() || a == netip.MustParseAddr("127.0.0.1") {
+			t.Fatalf("sender %d: %v is not a loopback address other than 127.0.0.1", j, a)
+		}
+		if k, ok := seen[a]; ok {
+			t.Fatalf("senders %d and %d share %v", k, j, a)
+		}
+		seen[a] = j
+	}
+}

@@ -25,8 +25,13 @@ const (
 func (r *ServeReport) WriteText(w io.Writer) error {
 	c := r.Config
 	p := &printer{w: w}
-	p.f("dht bench serve: %s keys of %d bytes; node and echo server on %d socket(s); %d client socket(s), %d requests in flight\n",
+	p.f("dht bench serve: %s keys of %d bytes; node and echo server on %d socket(s); %d client(s), %d requests in flight\n",
 		commas(float64(c.Keys)), c.ValueSize, c.Sockets, c.Clients, c.Concurrency)
+	if r.BestCase {
+		p.f("best case: %d sender(s), one socket per client on 127.0.0.1, each heard from many times a second\n", r.Senders)
+	} else {
+		p.f("%s senders, each its own ID and 127.x.y.z address, taking turns within each client\n", commas(float64(r.Senders)))
+	}
 	p.f("%d round(s) of %v per server after %v warm-up; request %d bytes, response %d bytes\n",
 		c.Rounds, c.Duration, c.Warmup, r.RequestSize, r.ResponseSize)
 	if c.ReadOnly {
@@ -57,7 +62,15 @@ func (r *ServeReport) WriteText(w io.Writer) error {
 	if m := r.Naive; m != nil {
 		p.f("naive echo (one net.UDPConn, for reference): %s req/s, p50 %v, p99 %v\n", commas(m.Rate), roundDur(m.Latency.P50), roundDur(m.Latency.P99))
 	}
-	p.f("the node answered %s FIND_VALUE requests in all (warm-ups included)\n", commas(float64(r.NodeServed)))
+	p.f("the node answered %s FIND_VALUE requests in all (warm-ups included); its routing table holds %s contacts\n",
+		commas(float64(r.NodeServed)), commas(float64(r.NodeContacts)))
+	var asked uint64
+	for _, m := range append(r.Node, r.Echo...) {
+		asked += m.Counts.Requests
+	}
+	if asked > 0 {
+		p.f("the node sent the senders %s requests of its own (liveness pings), left unanswered\n", commas(float64(asked)))
+	}
 	return p.err
 }
 

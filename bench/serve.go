@@ -22,8 +22,16 @@ type ServeConfig struct {
 	// Sockets is the number of sockets of the node and of the echo server
 	// (SO_REUSEPORT).
 	Sockets int `json:"sockets"`
-	// Clients is the number of load generator sockets.
+	// Clients is the number of load generator clients, each with its share
+	// of the requests in flight: one socket each, unless Senders spreads
+	// them over more.
 	Clients int `json:"clients"`
+	// Senders is the number of distinct senders the requests come from,
+	// each a socket with its own sender ID and loopback address
+	// (127.x.y.z), taken in turn; from Clients to MaxSenders. 0 is the best
+	// case: one sender per client, all on 127.0.0.1, each heard from so
+	// often that the node's routing table only updates a timestamp.
+	Senders int `json:"senders"`
 	// Concurrency is the number of requests in flight over all clients; at
 	// least Clients.
 	Concurrency int `json:"concurrency"`
@@ -88,6 +96,8 @@ func (c *ServeConfig) validate() error {
 		return fmt.Errorf("bench: ServeConfig.Sockets is %d: must be from 1 to 64", c.Sockets)
 	case c.Clients < 1 || c.Clients > MaxClients:
 		return fmt.Errorf("bench: ServeConfig.Clients is %d: must be from 1 to %d", c.Clients, MaxClients)
+	case c.Senders != 0 && (c.Senders < c.Clients || c.Senders > MaxSenders):
+		return fmt.Errorf("bench: ServeConfig.Senders is %d: must be 0 (one per client) or from Clients (%d) to %d", c.Senders, c.Clients, MaxSenders)
 	case c.Concurrency < c.Clients || c.Concurrency > MaxConcurrency:
 		return fmt.Errorf("bench: ServeConfig.Concurrency is %d: must be from Clients (%d) to %d", c.Concurrency, c.Clients, MaxConcurrency)
 	case c.Duration < 0 || c.Duration > MaxDuration:
@@ -153,6 +163,13 @@ func newMeasurement(server string, round int, r loadResult) Measurement {
 type ServeReport struct {
 	Config  ServeConfig `json:"config"`
 	Machine Machine     `json:"machine"`
+	// Senders is how many distinct senders (ID and address) the requests
+	// of each measurement came from: Config.Senders, or Config.Clients in
+	// the best case.
+	Senders int `json:"senders"`
+	// BestCase is set when each client was one sender on 127.0.0.1
+	// (Config.Senders 0): few senders, each heard from many times a second.
+	BestCase bool `json:"best_case"`
 	// RequestSize and ResponseSize are the datagram sizes, the same for the
 	// node and the echo servers.
 	RequestSize  int `json:"request_bytes"`
@@ -178,6 +195,10 @@ type ServeReport struct {
 	// NodeServed is the number of FIND_VALUE requests the node answered over
 	// the whole run, warm-ups included.
 	NodeServed uint64 `json:"node_served"`
+	// NodeContacts is the size of the node's routing table at the end: a
+	// few in the best case, hundreds with many senders (it keeps up to K
+	// per bucket; the rest wait in replacement caches or are dropped).
+	NodeContacts int `json:"node_contacts"`
 	// Interrupted is set when ctx ended the run early; the report holds
 	// what was measured until then.
 	Interrupted bool `json:"interrupted"`
@@ -185,12 +206,21 @@ type ServeReport struct {
 
 // RunServe measures how many FIND_VALUE requests one node answers per
 // second over loopback UDP, against an echo server on the same transport
-// with the same sockets, packet sizes and load, measured alternately for
-// cfg.Rounds rounds. When ctx ends it stops and returns what it measured,
+// with the same sockets, packet sizes and load (the same senders too),
+// measured alternately for cfg.Rounds rounds. When ctx ends it stops and returns what it measured,
 // with Interrupted set.
 func RunServe(ctx context.Context, cfg ServeConfig) (*ServeReport, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
+	}
+	if cfg.Senders != 0 {
+		limit, err := fdLimit(uint64(cfg.Senders+2*cfg.Sockets) + fdReserve)
+		if err != nil {
+			return nil, fmt.Errorf("bench: reading the open-file limit: %w", err)
+		}
+		if err := checkSenderFDs(cfg.Senders, cfg.Sockets, limit); err != nil {
+			return nil, err
+		}
 	}
 	keys, values := makeKeys("serve", cfg.Seed, cfg.Keys, cfg.ValueSize)
 	node, err := startServeNode(keys, values, cfg.Sockets, cfg.Seed)
@@ -205,12 +235,16 @@ func RunServe(ctx context.Context, cfg ServeConfig) (*ServeReport, error) {
 	}
 	defer echo.Close()
 
-	rep := &ServeReport{Config: cfg, Machine: thisMachine(), RequestSize: reqLen, ResponseSize: respLen}
+	rep := &ServeReport{Config: cfg, Machine: thisMachine(), Senders: cfg.Senders, BestCase: cfg.Senders == 0, RequestSize: reqLen, ResponseSize: respLen}
+	if rep.BestCase {
+		rep.Senders = cfg.Clients
+	}
 	base := loadConfig{
 		keys:        keys,
 		values:      values,
 		respLen:     respLen,
 		clients:     cfg.Clients,
+		senders:     cfg.Senders,
 		concurrency: cfg.Concurrency,
 		timeout:     cfg.Timeout,
 		readOnly:    cfg.ReadOnly,
@@ -281,9 +315,23 @@ func RunServe(ctx context.Context, cfg ServeConfig) (*ServeReport, error) {
 		return nil, err
 	}
 	rep.Interrupted = ctx.Err() != nil
-	rep.NodeServed = node.Stats().Served[wire.FindValue.String()]
+	st := node.Stats()
+	rep.NodeServed = st.Served[wire.FindValue.String()]
+	rep.NodeContacts = st.TableSize
 	rep.summarize()
 	return rep, nil
+}
+
+// checkSenderFDs says whether senders sockets fit under the open-file limit,
+// beside the node's and the echo server's sockets and a reserve.
+func checkSenderFDs(senders, sockets int, limit uint64) error {
+	servers := uint64(2 * sockets)
+	need := uint64(senders) + servers + fdReserve
+	if need > limit {
+		return fmt.Errorf("bench: %d senders need about %d file descriptors (one socket each, %d for the servers, plus %d), but the limit is %d: use at most %d senders or raise the limit (ulimit -n)",
+			senders, need, servers, fdReserve, limit, max(int64(limit)-int64(servers)-fdReserve, 0))
+	}
+	return nil
 }
 
 // summarize computes the medians and the ratio from the rounds.

@@ -150,6 +150,8 @@ func TestServeConfigRejectsNonsenseNamingTheField(t *testing.T) {
 		{func(c *ServeConfig) { c.Sockets = 65 }, "Sockets"},
 		{func(c *ServeConfig) { c.Clients = MaxClients + 1 }, "Clients"},
 		{func(c *ServeConfig) { c.Clients, c.Concurrency = 8, 4 }, "Concurrency"},
+		{func(c *ServeConfig) { c.Senders = 2 }, "Senders"},
+		{func(c *ServeConfig) { c.Senders = MaxSenders + 1 }, "Senders"},
 		{func(c *ServeConfig) { c.Duration = -time.Second }, "Duration"},
 		{func(c *ServeConfig) { c.Warmup = -time.Second }, "Warmup"},
 		{func(c *ServeConfig) { c.Rounds = MaxRounds + 1 }, "Rounds"},
@@ -214,5 +216,56 @@ func TestEchoHandlerRepliesWithTheRequestPaddedToTheNodesAnswerSize(t *testing.T
 	}
 	if a := testing.AllocsPerRun(1000, func() { e.HandlePacket(req, testAddr, &b) }); a != 0 {
 		t.Fatalf("echo allocates %.1f times per datagram", a)
+	}
+}
+
+// With many senders the node's routing table fills with contacts taken
+// from them (it keeps up to K per bucket), which the best case's handful
+// of senders cannot do: the report shows which the figures come from.
+func TestRunServeWithManySendersFillsTheNodesRoutingTable(t *testing.T) {
+	cfg := smallServe()
+	cfg.Rounds, cfg.SkipNaive = 1, true
+	best, err := RunServe(testCtx(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Senders = 256
+	many, err := RunServe(testCtx(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !best.BestCase || best.Senders != cfg.Clients || best.NodeContacts > cfg.Clients {
+		t.Errorf("best case: best_case %v, %d senders, %d contacts; want true, %d and at most %d", best.BestCase, best.Senders, best.NodeContacts, cfg.Clients, cfg.Clients)
+	}
+	// 256 random IDs fill about 20 × log2(256/20) + 20 ≈ 94 entries.
+	if many.BestCase || many.Senders != 256 || many.NodeContacts < 60 {
+		t.Errorf("256 senders: best_case %v, %d senders, %d contacts; want false, 256 and at least 60", many.BestCase, many.Senders, many.NodeContacts)
+	}
+	for _, m := range append(many.Node, many.Echo...) {
+		if c := m.Counts; c.OK == 0 || c.Bad() != 0 || c.Late != 0 {
+			t.Errorf("256 senders, %s: counts %+v: want answers, all correct", m.Server, c)
+		}
+	}
+	var out bytes.Buffer
+	if err := many.WriteText(&out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "256 senders, each its own ID") {
+		t.Errorf("text report does not say how many senders:\n%s", out.String())
+	}
+}
+
+func TestManySendersBeyondTheFileLimitAreRefusedNamingIt(t *testing.T) {
+	if err := checkSenderFDs(4096, 2, 4164); err != nil {
+		t.Fatalf("4096 senders and 4 server sockets fit in 4164 descriptors with the reserve of 64: %v", err)
+	}
+	err := checkSenderFDs(4096, 2, 4163)
+	if err == nil {
+		t.Fatal("4096 senders accepted under a limit of 4163 file descriptors")
+	}
+	for _, want := range []string{"4096 senders", "limit is 4163", "at most 4095 senders", "ulimit -n"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
 	}
 }

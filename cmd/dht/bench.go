@@ -154,6 +154,7 @@ func runBenchServe(args []string, stdout, stderr io.Writer) int {
 	valueSize := intRange{v: d.ValueSize, min: 1, max: 1000}
 	sockets := intRange{v: d.Sockets, min: 1, max: 64}
 	clients := intRange{v: d.Clients, min: 1, max: bench.MaxClients}
+	senders := intRange{v: d.Senders, min: 0, max: bench.MaxSenders}
 	concurrency := intRange{v: d.Concurrency, min: 1, max: bench.MaxConcurrency}
 	duration := durationRange{v: d.Duration, min: time.Millisecond, max: bench.MaxDuration}
 	warmup := durationRange{v: d.Warmup, min: 0, max: bench.MaxDuration}
@@ -162,7 +163,9 @@ func runBenchServe(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&keys, "keys", fmt.Sprintf("keys the node holds, one value each, 1 to %d", bench.MaxServeKeys))
 	fs.Var(&valueSize, "value-size", "bytes per value, 1 to 1000")
 	fs.Var(&sockets, "sockets", "sockets of the node and of the echo server (SO_REUSEPORT), 1 to 64")
-	fs.Var(&clients, "clients", fmt.Sprintf("load generator sockets, 1 to %d", bench.MaxClients))
+	fs.Var(&clients, "clients", fmt.Sprintf("load generator clients, each with its share of the requests in flight and one socket (or its share of -senders), 1 to %d", bench.MaxClients))
+	fs.Var(&senders, "senders", fmt.Sprintf("distinct senders, each a socket with its own ID and 127.x.y.z address, that the requests take turns over, from -clients to %d; "+
+		"0 is the best case: one sender per client on 127.0.0.1, each heard from so often that the node's routing table only updates a timestamp", bench.MaxSenders))
 	fs.Var(&concurrency, "concurrency", fmt.Sprintf("requests in flight over all clients, from -clients to %d", bench.MaxConcurrency))
 	fs.Var(&duration, "duration", "length of each measurement")
 	fs.Var(&warmup, "warmup", "unmeasured load before each measurement (0 for none)")
@@ -177,8 +180,12 @@ func runBenchServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: invalid value %d for flag -concurrency: must be at least -clients (%d), one request in flight per client\n", fs.Name(), concurrency.v, clients.v)
 		return exitFailure
 	}
+	if senders.v != 0 && senders.v < clients.v {
+		fmt.Fprintf(stderr, "%s: invalid value %d for flag -senders: must be 0 (one per client, the best case) or at least -clients (%d)\n", fs.Name(), senders.v, clients.v)
+		return exitFailure
+	}
 	cfg := bench.ServeConfig{
-		Keys: keys.v, ValueSize: valueSize.v, Sockets: sockets.v, Clients: clients.v, Concurrency: concurrency.v,
+		Keys: keys.v, ValueSize: valueSize.v, Sockets: sockets.v, Clients: clients.v, Senders: senders.v, Concurrency: concurrency.v,
 		Duration: duration.v, Warmup: warmup.v, Rounds: rounds.v, Timeout: timeout.v, SkipNaive: !*naive, ReadOnly: *readOnly,
 		Seed: f.seed, Progress: stderr,
 	}

@@ -25,6 +25,8 @@ func TestBenchFlagsRejectedWithClearMessages(t *testing.T) {
 		{[]string{"bench", "serve", "--warmup", "-1s"}, []string{"-warmup", "from 0s to 1h"}},
 		{[]string{"bench", "serve", "--rounds", "0"}, []string{"-rounds", "1 to 100"}},
 		{[]string{"bench", "serve", "--sockets", "65"}, []string{"-sockets", "1 to 64"}},
+		{[]string{"bench", "serve", "--senders", "2"}, []string{"-senders", "at least -clients (4)", "best case"}},
+		{[]string{"bench", "serve", "--senders", "20000"}, []string{"-senders", "0 to 16384"}},
 		{[]string{"bench", "serve", "extra"}, []string{`unexpected argument "extra"`}},
 		{[]string{"bench", "cluster", "--nodes", "1"}, []string{"-nodes", "2 to 20000"}},
 		{[]string{"bench", "cluster", "--ops", "0"}, []string{"-ops", "1 to 1000000"}},
@@ -83,7 +85,7 @@ func TestBenchIdleSaysWhenNodesExceedTheFileLimit(t *testing.T) {
 
 func TestBenchHelpListsEveryFlag(t *testing.T) {
 	for cmd, flags := range map[string][]string{
-		"serve":   {"-keys", "-value-size", "-sockets", "-clients", "-concurrency", "-duration", "-warmup", "-rounds", "-timeout", "-naive", "-read-only", "-json", "-cpuprofile", "-seed"},
+		"serve":   {"-keys", "-value-size", "-sockets", "-clients", "-senders", "-concurrency", "-duration", "-warmup", "-rounds", "-timeout", "-naive", "-read-only", "-json", "-cpuprofile", "-seed"},
 		"cluster": {"-nodes", "-ops", "-concurrency", "-value-size", "-k", "-alpha", "-seeds", "-join-concurrency", "-op-timeout", "-json", "-cpuprofile"},
 		"idle":    {"-nodes", "-idle", "-settle", "-batch", "-refresh", "-seeds", "-join-concurrency", "-json", "-cpuprofile"},
 	} {
@@ -124,6 +126,27 @@ func TestBenchServeJSONReport(t *testing.T) {
 	}
 	if fi, err := os.Stat(prof); err != nil || fi.Size() == 0 {
 		t.Fatalf("no CPU profile written: %v", err)
+	}
+}
+
+// The text report says which case it measured: the best case by default,
+// else how many senders.
+func TestBenchServeTextReportNamesItsSenders(t *testing.T) {
+	for _, tc := range []struct {
+		senders string
+		want    string
+	}{
+		{"0", "best case: 2 sender(s)"},
+		{"64", "64 senders, each its own ID"},
+	} {
+		code, stdout, stderr := runCmd("bench", "serve", "--keys", "10", "--clients", "2", "--senders", tc.senders, "--concurrency", "4",
+			"--duration", "50ms", "--warmup", "0", "--rounds", "1", "--naive=false")
+		if code != exitOK {
+			t.Fatalf("--senders %s: exit %d: %s", tc.senders, code, stderr)
+		}
+		if !strings.Contains(stdout, tc.want) || !strings.Contains(stdout, "routing table holds") {
+			t.Errorf("--senders %s: report lacks %q or the routing table's size:\n%s", tc.senders, tc.want, stdout)
+		}
 	}
 }
 
