@@ -64,10 +64,6 @@ type Config struct {
 	// every ID guessable: pass one only for simulations and tests.
 	Rand   *mrand.Rand
 	Logger *slog.Logger
-
-	// Retries is Attempts-1, filled in by Validate for the request timer;
-	// leave it zero and set Attempts.
-	Retries int
 }
 
 // Defaults used where a Config field is zero.
@@ -104,10 +100,6 @@ func (c *Config) Validate() error {
 	if c.Attempts < 1 {
 		return fmt.Errorf("core: Attempts = %d: must be at least 1 (1 sends each request once)", c.Attempts)
 	}
-	if c.Retries != 0 && c.Retries != c.Attempts-1 {
-		return fmt.Errorf("core: Retries = %d: it is derived from Attempts; set Attempts (%d sends) instead", c.Retries, c.Attempts)
-	}
-	c.Retries = c.Attempts - 1
 	if c.MaxFailures < 1 || c.MaxFailures > routing.MaxFailuresLimit {
 		return fmt.Errorf("core: MaxFailures = %d: must be between 1 and %d", c.MaxFailures, routing.MaxFailuresLimit)
 	}

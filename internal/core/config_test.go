@@ -36,7 +36,6 @@ func TestValidateNamesTheFieldAndWhatIsAllowed(t *testing.T) {
 		want string
 	}{
 		{"negative attempts", func(c *Config) { c.Attempts = -1 }, "Attempts = -1: must be at least 1"},
-		{"retries disagreeing with attempts", func(c *Config) { c.Retries = 2 }, "Retries = 2: it is derived from Attempts"},
 		{"no failures allowed", func(c *Config) { c.MaxFailures = -1 }, "MaxFailures = -1: must be between 1 and 255"},
 		{"too many failures", func(c *Config) { c.MaxFailures = 256 }, "MaxFailures = 256: must be between 1 and 255"},
 		{"negative replacement cache", func(c *Config) { c.ReplacementCache = -1 }, "ReplacementCache = -1: must be at least 0"},
@@ -70,13 +69,13 @@ func TestZeroAttemptsMeansTwoSendsAndOneMeansNoRetry(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c.Attempts != 2 || c.Retries != 1 {
-		t.Fatalf("zero Attempts gave Attempts %d, Retries %d; want 2 and 1", c.Attempts, c.Retries)
+	if c.Attempts != 2 {
+		t.Fatalf("zero Attempts gave Attempts %d; want 2", c.Attempts)
 	}
 	// A validated Config validates again unchanged (Node.Config feeds New).
 	again := c
-	if err := again.Validate(); err != nil || again.Attempts != 2 || again.Retries != 1 {
-		t.Fatalf("revalidating: %v, Attempts %d, Retries %d", err, again.Attempts, again.Retries)
+	if err := again.Validate(); err != nil || again.Attempts != 2 {
+		t.Fatalf("revalidating: %v, Attempts %d", err, again.Attempts)
 	}
 
 	tn := newTestNet(t, 31, memnet.Config{})

@@ -33,11 +33,11 @@ func TestOneStaleHolderDoesNotDecideTheAnswer(t *testing.T) {
 	closest := byDistance(tn, key)
 	// The closest node, the first any lookup reaches, holds only "stale";
 	// the other seven of the K closest hold "current".
-	if err := closest[0].Store().Put(key, []byte("stale"), now.Add(time.Hour), now); err != nil {
+	if err := closest[0].Store().Put(key, []byte("stale"), netip.Addr{}, now.Add(time.Hour), now); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range closest[1:8] {
-		if err := n.Store().Put(key, []byte("current"), now.Add(time.Hour), now); err != nil {
+		if err := n.Store().Put(key, []byte("current"), netip.Addr{}, now.Add(time.Hour), now); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -74,7 +74,7 @@ func TestGetSaysWhenAHolderHadMoreThanItSent(t *testing.T) {
 	big := func(i int) []byte { return []byte(fmt.Sprintf("%03d%0997d", i, 0)) } // 1000 bytes: one per answer
 	for _, n := range tn.nodes[1:] {
 		for i := range 3 {
-			if err := n.Store().Put(key, big(i), now.Add(time.Hour), now); err != nil {
+			if err := n.Store().Put(key, big(i), netip.Addr{}, now.Add(time.Hour), now); err != nil {
 				t.Fatal(err)
 			}
 		}

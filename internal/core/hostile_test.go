@@ -43,7 +43,10 @@ func (tn *testNet) listenPeer(addr netip.AddrPort, pid id.ID, script func(req *w
 		if out == nil {
 			return
 		}
-		out.TxID, out.Network, out.Sender = m.TxID, m.Network, p.id
+		out.TxID, out.Network = m.TxID, m.Network
+		if out.Sender.IsZero() {
+			out.Sender = p.id // the script may claim another ID
+		}
 		b, err := out.Append(buf[:0])
 		if err != nil {
 			tn.t.Errorf("scripted peer: encoding %v: %v", out.Type, err)

@@ -435,7 +435,7 @@ func (n *Node) serveStore(s *scratch, m *wire.Message, from netip.AddrPort, now 
 		switch {
 		case errors.Is(err, store.ErrTooLarge):
 			code = wire.CodeTooLarge
-		case errors.Is(err, store.ErrFull), errors.Is(err, store.ErrKeyFull):
+		case errors.Is(err, store.ErrFull), errors.Is(err, store.ErrKeyFull), errors.Is(err, store.ErrQuota):
 			code = wire.CodeFull
 		case errors.Is(err, store.ErrExpired):
 			code = wire.CodeBadTTL

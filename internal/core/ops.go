@@ -259,7 +259,7 @@ func (n *Node) onRPCTimer(gen uint64) {
 					return
 				}
 			}
-			if p.tries <= n.cfg.Retries {
+			if p.tries < n.cfg.Attempts {
 				p.tries++
 				if n.rpc.Add(txid, to, now.Add(n.cfg.RequestTimeout), p) == nil {
 					n.stats.retries++
@@ -601,6 +601,9 @@ func (n *Node) finishLookup(o *lookupOp, now time.Time, w transport.Writer) {
 	}
 	if o.values != nil {
 		r.Rounds = o.round
+	}
+	if r.Incomplete == "" && st.Limited != 0 {
+		r.Incomplete = fmt.Sprintf("lookup stopped at its bound on %v before converging", st.Limited)
 	}
 	if r.Incomplete == "" && o.more {
 		r.Incomplete = "a holder has more values than its answer carried"
