@@ -50,7 +50,8 @@ type Config struct {
 	// Seeds are where the node rejoins whenever its routing table is empty
 	// (at start, or after an outage cost it every contact): it bootstraps
 	// through them with backoff from 1s to 5min for as long as it runs.
-	// Empty: an empty table stays empty until someone contacts the node.
+	// A Bootstrap's seeds replace them: a node rejoins through the seeds
+	// it joined through last.
 	Seeds       []netip.AddrPort
 	Clock       clock.Clock // default clock.Real{}
 	Transport   transport.Transport

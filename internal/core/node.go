@@ -47,6 +47,7 @@ type Node struct {
 	rpc       *rpc.Tracker[pending]
 	ops       map[*opState]struct{} // operations with a caller waiting, failed on Close
 	deferred  []func()              // callbacks to run once the lock is released
+	seeds     []netip.AddrPort      // bootstrapped through last; asked again when the table empties
 	queue     []queued              // requests waiting for a free slot in rpc, from queueHead on
 	queueHead int
 	encBuf    []byte
@@ -93,6 +94,7 @@ func New(cfg Config) (*Node, error) {
 		rpc:   rpc.NewTracker[pending](cfg.MaxInFlight),
 		ops:   map[*opState]struct{}{},
 	}
+	n.rememberSeeds(cfg.Seeds)
 	for _, a := range n.Addrs() {
 		ip := a.Addr()
 		n.v4 = n.v4 || ip.Is4() || ip.Is4In6() || (ip.Is6() && ip.IsUnspecified()) // [::] is dual-stack

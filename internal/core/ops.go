@@ -271,6 +271,7 @@ func (n *Node) onRPCTimer(gen uint64) {
 			n.done(&p)
 			if !p.to.ID.IsZero() {
 				n.table.Failed(p.to.ID, now)
+				n.rejoinSoon(now)
 			}
 			p.op.failure(n, &p, now, w)
 		})
@@ -917,6 +918,7 @@ func (n *Node) Bootstrap(seeds []netip.AddrPort, cb func(*BootstrapResult, error
 		if o = n.begin(func(err error) { cb(nil, err) }); o == nil {
 			return
 		}
+		n.rememberSeeds(seeds)
 		res := &BootstrapResult{}
 		started := now
 		finish := func(now time.Time) {

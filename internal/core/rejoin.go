@@ -1,6 +1,10 @@
 package core
 
-import "time"
+import (
+	"net/netip"
+	"slices"
+	"time"
+)
 
 // Rejoining: a node that loses every contact (its network was down for hours,
 // and every contact failed its refreshes) would otherwise stay alone forever,
@@ -8,6 +12,26 @@ import "time"
 // Config.Seeds bootstraps through them again, with exponential backoff, for
 // as long as it runs. The backoff rides on the maintenance timer, so a node
 // with contacts pays nothing and an isolated one one timer.
+
+// maxSeeds bounds the seeds a node remembers for rejoining.
+const maxSeeds = 64
+
+// rememberSeeds keeps the seeds of the latest Bootstrap (or Config.Seeds)
+// for rejoining. The lock is held.
+func (n *Node) rememberSeeds(seeds []netip.AddrPort) {
+	if len(seeds) > 0 {
+		n.seeds = slices.Clone(seeds[:min(len(seeds), maxSeeds)])
+	}
+}
+
+// rejoinSoon brings the next maintenance round forward when the table has
+// just emptied, so that the node starts rejoining within seconds rather
+// than at its next refresh round. The lock is held.
+func (n *Node) rejoinSoon(now time.Time) {
+	if n.table.Len() == 0 && n.needsRejoin() && n.mntTimer.t != nil && n.mntTimer.at.Sub(now) > rejoinMax {
+		n.armMaintenance(now)
+	}
+}
 
 // Rejoin backoff bounds: the first attempt comes soon after the table is found
 // empty, and an isolated node asks its seeds about every five minutes at most.
@@ -19,7 +43,7 @@ const (
 // needsRejoin reports whether the node should bootstrap through its seeds.
 // The lock is held.
 func (n *Node) needsRejoin() bool {
-	return n.table.Len() == 0 && len(n.cfg.Seeds) > 0 && !n.closed
+	return n.table.Len() == 0 && len(n.seeds) > 0 && !n.closed
 }
 
 // rejoinDelay is the wait before the next rejoin attempt: rejoinMin doubled
@@ -43,7 +67,7 @@ func (n *Node) rejoin() bool {
 	}
 	n.stats.rejoins++
 	n.stats.rejoinStreak++
-	seeds := n.cfg.Seeds // Validate made a copy; nothing changes it since
+	seeds := n.seeds // replaced, never modified, by Bootstrap
 	if n.stats.rejoinStreak == 1 {
 		n.log.Warn("routing table empty: rejoining through seeds", "seeds", len(seeds))
 	}

@@ -15,12 +15,25 @@ import (
 // contacts and still had none six hours after the network healed. A node
 // with seeds must find its way back on its own.
 func TestIsolatedNodeRejoinsThroughItsSeedsAfterThePartitionHeals(t *testing.T) {
+	// The seeds come from Config.Seeds, or only from the Bootstrap call
+	// that joined the node.
+	for _, viaConfig := range []bool{true, false} {
+		t.Run(fmt.Sprintf("config-seeds=%v", viaConfig), func(t *testing.T) { rejoinAfterPartition(t, viaConfig) })
+	}
+}
+
+func rejoinAfterPartition(t *testing.T, viaConfig bool) {
 	tn := newTestNet(t, 71, memnet.Config{})
 	seed := tn.add(func(c *Config) { c.K = 4 })
 	for range 10 {
 		tn.add(func(c *Config) { c.K = 4 })
 	}
-	victim := tn.add(func(c *Config) { c.K = 4; c.Seeds = []netip.AddrPort{seed.Addr()} })
+	victim := tn.add(func(c *Config) {
+		c.K = 4
+		if viaConfig {
+			c.Seeds = []netip.AddrPort{seed.Addr()}
+		}
+	})
 	tn.bootstrapAll(50 * time.Millisecond)
 	if n := victim.Stats().TableSize; n == 0 {
 		t.Fatal("the victim has no contacts after joining")
