@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,7 +15,7 @@ import (
 	"github.com/dhtkit/dht/transport/udp"
 )
 
-// A fleet is many real UDP nodes in this process, on 127.0.0.1, as the
+// A fleet is many real UDP nodes in this process, on loopback, as the
 // cluster and idle benchmarks run them.
 
 // fleetConfig says how to make a fleet's nodes.
@@ -43,7 +44,11 @@ func checkFDs(n int, limit uint64) error {
 	return nil
 }
 
-// startFleet creates cfg.n nodes, each with one socket on 127.0.0.1. On
+// startFleet creates cfg.n nodes, each with one socket on its own loopback
+// address (127.2.0.1, 127.2.0.2, ...: all of 127.0.0.0/8 is loopback on
+// Linux). Distinct addresses matter: a node grants each source address only
+// a share of its store and one routing-table entry, and a fleet on one
+// address would be one source. On
 // error, or when ctx ends, it closes those it made.
 func startFleet(ctx context.Context, cfg fleetConfig) ([]*dht.Node, error) {
 	limit, err := fdLimit(uint64(cfg.n) + fdReserve)
@@ -60,7 +65,8 @@ func startFleet(ctx context.Context, cfg fleetConfig) ([]*dht.Node, error) {
 			closeFleet(nodes)
 			return nil, err
 		}
-		tr, err := udp.Listen(udp.Config{Addr: "127.0.0.1:0", Batch: cfg.batch})
+		addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 2, byte(i / 250), byte(i%250 + 1)}), 0)
+		tr, err := udp.Listen(udp.Config{Addr: addr.String(), Batch: cfg.batch})
 		if err != nil {
 			closeFleet(nodes)
 			return nil, fmt.Errorf("bench: opening the socket of node %d: %w", i+1, err)
