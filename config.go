@@ -55,7 +55,23 @@ type Config struct {
 	// even with no replacement waiting. 0 selects the default, 3; at most
 	// 255.
 	MaxFailures int
-	// MaxInFlight bounds the requests in flight at once.
+	// LookupTimeout bounds every lookup: one still running then stops with
+	// what it has and says its answer may be incomplete. It matters most for
+	// the lookups no caller's context bounds (joins, refreshes). 0 selects
+	// the default, 30s; at least RequestTimeout.
+	LookupTimeout time.Duration
+	// GetQuorum is how many nodes holding values a Get hears from before it
+	// stops, merging their values, so that one stale or lying node does not
+	// decide the answer. 0 selects the default, 3; at most K.
+	GetQuorum int
+	// AnyScope lets the node use contacts whatever their address scope. By
+	// default a peer may point it only at addresses as wide as its own:
+	// loopback contacts only from loopback peers, private-range ones only
+	// from private or loopback peers, so that a public peer cannot steer
+	// requests to the node's own services or network.
+	AnyScope bool
+	// MaxInFlight bounds the requests in flight at once; requests beyond it
+	// wait for a free slot.
 	MaxInFlight int
 	// MaxTTL is the longest time this node keeps a value for others.
 	MaxTTL time.Duration
@@ -103,6 +119,8 @@ func DefaultConfig() Config {
 		RequestTimeout:  core.DefaultRequestTimeout,
 		Attempts:        core.DefaultAttempts,
 		MaxFailures:     core.DefaultMaxFailures,
+		LookupTimeout:   core.DefaultLookupTimeout,
+		GetQuorum:       core.DefaultGetQuorum,
 		MaxInFlight:     core.DefaultMaxInFlight,
 		MaxTTL:          core.DefaultMaxTTL,
 		RefreshInterval: core.DefaultRefreshInterval,
@@ -134,6 +152,12 @@ func (c *Config) validate() error {
 	if c.StallAfter == 0 {
 		c.StallAfter = c.RequestTimeout / 2
 	}
+	if c.LookupTimeout == 0 {
+		c.LookupTimeout = d.LookupTimeout
+	}
+	if c.GetQuorum == 0 {
+		c.GetQuorum = d.GetQuorum
+	}
 	if c.MaxFailures == 0 {
 		c.MaxFailures = d.MaxFailures
 	}
@@ -161,6 +185,10 @@ func (c *Config) validate() error {
 		return fmt.Errorf("dht: Config.StallAfter is %v: must be between 0 and RequestTimeout (%v)", c.StallAfter, c.RequestTimeout)
 	case c.MaxFailures < 1 || c.MaxFailures > routing.MaxFailuresLimit:
 		return fmt.Errorf("dht: Config.MaxFailures is %d: must be between 1 and %d", c.MaxFailures, routing.MaxFailuresLimit)
+	case c.LookupTimeout < c.RequestTimeout:
+		return fmt.Errorf("dht: Config.LookupTimeout is %v: must be at least RequestTimeout (%v)", c.LookupTimeout, c.RequestTimeout)
+	case c.GetQuorum < 1 || c.GetQuorum > c.K:
+		return fmt.Errorf("dht: Config.GetQuorum is %d: must be between 1 and K (%d)", c.GetQuorum, c.K)
 	case c.MaxInFlight < 1:
 		return fmt.Errorf("dht: Config.MaxInFlight is %d: must be at least 1", c.MaxInFlight)
 	case c.MaxTTL < time.Second:

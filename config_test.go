@@ -36,6 +36,9 @@ func TestValidateNamesTheFieldAndWhatIsAllowed(t *testing.T) {
 			c.Seeds = []netip.AddrPort{netip.MustParseAddrPort("192.0.2.1:4000"), netip.MustParseAddrPort("[::]:4000")}
 		}, "Config.Seeds[1] is [::]:4000"},
 		{"invalid seed", func(c *Config) { c.Seeds = []netip.AddrPort{{}} }, "Config.Seeds[0] is invalid"},
+		{"lookup shorter than a request", func(c *Config) { c.LookupTimeout = 500 * time.Millisecond }, "Config.LookupTimeout is 500ms: must be at least RequestTimeout (1s)"},
+		{"negative quorum", func(c *Config) { c.GetQuorum = -1 }, "Config.GetQuorum is -1: must be between 1 and K (20)"},
+		{"quorum over K", func(c *Config) { c.K = 4; c.GetQuorum = 5 }, "Config.GetQuorum is 5: must be between 1 and K (4)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := DefaultConfig()
@@ -56,6 +59,9 @@ func TestZeroFieldsMeanTheDefaults(t *testing.T) {
 	var zero Config
 	if err := zero.validate(); err != nil {
 		t.Fatal(err)
+	}
+	if zero.LookupTimeout != 30*time.Second || zero.GetQuorum != 3 || zero.AnyScope {
+		t.Fatalf("zero Config validated to LookupTimeout %v, GetQuorum %d, AnyScope %v", zero.LookupTimeout, zero.GetQuorum, zero.AnyScope)
 	}
 	if zero.Attempts != 2 || zero.StallAfter != 500*time.Millisecond || zero.MaxFailures != 3 {
 		t.Fatalf("zero Config validated to Attempts %d, StallAfter %v, MaxFailures %d; want 2, 500ms, 3",
@@ -90,6 +96,9 @@ func TestNewPassesTheConfigToTheNode(t *testing.T) {
 	cfg.MaxFailures = 7
 	cfg.StoreLimits = store.Limits{MaxPerKey: 3}
 	cfg.Seeds = []netip.AddrPort{seed}
+	cfg.LookupTimeout = 7 * time.Second
+	cfg.GetQuorum = 1
+	cfg.AnyScope = true
 	n, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -98,6 +107,9 @@ func TestNewPassesTheConfigToTheNode(t *testing.T) {
 	c := n.c.Config()
 	if c.Attempts != 1 || c.StallAfter != 300*time.Millisecond || c.MaxFailures != 7 || len(c.Seeds) != 1 || c.Seeds[0] != seed {
 		t.Fatalf("node config: Attempts %d, StallAfter %v, MaxFailures %d, Seeds %v", c.Attempts, c.StallAfter, c.MaxFailures, c.Seeds)
+	}
+	if c.LookupTimeout != 7*time.Second || c.GetQuorum != 1 || !c.AnyScope {
+		t.Fatalf("node config: LookupTimeout %v, GetQuorum %d, AnyScope %v", c.LookupTimeout, c.GetQuorum, c.AnyScope)
 	}
 	if l := c.Store.(*store.Memory).Limits(); l.MaxPerKey != 3 {
 		t.Fatalf("default store limits %+v, want MaxPerKey 3", l)
