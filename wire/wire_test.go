@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -11,10 +12,12 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/dhtkit/dht/id"
+	"github.com/dhtkit/dht/transport"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -61,12 +64,76 @@ func goldenMessages() map[string]*Message {
 	})
 	add("store", func(m *Message) { m.Type = Store; m.Target = target; m.TTL = 86400; m.Value = []byte("hello") })
 	add("stored", func(m *Message) { m.Type = Stored; m.TTL = 3600 })
+	// The ERROR texts are the ones a node sends: a store whose values may
+	// be at most 500 bytes refusing 800, a source over its quota under one
+	// key, and a request type the node does not know.
 	add("error", func(m *Message) {
 		m.Type = Error
 		m.Code = CodeTooLarge
-		m.Text = []byte("value is 2000 bytes, limit 1000")
+		m.Text = []byte("store: value too large: 800 bytes, limit 500")
+	})
+	add("error_full", func(m *Message) {
+		m.Type = Error
+		m.Code = CodeFull
+		m.Text = []byte("store: source quota: 4 values from 203.0.113.7 under this key, limit 4 per key")
+	})
+	add("error_unknown_type", func(m *Message) {
+		m.Type = Error
+		m.Code = CodeUnknownType
+		m.Text = []byte("unknown request type")
 	})
 	return ms
+}
+
+// paddedGolden are the requests as a node sends them: FIND_NODE and
+// FIND_VALUE padded with zero bytes to the lengths that earn a full answer
+// from a node that has not verified the requester's address.
+func paddedGolden() map[string]struct {
+	m *Message
+	n int
+} {
+	g := goldenMessages()
+	return map[string]struct {
+		m *Message
+		n int
+	}{
+		"find_node_padded":  {g["find_node"], MinFindNodeLen},
+		"find_value_padded": {g["find_value"], MinFindValueLen},
+	}
+}
+
+// checkGolden compares got with testdata/golden/name.hex (rewriting it with
+// -update) and checks that the golden bytes decode to m.
+func checkGolden(t *testing.T, name string, got []byte, m *Message) {
+	t.Helper()
+	path := filepath.Join("testdata", "golden", name+".hex")
+	if *update {
+		if err := os.WriteFile(path, []byte(hex.EncodeToString(got)+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := readGolden(name)
+	if err != nil {
+		t.Fatalf("%v (run go test ./wire -run Golden -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("encoding changed:\n got %x\nwant %x", got, want)
+	}
+	var back Message
+	if err := Decode(want, &back); err != nil {
+		t.Fatal(err)
+	}
+	if !equal(m, &back) {
+		t.Fatalf("golden bytes decode to\n%s\nwant\n%s", describe(&back), describe(m))
+	}
+}
+
+func readGolden(name string) ([]byte, error) {
+	text, err := os.ReadFile(filepath.Join("testdata", "golden", name+".hex"))
+	if err != nil {
+		return nil, err
+	}
+	return hex.DecodeString(strings.TrimSpace(string(text)))
 }
 
 // equal compares the meaningful fields of two messages (nil and empty slices
@@ -109,31 +176,166 @@ func TestGoldenBytes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			path := filepath.Join("testdata", "golden", name+".hex")
-			if *update {
-				if err := os.WriteFile(path, []byte(hex.EncodeToString(got)+"\n"), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			text, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test ./wire -run Golden -update to create it)", err)
-			}
-			want, err := hex.DecodeString(strings.TrimSpace(string(text)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Fatalf("encoding changed:\n got %x\nwant %x", got, want)
-			}
-			var back Message
-			if err := Decode(want, &back); err != nil {
-				t.Fatal(err)
-			}
-			if !equal(m, &back) {
-				t.Fatalf("golden bytes decode to\n%s\nwant\n%s", describe(&back), describe(m))
-			}
+			checkGolden(t, name, got, m)
 		})
+	}
+	for name, p := range paddedGolden() {
+		t.Run(name, func(t *testing.T) {
+			got, err := p.m.Append(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = Pad(got, 0, p.n)
+			if len(got) != p.n {
+				t.Fatalf("padded to %d bytes, want %d", len(got), p.n)
+			}
+			checkGolden(t, name, got, p.m) // the padding decodes away
+		})
+	}
+}
+
+// Every golden file is an example some test produces: a file left behind by
+// a removed example would otherwise look checked while nothing checks it.
+func TestEveryGoldenFileIsChecked(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "golden", "*.hex"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, padded := goldenMessages(), paddedGolden()
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".hex")
+		if _, ok := msgs[name]; !ok {
+			if _, ok := padded[name]; !ok {
+				t.Errorf("%s has no example in goldenMessages or paddedGolden", f)
+			}
+		}
+	}
+	if len(files) != len(msgs)+len(padded) {
+		t.Errorf("%d golden files, %d examples", len(files), len(msgs)+len(padded))
+	}
+}
+
+// The examples of docs/protocol.md are the golden files, byte for byte: each
+// fenced block whose lead-in line names `NAME.hex` holds that file's bytes in
+// hex (spaces and line breaks aside), and every golden file is shown. A
+// stranger implementing the spec from its text gets the bytes the tests pin.
+func TestSpecExamplesAreTheGoldenFiles(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "protocol.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := regexp.MustCompile("`([a-z0-9_]+)\\.hex`")
+	shown := map[string]bool{}
+	lines := strings.Split(string(doc), "\n")
+	lead := ""
+	for i := 0; i < len(lines); i++ {
+		line := strings.TrimSpace(lines[i])
+		if !strings.HasPrefix(line, "```") {
+			if line != "" {
+				lead = line
+			}
+			continue
+		}
+		var block strings.Builder
+		for i++; i < len(lines) && !strings.HasPrefix(strings.TrimSpace(lines[i]), "```"); i++ {
+			block.WriteString(lines[i])
+		}
+		intro := lead
+		lead = ""
+		ms := named.FindAllStringSubmatch(intro, -1)
+		if len(ms) == 0 {
+			continue // not an example
+		}
+		if len(ms) > 1 {
+			t.Errorf("lead-in %q names %d golden files, want one", intro, len(ms))
+			continue
+		}
+		name := ms[0][1]
+		shown[name] = true
+		got, err := hex.DecodeString(strings.Join(strings.Fields(block.String()), ""))
+		if err != nil {
+			t.Errorf("%s: the example is not hex: %v", name, err)
+			continue
+		}
+		want, err := readGolden(name)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s: the spec shows\n%x\nthe golden file holds\n%x", name, got, want)
+		}
+	}
+	for name := range goldenMessages() {
+		if !shown[name] {
+			t.Errorf("docs/protocol.md shows no example of %s.hex", name)
+		}
+	}
+	for name := range paddedGolden() {
+		if !shown[name] {
+			t.Errorf("docs/protocol.md shows no example of %s.hex", name)
+		}
+	}
+}
+
+// The spec's padding lengths are what the amplification rule needs: a padded
+// FIND_NODE earns the largest NODES of K = 20 IPv6 contacts, a padded
+// FIND_VALUE earns any datagram a node sends, and MinFindValueLen is the
+// least length that does.
+func TestPaddingEarnsAFullAnswer(t *testing.T) {
+	m := hdr(Nodes)
+	for range 20 {
+		m.Contacts = append(m.Contacts, c6)
+	}
+	b, err := m.Append(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) != 37+20*39 || len(b) > AmplificationFactor*MinFindNodeLen {
+		t.Errorf("a NODES of 20 IPv6 contacts is %d bytes; a padded FIND_NODE earns %d", len(b), AmplificationFactor*MinFindNodeLen)
+	}
+	if AmplificationFactor*MinFindValueLen < MaxPacket || AmplificationFactor*(MinFindValueLen-1) >= MaxPacket {
+		t.Errorf("MinFindValueLen = %d is not the least length whose %dx covers %d bytes", MinFindValueLen, AmplificationFactor, MaxPacket)
+	}
+}
+
+// A node reads datagrams up to the transport's 2048 bytes and decodes them
+// by the same rules as any other, though it never sends one over MaxPacket:
+// a 2048-byte VALUES decodes, and the encoder refuses to produce it.
+func TestDecodeAcceptsDatagramsUpToTheTransportLimit(t *testing.T) {
+	m := hdr(Values)
+	m.Values = []Value{{TTL: 1, Data: bytes.Repeat([]byte{'a'}, 1000)}, {TTL: 2, Data: bytes.Repeat([]byte{'b'}, 997)}}
+	b := []byte{Magic, Version, byte(Values), 0, 0x0a, 0x0b, 0x0c, 0x0d, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88}
+	b = append(b, sender[:]...)
+	b = append(b, 0, 2)
+	for _, v := range m.Values {
+		b = binary.BigEndian.AppendUint32(b, v.TTL)
+		b = binary.BigEndian.AppendUint16(b, uint16(len(v.Data)))
+		b = append(b, v.Data...)
+	}
+	b = append(b, 0) // no contacts
+	if len(b) != transport.MaxDatagram {
+		t.Fatalf("built %d bytes, want %d", len(b), transport.MaxDatagram)
+	}
+	var back Message
+	if err := Decode(b, &back); err != nil || !equal(&m, &back) {
+		t.Fatalf("Decode of a %d-byte VALUES: %v, %s", len(b), err, describe(&back))
+	}
+	if _, err := m.Append(nil); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Append of a %d-byte VALUES: %v, want ErrTooLarge", len(b), err)
+	}
+}
+
+// A string key is the SHA-1 of its UTF-8 bytes, as the spec's examples say.
+func TestStringKeyIsSHA1OfItsUTF8Bytes(t *testing.T) {
+	for s, want := range map[string]string{
+		"":      "da39a3ee5e6b4b0d3255bfef95601890afd80709",
+		"hello": "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d",
+		"café":  "f424452a9673918c6f09b0cdd35b20be8e6ae7d7",
+	} {
+		if got := id.Key(s).String(); got != want {
+			t.Errorf("Key(%q) = %s, want %s", s, got, want)
+		}
 	}
 }
 
