@@ -156,7 +156,7 @@ func (c *Config) validate() error {
 		c.LookupTimeout = d.LookupTimeout
 	}
 	if c.GetQuorum == 0 {
-		c.GetQuorum = d.GetQuorum
+		c.GetQuorum = min(d.GetQuorum, c.K)
 	}
 	if c.MaxFailures == 0 {
 		c.MaxFailures = d.MaxFailures

@@ -29,7 +29,7 @@ const (
 	MaxPacket = 1400
 	// MaxContacts bounds the contacts in one message.
 	MaxContacts = 32
-	// MaxValues bounds the values in one VALUE message.
+	// MaxValues bounds the values in one VALUES message.
 	MaxValues = 64
 	// MaxValueSize bounds one value.
 	MaxValueSize = 1000
@@ -43,8 +43,9 @@ const (
 // forged source address gains an attacker little. Requesters pad their
 // FIND_NODE and FIND_VALUE requests with zero bytes after the body (which
 // receivers ignore) to the lengths below, which earn a full answer anyway:
-// 300 bytes cover any NODES (at most 37 + 20 IPv6 contacts of 39 bytes),
-// 467 bytes any datagram (3 x 467 >= MaxPacket).
+// 300 bytes cover a NODES of K = 20 contacts of any family (37 + 20 x 39 =
+// 817 <= 900; larger K needs FIND_VALUE's length), 467 bytes any datagram
+// (3 x 467 >= MaxPacket).
 const (
 	AmplificationFactor = 3
 	MinFindNodeLen      = 300

@@ -42,7 +42,7 @@ type Config struct {
 	MaxInFlight      int           // requests in flight; default 4096
 	MaxTTL           time.Duration // longest TTL this node grants a stored value; default 24h
 	RefreshInterval  time.Duration // a bucket with no lookup for this long is refreshed; default 1h
-	LookupTimeout    time.Duration // a lookup stops here with what it has, for lookups no caller's context bounds (refreshes, joins); default 30s
+	LookupTimeout    time.Duration // every lookup stops here with what it has and says so; the bound that matters for lookups no caller's context bounds (refreshes, joins); default 30s
 	GetQuorum        int           // a get stops once this many nodes answered with values, and merges them; default 3
 	AnyScope         bool          // use contacts whatever their address scope (tests on mixed addresses); by default a peer's contacts may be no narrower than its own address: loopback only from loopback, private only from private or loopback
 	ReplacementCache int           // replacement contacts per bucket; default K
@@ -146,7 +146,7 @@ func (c *Config) Validate() error {
 	if c.LookupTimeout < c.RequestTimeout {
 		return fmt.Errorf("core: LookupTimeout = %v: must be at least RequestTimeout (%v)", c.LookupTimeout, c.RequestTimeout)
 	}
-	fill(&c.GetQuorum, DefaultGetQuorum)
+	fill(&c.GetQuorum, min(DefaultGetQuorum, c.K)) // a tiny K asks fewer
 	if c.GetQuorum < 1 || c.GetQuorum > c.K {
 		return fmt.Errorf("core: GetQuorum = %d: must be between 1 and K (%d)", c.GetQuorum, c.K)
 	}

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dhtkit/dht/clock"
 	"github.com/dhtkit/dht/id"
@@ -305,9 +306,7 @@ func (n *Node) reply(s *scratch, m *wire.Message, to netip.AddrPort, w transport
 	if typ == wire.Error {
 		// An ERROR's text is the one part that can be cut to keep within
 		// the amplification limit.
-		if room := s.limit - (wire.HeaderLen + 3); len(o.Text) > room {
-			o.Text = o.Text[:max(room, 0)]
-		}
+		o.Text = cutText(o.Text, s.limit-(wire.HeaderLen+3))
 	}
 	b, err := o.Append(s.buf[:0])
 	if err != nil {
@@ -365,20 +364,50 @@ func (n *Node) serve(s *scratch, m *wire.Message, from netip.AddrPort, now time.
 // our last request to them (a dead contact handed out costs every asker a
 // timeout), and contacts the requester may not use (see inScope).
 func (n *Node) closestExcept(target, requester id.ID, from netip.AddrPort, dst []id.Contact) []id.Contact {
+	start := len(dst)
 	dst = n.table.ClosestResponsive(target, n.cfg.K+1, dst)
 	// Leave out the requester, and contacts narrower in scope than the
 	// requester's address, which it would refuse (and should not learn).
-	keep, fs := dst[:0], scopeOf(from.Addr())
-	for _, c := range dst {
-		if c.ID != requester && (n.cfg.AnyScope || scopeOf(c.Addr.Addr()) <= fs) {
+	fs := scopeOf(from.Addr())
+	usable := func(c id.Contact) bool {
+		return c.ID != requester && (n.cfg.AnyScope || scopeOf(c.Addr.Addr()) <= fs)
+	}
+	keep, narrower := dst[:start], false
+	for _, c := range dst[start:] {
+		if usable(c) {
 			keep = append(keep, c)
+		} else {
+			narrower = narrower || c.ID != requester
 		}
 	}
-	dst = keep
-	if len(dst) > n.cfg.K {
-		dst = dst[:n.cfg.K]
+	if narrower && len(keep)-start < n.cfg.K {
+		// Contacts it may not use took places: look farther, through a
+		// stack buffer so that serving stays allocation-free.
+		var buf [2 * wire.MaxContacts]id.Contact
+		keep = dst[:start]
+		for _, c := range n.table.ClosestResponsive(target, len(buf), buf[:0]) {
+			if usable(c) && len(keep)-start < n.cfg.K {
+				keep = append(keep, c)
+			}
+		}
 	}
-	return dst
+	if len(keep)-start > n.cfg.K {
+		keep = keep[:start+n.cfg.K]
+	}
+	return keep
+}
+
+// cutText shortens an ERROR text to at most n bytes without splitting a
+// UTF-8 sequence.
+func cutText(b []byte, n int) []byte {
+	if len(b) <= n {
+		return b
+	}
+	n = max(n, 0)
+	for n > 0 && !utf8.RuneStart(b[n]) {
+		n--
+	}
+	return b[:n]
 }
 
 // fitContacts keeps the closest contacts of cs whose encoding fits in room
@@ -417,7 +446,7 @@ func (n *Node) serveStore(s *scratch, m *wire.Message, from netip.AddrPort, now 
 		n.stats.storesRefused++
 		n.reply(s, m, from, w, wire.Error, func(o *wire.Message) {
 			o.Code = code
-			o.Text = s.text[:copy(s.text[:], text)]
+			o.Text = cutText(append(s.text[:0], text...), wire.MaxErrorText)
 		})
 	}
 	if m.TTL == 0 {

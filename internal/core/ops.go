@@ -203,7 +203,8 @@ func (n *Node) write(txid uint64, p *pending, w transport.Writer) {
 	b, err := m.Append(e.buf[:0])
 	switch p.typ {
 	case wire.FindNode:
-		b = wire.Pad(b, 0, wire.MinFindNodeLen)
+		// Enough for a full answer of K contacts of any family.
+		b = wire.Pad(b, 0, max(wire.MinFindNodeLen, (wire.HeaderLen+1+n.cfg.K*(id.Len+19)+wire.AmplificationFactor-1)/wire.AmplificationFactor))
 	case wire.FindValue:
 		b = wire.Pad(b, 0, wire.MinFindValueLen)
 	}

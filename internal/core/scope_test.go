@@ -108,3 +108,63 @@ func TestScopeOfAddresses(t *testing.T) {
 		}
 	}
 }
+
+// When the contacts nearest the target are ones a public requester may not
+// use, the node looks farther rather than answer with fewer than it could.
+func TestPublicRequestersGetTheNearestPublicContactsBeyondPrivateOnes(t *testing.T) {
+	tn := newTestNet(t, 203, memnet.Config{})
+	target := id.Key("x")
+	near := func(b byte) id.ID { x := target; x[19] ^= b; return x }
+	far := target
+	far[0] ^= 0x80
+	srv := tn.add(func(c *Config) { c.K, c.Alpha = 2, 1 })
+	for i, addr := range []string{"127.0.9.2:4000", "127.0.9.3:4000", "127.0.9.4:4000", "203.0.113.20:4000", "203.0.113.21:4000"} {
+		ep, err := tn.net.Listen(netip.MustParseAddrPort(addr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		nid := near(byte(i + 1)) // the loopback ones nearest the target
+		if i >= 3 {
+			nid = far
+			nid[19] ^= byte(i)
+		}
+		n := tn.add(func(c *Config) { c.Transport = ep; c.AnyScope = true; c.ID = nid })
+		pending := 1
+		n.Ping(srv.Addr(), func(id.Contact, error) { pending-- })
+		tn.await(&pending, time.Minute)
+	}
+	var got []id.Contact
+	asker := tn.listenPeer(netip.MustParseAddrPort("198.51.100.1:4000"), id.Key("asker"), func(req *wire.Message, _ netip.AddrPort) *wire.Message {
+		if req.Type == wire.Nodes {
+			got = append(got, req.Contacts...)
+		}
+		return nil
+	})
+	req := wire.Message{Type: wire.FindNode, Sender: asker.id, TxID: 1, Target: target}
+	b, err := req.Append(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := asker.ep.Send([]transport.Packet{{Addr: srv.Addr(), Data: b}}); err != nil {
+		t.Fatal(err)
+	}
+	tn.clk.RunFor(time.Second)
+	if len(got) != 2 || got[0].Addr.Addr().IsLoopback() || got[1].Addr.Addr().IsLoopback() {
+		t.Fatalf("a public requester was told %v; want the two public contacts", got)
+	}
+}
+
+func TestCutTextKeepsWholeUTF8Sequences(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"abc", 5, "abc"}, {"abc", 2, "ab"}, {"abc", 0, ""}, {"abc", -3, ""},
+		{"café", 4, "caf"}, {"café", 5, "café"}, {"日本", 4, "日"}, {"日本", 2, ""},
+	} {
+		if got := string(cutText([]byte(c.in), c.n)); got != c.want {
+			t.Errorf("cutText(%q, %d) = %q, want %q", c.in, c.n, got, c.want)
+		}
+	}
+}
