@@ -12,12 +12,14 @@ import (
 const entrySize = unsafe.Sizeof(entry{})
 
 // retainedBytes counts the memory a table holds: the Table, its bucket
-// array and every entry slot (used or not), and its zone names.
+// array and every entry slot (used or not), its address index and its zone
+// names.
 func retainedBytes(tb *Table) int {
 	n := int(unsafe.Sizeof(*tb)) + cap(tb.buckets)*int(unsafe.Sizeof(bucket{}))
 	for i := range tb.buckets {
 		n += (cap(tb.buckets[i].entries) + cap(tb.buckets[i].repl)) * int(entrySize)
 	}
+	n += cap(tb.idx.slots) * int(unsafe.Sizeof(tb.idx.slots[0]))
 	n += cap(tb.zones) * int(unsafe.Sizeof(""))
 	for _, z := range tb.zones {
 		n += len(z)
