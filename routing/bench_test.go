@@ -108,6 +108,34 @@ func BenchmarkSeenNew(b *testing.B) {
 	}
 }
 
+// BenchmarkVerifiedExisting is BenchmarkSeenExisting for responses.
+func BenchmarkVerifiedExisting(b *testing.B) {
+	tb, cs := bigTable(20, 100000)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		tb.Verified(cs[i%len(cs)], t0)
+		i++
+	}
+}
+
+// BenchmarkSeenFlood is one host sending requests under ever new IDs from
+// an address the table holds: each costs an address lookup and a refusal.
+func BenchmarkSeenFlood(b *testing.B) {
+	tb, cs := bigTable(20, 100000)
+	r := newRand(80)
+	flood := make([]id.Contact, 1<<12)
+	for i := range flood {
+		flood[i] = id.Contact{ID: id.Random(r), Addr: cs[0].Addr}
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		tb.Seen(flood[i%len(flood)], t0)
+		i++
+	}
+}
+
 func BenchmarkClosest20(b *testing.B) {
 	tb, _ := bigTable(20, 100000)
 	r := newRand(78)

@@ -157,6 +157,13 @@ func (t *Table) makeEntry(c id.Contact, ns int64) (entry, bool) {
 	if !a.IsValid() || a.IsUnspecified() || a.IsMulticast() || c.Addr.Port() == 0 {
 		return e, false
 	}
+	if a.Is4() {
+		// The common case, without packAddr's zone lookup.
+		e.port, e.flags = c.Addr.Port(), family4
+		a4 := a.As4()
+		copy(e.addr[:], a4[:])
+		return e, true
+	}
 	if z := a.Zone(); z != "" && t.intern(z) == 0 {
 		return e, false
 	}

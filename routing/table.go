@@ -351,10 +351,31 @@ func (t *Table) sight(c id.Contact, now time.Time, verified bool) (Result, id.Co
 		b.entries[len(b.entries)-1] = moved
 		return Updated, id.Contact{}, false
 	}
+	res, p, freed := t.settle(&ne, bi, j, verified, ns)
+	var ping id.Contact
+	if p != nil {
+		ping = p.contact(t.zones) // before promote moves entries
+	}
+	if freed >= 0 {
+		// Only now, so that c could take the slot its holder left.
+		t.promote(&t.buckets[freed])
+	}
+	return res, ping, p != nil
+}
+
+// settle handles a sighting ne of an ID that is not in bucket bi at ne's
+// address (j is its index in bi at another address, or -1). It returns the
+// entry to ping, if any, and the index of a bucket whose entry it evicted
+// (the caller promotes a replacement there), or -1. Internal steps return
+// the entry to ping rather than an id.Contact: that is built once, by
+// sight.
+func (t *Table) settle(ne *entry, bi, j int, verified bool, ns int64) (res Result, ping *entry, freed int) {
 	// The sighting brings an address the ID does not have in a bucket: find
 	// out who holds that address.
-	freed := -1
-	if hb, inRepl, hj := t.holder(&ne); hb >= 0 {
+	freed = -1
+	k := ne.key()
+	tag := t.idx.tag(ne)
+	if hb, inRepl, hj := t.holder(ne, tag); hb >= 0 {
 		h := &t.buckets[hb].entries
 		if inRepl {
 			h = &t.buckets[hb].repl
@@ -362,11 +383,13 @@ func (t *Table) sight(c id.Contact, now time.Time, verified bool) (Result, id.Co
 		if !(*h)[hj].is(k) {
 			switch {
 			case !verified && j >= 0:
-				return t.elsewhere(bi, j, &ne, ns)
+				res, ping = t.elsewhere(bi, j, ne, tag, ns)
+				return res, ping, -1
 			case !verified && inRepl:
-				return Conflict, id.Contact{}, false
+				return Conflict, nil, -1
 			case !verified:
-				return t.pingHolder(hb, hj, ns)
+				res, ping = t.pingHolder(hb, hj, ns)
+				return res, ping, -1
 			}
 			// c.Addr answered as c.ID: the holder is not there any more.
 			t.evict(hb, inRepl, hj)
@@ -374,43 +397,37 @@ func (t *Table) sight(c id.Contact, now time.Time, verified bool) (Result, id.Co
 				freed = hb
 			}
 			if j >= 0 && hb == bi {
-				j = find(b.entries, k)
+				j = find(t.buckets[bi].entries, k)
 			}
 		}
 	}
-	var res Result
-	var ping id.Contact
-	var need bool
 	if j >= 0 {
-		res, ping, need = t.elsewhere(bi, j, &ne, ns)
+		res, ping = t.elsewhere(bi, j, ne, tag, ns)
 	} else {
-		res, ping, need = t.place(&ne, ns)
+		res, ping = t.place(ne, tag, ns)
 	}
-	if freed >= 0 {
-		// Only now, so that c could take the slot its holder left.
-		t.promote(&t.buckets[freed])
-	}
-	return res, ping, need
+	return res, ping, freed
 }
 
-// elsewhere handles a sighting ne of the contact at b.entries[j] from an
-// address no one else holds, the entry being at another address.
-func (t *Table) elsewhere(bi, j int, ne *entry, ns int64) (Result, id.Contact, bool) {
+// elsewhere handles a sighting ne (its address's tag: tag) of the contact
+// at b.entries[j] from an address no one else holds, the entry being at
+// another address.
+func (t *Table) elsewhere(bi, j int, ne *entry, tag uint32, ns int64) (Result, *entry) {
 	b := &t.buckets[bi]
 	e := &b.entries[j]
 	switch {
 	case e.failures > 0 && ne.verified():
 		// The old address failed and the new one answered: move.
+		t.idx.insert(tag, bi) // first, while the lookup's hint holds
 		t.idx.remove(t.idx.tag(e), bi)
 		moved := *e
 		moved.setAddr(ne)
 		moved.failures = 0
 		moved.lastSeen = ns
-		t.idx.insert(t.idx.tag(&moved), bi)
 		copy(b.entries[j:], b.entries[j+1:])
 		b.entries[len(b.entries)-1] = moved
 		b.endPing(moved.key())
-		return Updated, id.Contact{}, false
+		return Updated, nil
 	case !t.pingFree(b, ns):
 	case e.failures > 0:
 		// Only an answer from the new address can move the entry.
@@ -419,34 +436,34 @@ func (t *Table) elsewhere(bi, j int, ne *entry, ns int64) (Result, id.Contact, b
 		// It moves only after its stored address fails.
 		return t.askPing(b, e, ns)
 	}
-	return Conflict, id.Contact{}, false
+	return Conflict, nil
 }
 
 // pingHolder answers an unverified sighting whose address the bucket entry
 // hb/hj holds: Conflict, with a ping of the holder unless it is known alive.
-func (t *Table) pingHolder(hb, hj int, ns int64) (Result, id.Contact, bool) {
+func (t *Table) pingHolder(hb, hj int, ns int64) (Result, *entry) {
 	b := &t.buckets[hb]
 	e := &b.entries[hj]
 	if t.pingFree(b, ns) && (e.failures > 0 || ns-e.lastSeen >= t.fresh) {
 		return t.askPing(b, e, ns)
 	}
-	return Conflict, id.Contact{}, false
+	return Conflict, nil
 }
 
 func (t *Table) pingFree(b *bucket, ns int64) bool {
 	return !b.pinging || ns-b.pingAt >= t.pingTimeout
 }
 
-// askPing marks a ping of p's ID as b's outstanding ping and returns it
-// with Conflict.
-func (t *Table) askPing(b *bucket, p *entry, ns int64) (Result, id.Contact, bool) {
+// askPing marks a ping of p's ID as b's outstanding ping and returns
+// Conflict and p.
+func (t *Table) askPing(b *bucket, p *entry, ns int64) (Result, *entry) {
 	b.pinging, b.pingAt, b.pinged = true, ns, p.key()
-	return Conflict, p.contact(t.zones), true
+	return Conflict, p
 }
 
-// place puts ne, whose ID is in no bucket and whose address no other ID
-// holds, into its bucket or replacement cache.
-func (t *Table) place(ne *entry, ns int64) (Result, id.Contact, bool) {
+// place puts ne, whose ID is in no bucket and whose address (its tag: tag)
+// no other ID holds, into its bucket or replacement cache.
+func (t *Table) place(ne *entry, tag uint32, ns int64) (Result, *entry) {
 	k := ne.key()
 	for {
 		bi := t.bucketOf(k)
@@ -457,10 +474,10 @@ func (t *Table) place(ne *entry, ns int64) (Result, id.Contact, bool) {
 				ne.flags |= r.flags & verifiedBit
 			} else {
 				if r.verified() && !ne.verified() {
-					return Conflict, id.Contact{}, false
+					return Conflict, nil
 				}
+				t.idx.insert(tag, bi)
 				t.idx.remove(t.idx.tag(r), bi)
-				t.idx.insert(t.idx.tag(ne), bi)
 			}
 			copy(b.repl[j:], b.repl[j+1:])
 			b.repl[len(b.repl)-1] = *ne
@@ -470,56 +487,56 @@ func (t *Table) place(ne *entry, ns int64) (Result, id.Contact, bool) {
 				// is the first to be promoted.
 				t.promote(b)
 				if find(b.entries, k) >= 0 {
-					return Added, id.Contact{}, false
+					return Added, nil
 				}
 			}
 			return t.fullPing(b, ns)
 		}
 		if !t.idx.room() {
-			return Ignored, id.Contact{}, false
+			return Ignored, nil
 		}
 		if len(b.entries) < t.k {
 			b.entries = append(grow(b.entries, t.k), *ne)
 			t.n++
-			t.idx.insert(t.idx.tag(ne), bi)
-			return Added, id.Contact{}, false
+			t.idx.insert(tag, bi)
+			return Added, nil
 		}
 		if bi == len(t.buckets)-1 && len(t.buckets) < MaxBuckets {
 			t.split(ns)
 			continue
 		}
-		t.cache(b, bi, ne)
+		t.cache(b, bi, ne, tag)
 		return t.fullPing(b, ns)
 	}
 }
 
 // fullPing returns Full, with the ping a full bucket b asks for when a
 // contact joins or refreshes its cache (see Seen).
-func (t *Table) fullPing(b *bucket, ns int64) (Result, id.Contact, bool) {
+func (t *Table) fullPing(b *bucket, ns int64) (Result, *entry) {
 	if !t.pingFree(b, ns) || len(b.entries) == 0 {
-		return Full, id.Contact{}, false
+		return Full, nil
 	}
 	j := mostFailing(b.entries)
 	if j < 0 {
 		if ns-b.entries[0].lastSeen < t.fresh {
-			return Full, id.Contact{}, false
+			return Full, nil
 		}
 		j = 0
 	}
-	_, p, _ := t.askPing(b, &b.entries[j], ns)
-	return Full, p, true
+	_, p := t.askPing(b, &b.entries[j], ns)
+	return Full, p
 }
 
-// holder returns where ne's address is stored: a bucket index, whether in
+// holder returns where ne's address (whose tag is tag) is stored: a bucket index, whether in
 // its replacement cache, and the position there; or -1 when no entry has it.
-func (t *Table) holder(ne *entry) (bi int, inRepl bool, j int) {
+func (t *Table) holder(ne *entry, tag uint32) (bi int, inRepl bool, j int) {
 	x := &t.idx
 	if x.n == 0 {
 		return -1, false, -1
 	}
-	tag := x.tag(ne)
 	m := uint32(len(x.slots) - 1)
-	for i := tag & m; x.slots[i] != 0; i = (i + 1) & m {
+	i := tag & m
+	for ; x.slots[i] != 0; i = (i + 1) & m {
 		if x.slots[i]>>8 != tag {
 			continue
 		}
@@ -532,6 +549,7 @@ func (t *Table) holder(ne *entry) (bi int, inRepl bool, j int) {
 			return bi, true, j
 		}
 	}
+	x.hint, x.hintTag = int(i)+1, tag
 	return -1, false, -1
 }
 
@@ -560,9 +578,11 @@ func (t *Table) evict(bi int, inRepl bool, j int) {
 	t.n--
 }
 
-// cache puts ne, a new ID, into b's replacement cache as the most recent
-// entry, dropping the oldest when the cache is full.
-func (t *Table) cache(b *bucket, bi int, ne *entry) {
+// cache puts ne, a new ID whose address has the given tag, into b's
+// replacement cache as the most recent entry, dropping the oldest when the
+// cache is full.
+func (t *Table) cache(b *bucket, bi int, ne *entry, tag uint32) {
+	t.idx.insert(tag, bi)
 	if len(b.repl) == t.r {
 		t.idx.remove(t.idx.tag(&b.repl[0]), bi)
 		copy(b.repl, b.repl[1:])
@@ -570,7 +590,6 @@ func (t *Table) cache(b *bucket, bi int, ne *entry) {
 	} else {
 		b.repl = append(grow(b.repl, t.r), *ne)
 	}
-	t.idx.insert(t.idx.tag(ne), bi)
 }
 
 // split turns the last bucket L into "cpl == L" and appends a new last bucket
