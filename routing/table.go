@@ -40,11 +40,11 @@ type Config struct {
 	// MaxFailures is how many consecutive failures remove a contact even
 	// when no replacement is waiting; default 3, at most MaxFailuresLimit.
 	MaxFailures int
-	// PingTimeout is how long a liveness ping that Seen asked for counts as
-	// outstanding if its outcome is never reported (by Seen or Failed for the
-	// pinged contact). It only guards against a bucket that would otherwise
-	// never ping again; set it well above the request timeout with its
-	// retries. Default 1 minute.
+	// PingTimeout is how long a liveness ping that Seen or Verified asked
+	// for counts as outstanding if its outcome is never reported (by
+	// Verified or FailedAt for the pinged contact). It only guards against
+	// a bucket that would otherwise never ping again; set it well above the
+	// request timeout with its retries. Default 1 minute.
 	PingTimeout time.Duration
 	// Fresh is how long a contact counts as known to be alive after it was
 	// last heard from. A full bucket whose least-recently-seen contact is
@@ -282,11 +282,12 @@ const reorderAfter = int64(time.Second)
 //     FailedAt removes it under its rule and a replacement takes the slot.
 //
 // Every ping Seen asks for counts as the outstanding ping of the bucket that
-// holds the contact to ping, until a Seen of that contact at its stored
-// address, or a Verified, FailedAt, Failed or CancelPing of its ID (or until
-// Config.PingTimeout passes); a bucket asks for one ping at a time. The
-// caller sends it to the returned contact's address, which is not always
-// the stored one.
+// holds the contact to ping, and a bucket asks for one ping at a time. The
+// ping is resolved by a Seen or Verified of its ID at the stored address, a
+// Verified that moves the entry, a FailedAt (at any address), Failed or
+// CancelPing of its ID, or the entry's removal; failing those, it lapses
+// after Config.PingTimeout. The caller sends the ping to the returned
+// contact's address, which is not always the stored one.
 //
 // c is Ignored when it is the table's own ID, or its address is invalid, has
 // port 0, or is unspecified (0.0.0.0, ::) or multicast.
