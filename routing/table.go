@@ -292,7 +292,8 @@ const reorderAfter = int64(time.Second)
 // c is Ignored when it is the table's own ID, or its address is invalid, has
 // port 0, or is unspecified (0.0.0.0, ::) or multicast.
 func (t *Table) Seen(c id.Contact, now time.Time) (res Result, ping id.Contact, needPing bool) {
-	return t.sight(c, now, false)
+	res, needPing = t.sight(c, now, false, &ping)
+	return res, ping, needPing
 }
 
 // Verified records a verified sighting of c at now: c.Addr answered a
@@ -314,17 +315,21 @@ func (t *Table) Seen(c id.Contact, now time.Time) (res Result, ping id.Contact, 
 //     old address has failed and its new one has answered;
 //   - c.ID cached at another address: the cached entry takes c.Addr.
 func (t *Table) Verified(c id.Contact, now time.Time) (res Result, ping id.Contact, needPing bool) {
-	return t.sight(c, now, true)
+	res, needPing = t.sight(c, now, true, &ping)
+	return res, ping, needPing
 }
 
-func (t *Table) sight(c id.Contact, now time.Time, verified bool) (Result, id.Contact, bool) {
+// sight is Seen and Verified. It writes the contact to ping, if any, to
+// *ping: returning it by value would copy it out of every call, and most
+// calls ask for no ping.
+func (t *Table) sight(c id.Contact, now time.Time, verified bool, ping *id.Contact) (Result, bool) {
 	if c.ID == t.selfID {
-		return Ignored, id.Contact{}, false
+		return Ignored, false
 	}
 	ns := now.UnixNano()
 	ne, ok := t.makeEntry(c, ns)
 	if !ok {
-		return Ignored, id.Contact{}, false
+		return Ignored, false
 	}
 	if verified {
 		ne.flags |= verifiedBit
@@ -343,25 +348,30 @@ func (t *Table) sight(c id.Contact, now time.Time, verified bool) (Result, id.Co
 			// bucket's most recent, so a busy peer costs a timestamp
 			// update, not a shuffle of the bucket, per datagram.
 			e.lastSeen = ns
-			return Updated, id.Contact{}, false
+			return Updated, false
 		}
 		moved := *e
 		moved.failures = 0
 		moved.lastSeen = ns
 		copy(b.entries[j:], b.entries[j+1:])
 		b.entries[len(b.entries)-1] = moved
-		return Updated, id.Contact{}, false
+		return Updated, false
 	}
-	res, p, freed := t.settle(&ne, bi, j, verified, ns)
-	var ping id.Contact
+	return t.sightElsewhere(&ne, bi, j, verified, ns, ping)
+}
+
+// sightElsewhere is sight past its fast path (kept apart so that a known
+// contact's sighting runs in a small frame).
+func (t *Table) sightElsewhere(ne *entry, bi, j int, verified bool, ns int64, ping *id.Contact) (Result, bool) {
+	res, p, freed := t.settle(ne, bi, j, verified, ns)
 	if p != nil {
-		ping = p.contact(t.zones) // before promote moves entries
+		p.fill(ping, t.zones) // before promote moves entries
 	}
 	if freed >= 0 {
 		// Only now, so that c could take the slot its holder left.
 		t.promote(&t.buckets[freed])
 	}
-	return res, ping, p != nil
+	return res, p != nil
 }
 
 // settle handles a sighting ne of an ID that is not in bucket bi at ne's
