@@ -12,12 +12,14 @@ import (
 const entrySize = unsafe.Sizeof(entry{})
 
 // retainedBytes counts the memory a table holds: the Table, its bucket
-// array and every entry slot (used or not), and its zone names.
+// array and every entry slot (used or not), its address index and its zone
+// names.
 func retainedBytes(tb *Table) int {
 	n := int(unsafe.Sizeof(*tb)) + cap(tb.buckets)*int(unsafe.Sizeof(bucket{}))
 	for i := range tb.buckets {
 		n += (cap(tb.buckets[i].entries) + cap(tb.buckets[i].repl)) * int(entrySize)
 	}
+	n += cap(tb.idx.slots) * int(unsafe.Sizeof(tb.idx.slots[0]))
 	n += cap(tb.zones) * int(unsafe.Sizeof(""))
 	for _, z := range tb.zones {
 		n += len(z)
@@ -94,12 +96,42 @@ func BenchmarkSeenNew(b *testing.B) {
 	r := newRand(77)
 	fresh := make([]id.Contact, 1<<16)
 	for i := range fresh {
-		fresh[i] = id.Contact{ID: id.Random(r), Addr: addr(i + 1)}
+		// Addresses the table does not hold (bigTable uses 1 to 100,000):
+		// every newcomer is new by address as well as by ID.
+		fresh[i] = id.Contact{ID: id.Random(r), Addr: addr(200001 + i)}
 	}
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
 		tb.Seen(fresh[i%len(fresh)], t0)
+		i++
+	}
+}
+
+// BenchmarkVerifiedExisting is BenchmarkSeenExisting for responses.
+func BenchmarkVerifiedExisting(b *testing.B) {
+	tb, cs := bigTable(20, 100000)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		tb.Verified(cs[i%len(cs)], t0)
+		i++
+	}
+}
+
+// BenchmarkSeenFlood is one host sending requests under ever new IDs from
+// an address the table holds: each costs an address lookup and a refusal.
+func BenchmarkSeenFlood(b *testing.B) {
+	tb, cs := bigTable(20, 100000)
+	r := newRand(80)
+	flood := make([]id.Contact, 1<<12)
+	for i := range flood {
+		flood[i] = id.Contact{ID: id.Random(r), Addr: cs[0].Addr}
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		tb.Seen(flood[i%len(flood)], t0)
 		i++
 	}
 }

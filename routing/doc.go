@@ -6,9 +6,9 @@
 //
 // The table runs no goroutines, takes no locks, reads no clock and does no
 // I/O. Every method that needs the time takes a `now time.Time`; when the
-// table wants a liveness ping sent, Seen returns the contact to ping and the
-// caller sends it and later reports the outcome with Seen (it answered) or
-// Failed (it did not). Times are kept as int64 Unix nanoseconds, so they must
+// table wants a liveness ping sent, Seen or Verified returns the contact to
+// ping and the caller sends it and later reports the outcome with Verified
+// (it answered) or FailedAt (it did not). Times are kept as int64 Unix nanoseconds, so they must
 // lie between the years 1678 and 2262. A Table is not safe for concurrent
 // use: its owner (the node) guards it with its own mutex.
 //
@@ -33,10 +33,30 @@
 //
 // A full bucket that is not the last one does not split. A newcomer for it is
 // kept in the bucket's replacement cache and the bucket's least-recently-seen
-// contact is pinged (at most one ping in flight per bucket). A contact that
-// answers stays, following the paper's preference for long-lived contacts
-// (§2.2): a flood of new IDs can never push out live ones. A contact that
-// fails is replaced by the most recently seen replacement.
+// contact is pinged (at most one ping in flight per bucket), or its failing
+// contact if it has one. A contact that answers stays, following the
+// paper's preference for long-lived contacts (§2.2): a flood of new IDs can
+// never push out live ones, and no newcomer takes a slot without a ping. A
+// contact that has answered us goes after MaxFailures failures in a row; one
+// that never has goes at its first failure when a replacement waits. The
+// replacement that takes the slot is the most recent one that has answered
+// us, else the most recent.
+//
+// # Addresses and proof
+//
+// A table holds at most one entry per address (IP, port, IPv6 zone),
+// replacement caches included, so one host cannot take more than one slot
+// however many IDs it sends under. The table tells sightings apart: Seen is
+// a request, whose source address anyone can forge; Verified is a response,
+// which the node matched on its transaction ID and source address, so that
+// address is proved. An unverified sighting never moves an entry to another
+// address, nor takes an address another ID holds; at most it asks for a ping
+// that will settle the question. An entry moves only once its stored
+// address has failed (FailedAt) and the new one has answered (Verified); an
+// answer under a new ID from a held address (a restart) replaces the old ID.
+// Entry.Verified and Proven report whether an entry's address has answered
+// us, for limits on how much the node sends to an address it has not
+// proved.
 //
 // # Memory
 //
@@ -44,6 +64,7 @@
 // (48 bytes, no pointers, so the garbage collector never scans them): IDs as
 // machine words, addresses as 16 bytes plus port, times as int64 nanoseconds.
 // A table fed 100,000 random IDs with K = 20 (14 buckets, 270 contacts, 222
-// replacements) retains about 27 KiB of heap including its replacement
-// caches.
+// replacements) retains about 31 KiB of heap including its replacement
+// caches and its address index (4 KiB: 4 bytes a slot, at most 3/4 of them
+// in use).
 package routing

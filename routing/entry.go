@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math/bits"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/dhtkit/dht/id"
@@ -69,12 +70,16 @@ func closer(t key, a, b *entry) bool {
 	return a.lo^t.lo < b.lo^t.lo
 }
 
-// Address families and zone index packed into entry.flags.
+// Address family, verification and zone index packed into entry.flags.
 const (
 	family4    = 1
 	family6    = 2
 	familyMask = 3
-	zoneShift  = 2
+	// verifiedBit marks an entry whose current address has answered one of
+	// our requests. It is not part of the address.
+	verifiedBit = 4
+	addrMask    = ^uint8(verifiedBit)
+	zoneShift   = 3
 	// maxZones is how many distinct IPv6 zones (interface names of
 	// link-local addresses) one table interns. Zones come from the local
 	// kernel, not from peers, so a handful is plenty.
@@ -87,7 +92,7 @@ type entry struct {
 	hi, mid  uint64
 	lo       uint32
 	port     uint16
-	flags    uint8 // family in the low 2 bits, zone index (0 = none) above
+	flags    uint8 // family in the low 2 bits, verifiedBit, zone index (0 = none) above
 	failures uint8
 	addr     [16]byte // IPv4 in the first 4 bytes
 	lastSeen int64    // Unix nanoseconds
@@ -97,12 +102,21 @@ func (e *entry) key() key { return key{e.hi, e.mid, e.lo} }
 
 func (e *entry) is(k key) bool { return e.hi == k.hi && e.mid == k.mid && e.lo == k.lo }
 
+func (e *entry) verified() bool { return e.flags&verifiedBit != 0 }
+
 func (e *entry) sameAddr(o *entry) bool {
-	return e.addr == o.addr && e.port == o.port && e.flags == o.flags
+	return e.addr == o.addr && e.port == o.port && (e.flags^o.flags)&addrMask == 0
 }
 
+// setAddr gives e the address of o, verified if o is.
 func (e *entry) setAddr(o *entry) {
 	e.addr, e.port, e.flags = o.addr, o.port, o.flags
+}
+
+// hasAddr reports whether e's address is a, without interning a's zone.
+func (e *entry) hasAddr(a netip.AddrPort, zones []string) bool {
+	var o entry
+	return packAddr(&o, a, zones) && e.sameAddr(&o)
 }
 
 func (e *entry) contact(zones []string) id.Contact {
@@ -130,7 +144,7 @@ func (e *entry) fill(c *id.Contact, zones []string) {
 }
 
 func (e *entry) export(zones []string) Entry {
-	return Entry{Contact: e.contact(zones), LastSeen: time.Unix(0, e.lastSeen), Failures: int(e.failures)}
+	return Entry{Contact: e.contact(zones), LastSeen: time.Unix(0, e.lastSeen), Failures: int(e.failures), Verified: e.verified()}
 }
 
 // makeEntry packs c, seen at ns. It reports false for an address no peer
@@ -143,23 +157,40 @@ func (t *Table) makeEntry(c id.Contact, ns int64) (entry, bool) {
 	if !a.IsValid() || a.IsUnspecified() || a.IsMulticast() || c.Addr.Port() == 0 {
 		return e, false
 	}
-	e.port = c.Addr.Port()
 	if a.Is4() {
-		e.flags = family4
+		// The common case, without packAddr's zone lookup.
+		e.port, e.flags = c.Addr.Port(), family4
 		a4 := a.As4()
 		copy(e.addr[:], a4[:])
 		return e, true
 	}
-	e.flags = family6
-	e.addr = a.As16()
-	if z := a.Zone(); z != "" {
-		i := t.intern(z)
-		if i == 0 {
-			return e, false
-		}
-		e.flags |= i << zoneShift
+	if z := a.Zone(); z != "" && t.intern(z) == 0 {
+		return e, false
 	}
-	return e, true
+	return e, packAddr(&e, c.Addr, t.zones)
+}
+
+// packAddr stores a in e, with its zone as an index into zones; it reports
+// false when the zone is not there.
+func packAddr(e *entry, a netip.AddrPort, zones []string) bool {
+	ip := a.Addr()
+	e.port = a.Port()
+	if ip.Is4() {
+		e.flags = family4
+		a4 := ip.As4()
+		copy(e.addr[:], a4[:])
+		return true
+	}
+	e.flags = family6
+	e.addr = ip.As16()
+	if z := ip.Zone(); z != "" {
+		i := slices.Index(zones, z)
+		if i < 0 {
+			return false
+		}
+		e.flags |= uint8(i+1) << zoneShift
+	}
+	return true
 }
 
 // intern returns the 1-based index of zone z, adding it if there is room, or

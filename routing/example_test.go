@@ -43,6 +43,29 @@ func ExampleTable_Seen() {
 	// 4001 Updated 2 1
 }
 
+// Requests are unverified sightings, answers verified ones. Only an answer
+// proves an address, and a datagram from another address does not move an
+// entry: the table asks for a ping of the stored address instead.
+func ExampleTable_Verified() {
+	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	tb := routing.New(id.ID{}, routing.Config{})
+	a := contact(0x80, 4001)
+
+	tb.Seen(a, now) // a request from a
+	fmt.Println(tb.Proven(a))
+	tb.Verified(a, now.Add(time.Second)) // a answers our request
+	fmt.Println(tb.Proven(a))
+
+	spoofed := id.Contact{ID: a.ID, Addr: netip.MustParseAddrPort("198.51.100.7:4001")}
+	res, ping, _ := tb.Seen(spoofed, now.Add(time.Hour))
+	e, _ := tb.Get(a.ID)
+	fmt.Println(res, "ping", ping.Addr, "entry at", e.Contact.Addr)
+	// Output:
+	// false
+	// true
+	// Conflict ping 192.0.2.1:4001 entry at 192.0.2.1:4001
+}
+
 // A contact that stops answering is replaced by the most recent replacement.
 func ExampleTable_Failed() {
 	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)

@@ -28,8 +28,9 @@ func inBucket(r *rand.Rand, self id.ID, cpl, i int) id.Contact {
 func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)) }
 
 // checkInvariants verifies the table's structure: bucket ranges, sizes,
-// uniqueness, the contact count, and that a non-empty cache means a full
-// bucket.
+// uniqueness of IDs and of addresses (buckets and caches together), the
+// contact count, that a non-empty cache means a full bucket, and that the
+// address index matches the entries.
 func checkInvariants(t testing.TB, tb *Table) {
 	t.Helper()
 	if err := invariantError(tb); err != nil {
@@ -43,6 +44,7 @@ func invariantError(tb *Table) error {
 		return fmt.Errorf("%d buckets", last+1)
 	}
 	seen := map[key]bool{}
+	addrs := map[addrOf]key{}
 	n := 0
 	for i := range tb.buckets {
 		b := &tb.buckets[i]
@@ -52,8 +54,11 @@ func invariantError(tb *Table) error {
 		if len(b.repl) > tb.r {
 			return fmt.Errorf("bucket %d cache holds %d > %d", i, len(b.repl), tb.r)
 		}
-		if i == last && last+1 < MaxBuckets && (len(b.repl) > 0 || b.pinging) {
-			return fmt.Errorf("the last bucket (%d), which can still split, has %d replacements, pinging %v", i, len(b.repl), b.pinging)
+		if i == last && last+1 < MaxBuckets && len(b.repl) > 0 {
+			return fmt.Errorf("the last bucket (%d), which can still split, has %d replacements", i, len(b.repl))
+		}
+		if b.pinging && find(b.entries, b.pinged) < 0 {
+			return fmt.Errorf("bucket %d has a ping out for %s, which is not among its entries", i, b.pinged.id().Short())
 		}
 		if len(b.repl) > 0 && len(b.entries) < tb.k {
 			return fmt.Errorf("bucket %d has room (%d/%d) but %d replacements", i, len(b.entries), tb.k, len(b.repl))
@@ -69,6 +74,14 @@ func invariantError(tb *Table) error {
 					return fmt.Errorf("%s is in the table twice", k.id().Short())
 				}
 				seen[k] = true
+				a := addrOf{s[j].addr, s[j].port, s[j].flags & addrMask}
+				if o, dup := addrs[a]; dup {
+					return fmt.Errorf("%s and %s share the address %v", o.id().Short(), k.id().Short(), s[j].contact(tb.zones).Addr)
+				}
+				addrs[a] = k
+				if s[j].flags&addrMask&^familyMask>>zoneShift > uint8(len(tb.zones)) || s[j].flags&familyMask == 0 {
+					return fmt.Errorf("%s has flags %#x with %d zones", k.id().Short(), s[j].flags, len(tb.zones))
+				}
 				if int(s[j].failures) > tb.maxFailures {
 					return fmt.Errorf("%s has %d failures", k.id().Short(), s[j].failures)
 				}
@@ -79,7 +92,14 @@ func invariantError(tb *Table) error {
 	if n != tb.n || tb.Len() != n {
 		return fmt.Errorf("Len() = %d, buckets hold %d", tb.Len(), n)
 	}
-	return nil
+	return indexError(tb)
+}
+
+// addrOf is an entry's address as the table compares it.
+type addrOf struct {
+	addr  [16]byte
+	port  uint16
+	flags uint8
 }
 
 // order returns the IDs of bucket i, least recently seen first.

@@ -40,11 +40,11 @@ type Config struct {
 	// MaxFailures is how many consecutive failures remove a contact even
 	// when no replacement is waiting; default 3, at most MaxFailuresLimit.
 	MaxFailures int
-	// PingTimeout is how long a liveness ping that Seen asked for counts as
-	// outstanding if its outcome is never reported (by Seen or Failed for the
-	// pinged contact). It only guards against a bucket that would otherwise
-	// never ping again; set it well above the request timeout with its
-	// retries. Default 1 minute.
+	// PingTimeout is how long a liveness ping that Seen or Verified asked
+	// for counts as outstanding if its outcome is never reported (by
+	// Verified or FailedAt for the pinged contact). It only guards against
+	// a bucket that would otherwise never ping again; set it well above the
+	// request timeout with its retries. Default 1 minute.
 	PingTimeout time.Duration
 	// Fresh is how long a contact counts as known to be alive after it was
 	// last heard from. A full bucket whose least-recently-seen contact is
@@ -97,7 +97,7 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Result says what Seen did with a contact.
+// Result says what Seen or Verified did with a contact.
 type Result int
 
 const (
@@ -110,6 +110,12 @@ const (
 	Full
 	// Ignored: the contact is the table's own ID or has an unusable address.
 	Ignored
+	// Conflict: the contact's ID is in its bucket at another address, or
+	// its address is held by another ID (or, in a replacement cache, its ID
+	// at a verified address), and the sighting was not proof enough to
+	// change that. The table keeps what it had; it may ask for a ping whose
+	// outcome will settle the question.
+	Conflict
 )
 
 // String returns the result's name.
@@ -123,6 +129,8 @@ func (r Result) String() string {
 		return "Full"
 	case Ignored:
 		return "Ignored"
+	case Conflict:
+		return "Conflict"
 	}
 	return "Result(" + strconv.Itoa(int(r)) + ")"
 }
@@ -133,6 +141,11 @@ type Entry struct {
 	Contact  id.Contact
 	LastSeen time.Time // when it was last heard from; from Unix nanoseconds, without monotonic reading
 	Failures int       // consecutive requests to it that got no answer
+	// Verified reports that Contact.Addr has answered one of our requests
+	// (Verified was called for this ID at this address) since the entry
+	// took that address. Failures do not clear it: it records that the
+	// address once proved to be this ID's, not that it still answers.
+	Verified bool
 }
 
 // bucket is one k-bucket. entries run least-recently-seen first; repl (the
@@ -161,6 +174,10 @@ func (b *bucket) endPing(k key) bool {
 // not usable. A Table is not safe for concurrent use: it holds no lock, and
 // its owner must serialize every call (the node guards it with its own
 // mutex).
+//
+// The table holds at most one entry per address (IP, port and IPv6 zone)
+// across its buckets and replacement caches, so that one host cannot fill it
+// with IDs; see Seen and Verified for how an address or an ID changes hands.
 type Table struct {
 	self        key
 	selfID      id.ID
@@ -172,6 +189,7 @@ type Table struct {
 	started     bool  // the first now has been seen: bucket 0's creation time
 	buckets     []bucket
 	zones       []string
+	idx         addrIndex // every address in buckets and caches
 }
 
 // New returns an empty table for the node self. It panics if cfg does not
@@ -191,6 +209,7 @@ func New(self id.ID, cfg Config) *Table {
 		pingTimeout: int64(cfg.PingTimeout),
 		fresh:       int64(max(cfg.Fresh, 0)),
 		buckets:     make([]bucket, 1, 4),
+		idx:         newAddrIndex(),
 	}
 	return t
 }
@@ -228,121 +247,382 @@ func (t *Table) start(ns int64) {
 // again moves it to the most-recently-seen end of its bucket.
 const reorderAfter = int64(time.Second)
 
-// Seen records that c was heard from at now: it sent a request or answered
-// one.
+// Seen records an unverified sighting of c at now: a datagram claiming c.ID
+// (a request) arrived from c.Addr. Its source address may be spoofed, so
+// Seen never lets it take an address or an entry from anyone:
 //
-//   - c already in its bucket: it becomes the most recently seen entry and
-//     its failure count resets (Updated). A different address replaces the
-//     stored one only if the stored entry has failures, so that a spoofed
-//     packet cannot hijack a healthy entry. If c was the bucket's pinged
+//   - c.ID in its bucket at c.Addr: it becomes the most recently seen entry
+//     and its failure count resets (Updated). If it was the bucket's pinged
 //     contact, the ping is resolved.
-//   - room in the bucket: c is appended as most recently seen (Added).
+//   - c.ID in its bucket at another address: the entry stays as it was
+//     (Conflict). Only a ping settles it: if the stored address has failed
+//     its last request, Seen asks for a ping of c at c.Addr (a verified
+//     answer from there moves the entry, see Verified); otherwise it asks
+//     for a ping of the stored address, unless that was heard from within
+//     Config.Fresh.
+//   - c.Addr held by another ID: c is not added (Conflict). When the holder
+//     is in a bucket, Seen asks for a ping of it, unless it was heard from
+//     within Config.Fresh and has not failed since. This is how a restart
+//     is noticed: the answer carries the new ID, and its Verified replaces
+//     the old one.
+//   - room in the bucket: c is appended as most recently seen, unverified
+//     (Added).
 //   - the bucket is full and is the last one: it splits, and Seen retries.
 //   - otherwise: c goes to the bucket's replacement cache as its most recent
-//     entry (the oldest is dropped when the cache is full; an ID already there
-//     is refreshed, taking the new address). Seen returns Full, and if
-//     no liveness ping is outstanding for the bucket it also returns the
-//     bucket's least-recently-seen contact with needPing true, and counts a
-//     ping as outstanding until that contact's Seen, Failed or CancelPing
-//     (or until Config.PingTimeout passes). The caller sends that ping.
+//     entry (Full). The oldest is dropped when the cache is full. An ID
+//     already cached is refreshed and takes c.Addr, unless its cached
+//     address is verified and c.Addr differs (Conflict: the cache keeps the
+//     proven address). No newcomer takes the place of a bucket entry here,
+//     not even of a failing one: if no liveness ping is outstanding for the
+//     bucket, Seen returns with needPing true the entry with the most
+//     failures in a row if one is failing, else the least-recently-seen
+//     entry if it was not heard from within Config.Fresh. The failing entry
+//     is pinged rather than the newcomer because it has a record and the
+//     newcomer has none: if it answers it stays, and if it fails again
+//     FailedAt removes it under its rule and a replacement takes the slot.
+//
+// Every ping Seen asks for counts as the outstanding ping of the bucket that
+// holds the contact to ping, and a bucket asks for one ping at a time. The
+// ping is resolved by a Seen or Verified of its ID at the stored address, a
+// Verified that moves the entry, a FailedAt (at any address), Failed or
+// CancelPing of its ID, or the entry's removal; failing those, it lapses
+// after Config.PingTimeout. The caller sends the ping to the returned
+// contact's address, which is not always the stored one.
 //
 // c is Ignored when it is the table's own ID, or its address is invalid, has
 // port 0, or is unspecified (0.0.0.0, ::) or multicast.
 func (t *Table) Seen(c id.Contact, now time.Time) (res Result, ping id.Contact, needPing bool) {
+	res, needPing = t.sight(c, now, false, &ping)
+	return res, ping, needPing
+}
+
+// Verified records a verified sighting of c at now: c.Addr answered a
+// request we sent to it, with c.ID. The node matches a response on its
+// transaction ID and its source address, so only a host that receives at
+// c.Addr can have sent it. Verified does what Seen does (including the
+// pings it asks for), with these differences:
+//
+//   - the entry it updates or adds, in a bucket or a replacement cache, is
+//     marked verified at c.Addr (Entry.Verified, Proven);
+//   - c.Addr held by another ID: that ID is no longer at c.Addr (the
+//     address answered as c.ID), so its entry is removed, from its bucket or
+//     cache, and c proceeds as if the address were free;
+//   - c.ID in its bucket at another address that has failed its last
+//     request: the entry moves to c.Addr, its failures reset, and it becomes
+//     the most recently seen entry (Updated). If the stored address has not
+//     failed, the entry stays (Conflict) and the stored address is pinged
+//     unless heard from within Config.Fresh: an entry moves only once its
+//     old address has failed and its new one has answered;
+//   - c.ID cached at another address: the cached entry takes c.Addr.
+func (t *Table) Verified(c id.Contact, now time.Time) (res Result, ping id.Contact, needPing bool) {
+	res, needPing = t.sight(c, now, true, &ping)
+	return res, ping, needPing
+}
+
+// sight is Seen and Verified. It writes the contact to ping, if any, to
+// *ping: returning it by value would copy it out of every call, and most
+// calls ask for no ping.
+func (t *Table) sight(c id.Contact, now time.Time, verified bool, ping *id.Contact) (Result, bool) {
 	if c.ID == t.selfID {
-		return Ignored, id.Contact{}, false
+		return Ignored, false
 	}
 	ns := now.UnixNano()
 	ne, ok := t.makeEntry(c, ns)
 	if !ok {
-		return Ignored, id.Contact{}, false
+		return Ignored, false
+	}
+	if verified {
+		ne.flags |= verifiedBit
 	}
 	t.start(ns)
+	k := ne.key()
+	bi := t.bucketOf(k)
+	b := &t.buckets[bi]
+	j := find(b.entries, k)
+	if j >= 0 && b.entries[j].sameAddr(&ne) {
+		e := &b.entries[j]
+		e.flags |= ne.flags & verifiedBit
+		b.endPing(k)
+		if e.failures == 0 && ns-e.lastSeen < reorderAfter && ns >= e.lastSeen {
+			// Seen within the last second: it already sits among the
+			// bucket's most recent, so a busy peer costs a timestamp
+			// update, not a shuffle of the bucket, per datagram.
+			e.lastSeen = ns
+			return Updated, false
+		}
+		moved := *e
+		moved.failures = 0
+		moved.lastSeen = ns
+		copy(b.entries[j:], b.entries[j+1:])
+		b.entries[len(b.entries)-1] = moved
+		return Updated, false
+	}
+	return t.sightElsewhere(&ne, bi, j, verified, ns, ping)
+}
+
+// sightElsewhere is sight past its fast path (kept apart so that a known
+// contact's sighting runs in a small frame).
+func (t *Table) sightElsewhere(ne *entry, bi, j int, verified bool, ns int64, ping *id.Contact) (Result, bool) {
+	res, p, freed := t.settle(ne, bi, j, verified, ns)
+	if p != nil {
+		p.fill(ping, t.zones) // before promote moves entries
+	}
+	if freed >= 0 {
+		// Only now, so that c could take the slot its holder left.
+		t.promote(&t.buckets[freed])
+	}
+	return res, p != nil
+}
+
+// settle handles a sighting ne of an ID that is not in bucket bi at ne's
+// address (j is its index in bi at another address, or -1). It returns the
+// entry to ping, if any, and the index of a bucket whose entry it evicted
+// (the caller promotes a replacement there), or -1. Internal steps return
+// the entry to ping rather than an id.Contact: that is built once, by
+// sight.
+func (t *Table) settle(ne *entry, bi, j int, verified bool, ns int64) (res Result, ping *entry, freed int) {
+	// The sighting brings an address the ID does not have in a bucket: find
+	// out who holds that address.
+	freed = -1
+	k := ne.key()
+	tag := t.idx.tag(ne)
+	if hb, inRepl, hj := t.holder(ne, tag); hb >= 0 {
+		h := &t.buckets[hb].entries
+		if inRepl {
+			h = &t.buckets[hb].repl
+		}
+		if !(*h)[hj].is(k) {
+			switch {
+			case !verified && j >= 0:
+				res, ping = t.elsewhere(bi, j, ne, tag, ns)
+				return res, ping, -1
+			case !verified && inRepl:
+				return Conflict, nil, -1
+			case !verified:
+				res, ping = t.pingHolder(hb, hj, ns)
+				return res, ping, -1
+			}
+			// c.Addr answered as c.ID: the holder is not there any more.
+			t.evict(hb, inRepl, hj)
+			if !inRepl {
+				freed = hb
+			}
+			if j >= 0 && hb == bi {
+				j = find(t.buckets[bi].entries, k)
+			}
+		}
+	}
+	if j >= 0 {
+		res, ping = t.elsewhere(bi, j, ne, tag, ns)
+	} else {
+		res, ping = t.place(ne, tag, ns)
+	}
+	return res, ping, freed
+}
+
+// elsewhere handles a sighting ne (its address's tag: tag) of the contact
+// at b.entries[j] from an address no one else holds, the entry being at
+// another address.
+func (t *Table) elsewhere(bi, j int, ne *entry, tag uint32, ns int64) (Result, *entry) {
+	b := &t.buckets[bi]
+	e := &b.entries[j]
+	switch {
+	case e.failures > 0 && ne.verified():
+		// The old address failed and the new one answered: move.
+		t.idx.insert(tag, bi) // first, while the lookup's hint holds
+		t.idx.remove(t.idx.tag(e), bi)
+		moved := *e
+		moved.setAddr(ne)
+		moved.failures = 0
+		moved.lastSeen = ns
+		copy(b.entries[j:], b.entries[j+1:])
+		b.entries[len(b.entries)-1] = moved
+		b.endPing(moved.key())
+		return Updated, nil
+	case !t.pingFree(b, ns):
+	case e.failures > 0:
+		// Only an answer from the new address can move the entry.
+		return t.askPing(b, ne, ns)
+	case ns-e.lastSeen >= t.fresh:
+		// It moves only after its stored address fails.
+		return t.askPing(b, e, ns)
+	}
+	return Conflict, nil
+}
+
+// pingHolder answers an unverified sighting whose address the bucket entry
+// hb/hj holds: Conflict, with a ping of the holder unless it is known alive.
+func (t *Table) pingHolder(hb, hj int, ns int64) (Result, *entry) {
+	b := &t.buckets[hb]
+	e := &b.entries[hj]
+	if t.pingFree(b, ns) && (e.failures > 0 || ns-e.lastSeen >= t.fresh) {
+		return t.askPing(b, e, ns)
+	}
+	return Conflict, nil
+}
+
+func (t *Table) pingFree(b *bucket, ns int64) bool {
+	return !b.pinging || ns-b.pingAt >= t.pingTimeout
+}
+
+// askPing marks a ping of p's ID as b's outstanding ping and returns
+// Conflict and p.
+func (t *Table) askPing(b *bucket, p *entry, ns int64) (Result, *entry) {
+	b.pinging, b.pingAt, b.pinged = true, ns, p.key()
+	return Conflict, p
+}
+
+// place puts ne, whose ID is in no bucket and whose address (its tag: tag)
+// no other ID holds, into its bucket or replacement cache.
+func (t *Table) place(ne *entry, tag uint32, ns int64) (Result, *entry) {
 	k := ne.key()
 	for {
 		bi := t.bucketOf(k)
 		b := &t.buckets[bi]
-		if j := find(b.entries, k); j >= 0 {
-			if e := &b.entries[j]; e.failures == 0 && ns-e.lastSeen < reorderAfter && ns >= e.lastSeen {
-				// Seen within the last second: it already sits among the
-				// bucket's most recent, so a busy peer costs a timestamp
-				// update, not a shuffle of the bucket, per datagram.
-				e.lastSeen = ns
-				b.endPing(k)
-				return Updated, id.Contact{}, false
+		if j := find(b.repl, k); j >= 0 {
+			r := &b.repl[j]
+			if r.sameAddr(ne) {
+				ne.flags |= r.flags & verifiedBit
+			} else {
+				if r.verified() && !ne.verified() {
+					return Conflict, nil
+				}
+				t.idx.insert(tag, bi)
+				t.idx.remove(t.idx.tag(r), bi)
 			}
-			e := b.entries[j]
-			if e.failures > 0 {
-				e.setAddr(&ne)
+			copy(b.repl[j:], b.repl[j+1:])
+			b.repl[len(b.repl)-1] = *ne
+			if len(b.entries) < t.k {
+				// Verified removed the address's holder from this very
+				// bucket: ne, now its most recent replacement, verified,
+				// is the first to be promoted.
+				t.promote(b)
+				if find(b.entries, k) >= 0 {
+					return Added, nil
+				}
 			}
-			e.failures = 0
-			e.lastSeen = ns
-			copy(b.entries[j:], b.entries[j+1:])
-			b.entries[len(b.entries)-1] = e
-			b.endPing(k)
-			return Updated, id.Contact{}, false
+			return t.fullPing(b, ns)
+		}
+		if !t.idx.room() {
+			return Ignored, nil
 		}
 		if len(b.entries) < t.k {
-			b.entries = append(grow(b.entries, t.k), ne)
+			b.entries = append(grow(b.entries, t.k), *ne)
 			t.n++
-			return Added, id.Contact{}, false
+			t.idx.insert(tag, bi)
+			return Added, nil
 		}
 		if bi == len(t.buckets)-1 && len(t.buckets) < MaxBuckets {
 			t.split(ns)
 			continue
 		}
-		// A contact whose last request failed is known to be bad: the
-		// newcomer takes its place at once, as BEP 5 has it, without a ping.
-		// (With replacements waiting, Failed has already done this.)
-		if j := mostFailing(b.entries); j >= 0 {
-			b.endPing(b.entries[j].key())
-			b.entries = append(remove(b.entries, j), ne)
-			return Added, id.Contact{}, false
-		}
-		t.cache(b, ne)
-		if b.pinging && ns-b.pingAt < t.pingTimeout {
-			return Full, id.Contact{}, false
-		}
-		lrs := &b.entries[0]
-		if ns-lrs.lastSeen < t.fresh {
-			return Full, id.Contact{}, false
-		}
-		b.pinging, b.pingAt, b.pinged = true, ns, lrs.key()
-		return Full, lrs.contact(t.zones), true
+		t.cache(b, bi, ne, tag)
+		return t.fullPing(b, ns)
 	}
 }
 
-// cache puts ne into b's replacement cache as the most recent entry.
-func (t *Table) cache(b *bucket, ne entry) {
-	if j := find(b.repl, ne.key()); j >= 0 {
-		// Refresh in place, address included: no replacement has been
-		// verified yet, so the latest address is as good as any.
-		copy(b.repl[j:], b.repl[j+1:])
-		b.repl[len(b.repl)-1] = ne
+// fullPing returns Full, with the ping a full bucket b asks for when a
+// contact joins or refreshes its cache (see Seen).
+func (t *Table) fullPing(b *bucket, ns int64) (Result, *entry) {
+	if !t.pingFree(b, ns) || len(b.entries) == 0 {
+		return Full, nil
+	}
+	j := mostFailing(b.entries)
+	if j < 0 {
+		if ns-b.entries[0].lastSeen < t.fresh {
+			return Full, nil
+		}
+		j = 0
+	}
+	_, p := t.askPing(b, &b.entries[j], ns)
+	return Full, p
+}
+
+// holder returns where ne's address (whose tag is tag) is stored: a bucket index, whether in
+// its replacement cache, and the position there; or -1 when no entry has it.
+func (t *Table) holder(ne *entry, tag uint32) (bi int, inRepl bool, j int) {
+	x := &t.idx
+	if x.n == 0 {
+		return -1, false, -1
+	}
+	m := uint32(len(x.slots) - 1)
+	i := tag & m
+	for ; x.slots[i] != 0; i = (i + 1) & m {
+		if x.slots[i]>>8 != tag {
+			continue
+		}
+		bi := int(x.slots[i] & 0xff)
+		b := &t.buckets[bi]
+		if j := findAddr(b.entries, ne); j >= 0 {
+			return bi, false, j
+		}
+		if j := findAddr(b.repl, ne); j >= 0 {
+			return bi, true, j
+		}
+	}
+	x.hint, x.hintTag = int(i)+1, tag
+	return -1, false, -1
+}
+
+func findAddr(s []entry, ne *entry) int {
+	for i := range s {
+		if s[i].sameAddr(ne) {
+			return i
+		}
+	}
+	return -1
+}
+
+// evict takes the entry bi/j (of the cache if inRepl) out of the table,
+// without promoting a replacement.
+func (t *Table) evict(bi int, inRepl bool, j int) {
+	b := &t.buckets[bi]
+	if inRepl {
+		t.idx.remove(t.idx.tag(&b.repl[j]), bi)
+		b.repl = remove(b.repl, j)
 		return
 	}
+	e := &b.entries[j]
+	t.idx.remove(t.idx.tag(e), bi)
+	b.endPing(e.key())
+	b.entries = remove(b.entries, j)
+	t.n--
+}
+
+// cache puts ne, a new ID whose address has the given tag, into b's
+// replacement cache as the most recent entry, dropping the oldest when the
+// cache is full.
+func (t *Table) cache(b *bucket, bi int, ne *entry, tag uint32) {
+	t.idx.insert(tag, bi)
 	if len(b.repl) == t.r {
+		t.idx.remove(t.idx.tag(&b.repl[0]), bi)
 		copy(b.repl, b.repl[1:])
-		b.repl[len(b.repl)-1] = ne
-		return
+		b.repl[len(b.repl)-1] = *ne
+	} else {
+		b.repl = append(grow(b.repl, t.r), *ne)
 	}
-	b.repl = append(grow(b.repl, t.r), ne)
 }
 
 // split turns the last bucket L into "cpl == L" and appends a new last bucket
 // for cpl >= L+1, created (touched) at ns.
 //
-// Only entries move. The last bucket never has a replacement cache or an
-// outstanding ping to hand over: a full last bucket splits instead of
-// caching, except at MaxBuckets, where it no longer splits.
+// Only entries, and the outstanding ping of one that moves, go to the new
+// bucket. The last bucket never has a replacement cache to hand over: a
+// full last bucket splits instead of caching, except at MaxBuckets, where it
+// no longer splits. (It can have a ping out, asked for by a sighting that
+// claimed the address or the ID of one of its entries.)
 func (t *Table) split(ns int64) {
 	t.buckets = append(t.buckets, bucket{touched: ns})
 	last := len(t.buckets) - 1
 	old, nb := &t.buckets[last-1], &t.buckets[last]
 	stay := old.entries[:0]
 	for i := range old.entries {
-		if cpl(t.self, old.entries[i].key()) >= last {
+		if k := old.entries[i].key(); cpl(t.self, k) >= last {
 			nb.entries = append(grow(nb.entries, t.k), old.entries[i])
+			t.idx.move(t.idx.tag(&old.entries[i]), last-1, last)
+			if old.endPing(k) {
+				nb.pinging, nb.pingAt, nb.pinged = true, old.pingAt, k
+			}
 		} else {
 			stay = append(stay, old.entries[i])
 		}
@@ -351,11 +631,21 @@ func (t *Table) split(ns int64) {
 	old.entries = stay
 }
 
-// promote moves the most recent replacements into b while it has room.
+// promote moves replacements into b while it has room: the most recent
+// verified one first, else the most recent. A replacement whose address
+// answered us has shown that it is reachable there; the others have only
+// claimed it.
 func (t *Table) promote(b *bucket) {
 	for len(b.entries) < t.k && len(b.repl) > 0 {
-		e := b.repl[len(b.repl)-1]
-		b.repl = b.repl[:len(b.repl)-1]
+		j := len(b.repl) - 1
+		for i := j; i >= 0; i-- {
+			if b.repl[i].verified() {
+				j = i
+				break
+			}
+		}
+		e := b.repl[j]
+		b.repl = remove(b.repl, j)
 		b.entries = append(grow(b.entries, t.k), e)
 		t.n++
 	}
@@ -385,38 +675,82 @@ func find(s []entry, k key) int {
 	return -1
 }
 
-// Failed records that a request to the contact x got no answer, and returns
-// whether x was removed.
+// FailedAt records that a request sent to c.ID at c.Addr got no answer, and
+// returns whether c was removed.
 //
-// A contact in a bucket has its consecutive failure count incremented. It is
-// removed when its bucket's replacement cache is non-empty (the most recently
-// seen replacement takes its place as the most recently seen entry) or when
-// its failures reach MaxFailures. If x was the bucket's pinged contact, the
-// ping is resolved. A contact that is only in a replacement cache is dropped
-// from it (it would be a poor replacement), which also returns true. Unknown
-// IDs are a no-op returning false.
+// When c.ID is in its bucket at c.Addr, its consecutive failure count is
+// incremented, and it is removed:
+//
+//   - when its failures reach MaxFailures; or
+//   - at any failure while a replacement waits in the bucket's cache, if the
+//     entry's address has never answered one of our requests (it is not
+//     verified).
+//
+// A verified entry thus survives MaxFailures-1 failures in a row even with
+// replacements waiting: the Kademlia paper prefers contacts with a record of
+// answering, and a lost datagram or two is no reason to trade one for a
+// newcomer whose address nothing has proved. An unverified entry has no such
+// record, so the waiting replacement is as good a bet. On removal a
+// replacement takes the place (the most recent verified one, else the most
+// recent) as the most recently seen entry.
+//
+// When c.ID is in its bucket at another address, the failure says nothing
+// about the stored address (the request was a ping of a candidate address,
+// or went where another node said c was) and the entry is left as it was.
+// A contact only in a replacement cache, at c.Addr, is dropped from it (it
+// would be a poor replacement), which also returns true. In every case where
+// c.ID is in a bucket, the bucket's outstanding ping for it, if any, is
+// resolved. Unknown contacts are a no-op returning false.
+func (t *Table) FailedAt(c id.Contact, now time.Time) (removed bool) {
+	t.start(now.UnixNano())
+	k := load(c.ID)
+	bi := t.bucketOf(k)
+	b := &t.buckets[bi]
+	if j := find(b.entries, k); j >= 0 {
+		if !b.entries[j].hasAddr(c.Addr, t.zones) {
+			b.endPing(k)
+			return false
+		}
+		return t.fail(bi, j)
+	}
+	if j := find(b.repl, k); j >= 0 && b.repl[j].hasAddr(c.Addr, t.zones) {
+		t.evict(bi, true, j)
+		return true
+	}
+	return false
+}
+
+// Failed is FailedAt for x at whatever address the table holds for it. It is
+// right only when the request went to that address: a node should call
+// FailedAt with the address it sent to, since a timeout at an address the
+// table does not hold must not count against the entry.
 func (t *Table) Failed(x id.ID, now time.Time) (removed bool) {
 	t.start(now.UnixNano())
 	k := load(x)
-	b := &t.buckets[t.bucketOf(k)]
-	j := find(b.entries, k)
-	if j < 0 {
-		if j = find(b.repl, k); j >= 0 {
-			b.repl = remove(b.repl, j)
-			return true
-		}
-		return false
+	bi := t.bucketOf(k)
+	b := &t.buckets[bi]
+	if j := find(b.entries, k); j >= 0 {
+		return t.fail(bi, j)
 	}
-	b.endPing(k)
+	if j := find(b.repl, k); j >= 0 {
+		t.evict(bi, true, j)
+		return true
+	}
+	return false
+}
+
+// fail counts a failure of the bucket entry bi/j under FailedAt's rule.
+func (t *Table) fail(bi, j int) bool {
+	b := &t.buckets[bi]
 	e := &b.entries[j]
+	b.endPing(e.key())
 	if int(e.failures) < t.maxFailures {
 		e.failures++
 	}
-	if len(b.repl) == 0 && int(e.failures) < t.maxFailures {
+	if int(e.failures) < t.maxFailures && (len(b.repl) == 0 || e.verified()) {
 		return false
 	}
-	b.entries = remove(b.entries, j)
-	t.n--
+	t.evict(bi, false, j)
 	t.promote(b)
 	return true
 }
@@ -433,30 +767,30 @@ func mostFailing(es []entry) int {
 	return j
 }
 
-// CancelPing withdraws the liveness ping Seen asked for, when it was for x
-// and the caller could not send it (for instance, its request queue was
-// full): the bucket may ask again with its next newcomer, and x's record is
-// left as it was. It reports whether an outstanding ping was withdrawn.
+// CancelPing withdraws the liveness ping Seen or Verified asked for, when it
+// was for x and the caller could not send it (for instance, its request
+// queue was full): the bucket may ask again with its next sighting, and x's
+// record is left as it was. It reports whether an outstanding ping was
+// withdrawn.
 func (t *Table) CancelPing(x id.ID) bool {
 	k := load(x)
 	return t.buckets[t.bucketOf(k)].endPing(k)
 }
 
-// Remove deletes x from its bucket (the most recent replacement, if any,
-// takes its place) or from its replacement cache, and reports whether x was
-// there.
+// Remove deletes x from its bucket (a replacement, if any, takes its place,
+// chosen as FailedAt does) or from its replacement cache, and reports
+// whether x was there.
 func (t *Table) Remove(x id.ID) bool {
 	k := load(x)
-	b := &t.buckets[t.bucketOf(k)]
+	bi := t.bucketOf(k)
+	b := &t.buckets[bi]
 	if j := find(b.entries, k); j >= 0 {
-		b.endPing(k)
-		b.entries = remove(b.entries, j)
-		t.n--
+		t.evict(bi, false, j)
 		t.promote(b)
 		return true
 	}
 	if j := find(b.repl, k); j >= 0 {
-		b.repl = remove(b.repl, j)
+		t.evict(bi, true, j)
 		return true
 	}
 	return false
@@ -477,6 +811,19 @@ func (t *Table) Get(x id.ID) (Entry, bool) {
 		return b.entries[j].export(t.zones), true
 	}
 	return Entry{}, false
+}
+
+// Proven reports whether c.ID is in its bucket at exactly c.Addr and that
+// address has answered one of our requests (Entry.Verified): a datagram from
+// c.Addr claiming c.ID then most likely comes from the host that answered,
+// not from a spoofer aiming our replies at a victim. Replacement-cache
+// entries are never proven. A failing entry stays proven until it leaves the
+// table or its address; check Get's Failures to be stricter.
+func (t *Table) Proven(c id.Contact) bool {
+	k := load(c.ID)
+	b := &t.buckets[t.bucketOf(k)]
+	j := find(b.entries, k)
+	return j >= 0 && b.entries[j].verified() && b.entries[j].hasAddr(c.Addr, t.zones)
 }
 
 // Touch records that a lookup for target ran at now, so target's bucket is

@@ -239,45 +239,6 @@ func TestSeenResetsFailures(t *testing.T) {
 	}
 }
 
-func TestAddressChange(t *testing.T) {
-	tests := []struct {
-		name     string
-		failures int
-		wantNew  bool
-	}{
-		{"spoofed address ignored for a healthy entry", 0, false},
-		{"new address accepted for a failing entry", 1, true},
-		{"new address accepted after two failures", 2, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			tb, cs, _ := fullBucket(t, Config{MaxFailures: 3})
-			x := cs[0]
-			for range tt.failures {
-				tb.Failed(x.ID, at(time.Hour))
-			}
-			moved := id.Contact{ID: x.ID, Addr: netip.MustParseAddrPort("[2001:db8::7]:9999")}
-			if res, _, _ := tb.Seen(moved, at(2*time.Hour)); res != Updated {
-				t.Fatalf("Seen = %v, want Updated", res)
-			}
-			e, _ := tb.Get(x.ID)
-			want := x.Addr
-			if tt.wantNew {
-				want = moved.Addr
-			}
-			if e.Contact.Addr != want {
-				t.Fatalf("address %v, want %v", e.Contact.Addr, want)
-			}
-			if e.Failures != 0 {
-				t.Fatalf("failures %d, want 0", e.Failures)
-			}
-			if got := order(tb, 0); got[len(got)-1] != x.ID {
-				t.Fatal("contact not moved to most recently seen")
-			}
-		})
-	}
-}
-
 func TestSeenIgnoresSelfAndUnusableAddresses(t *testing.T) {
 	r := newRand(2)
 	self := id.Random(r)
@@ -621,7 +582,7 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestResultString(t *testing.T) {
-	for r, want := range map[Result]string{Updated: "Updated", Added: "Added", Full: "Full", Ignored: "Ignored", 0: "Result(0)"} {
+	for r, want := range map[Result]string{Updated: "Updated", Added: "Added", Full: "Full", Ignored: "Ignored", Conflict: "Conflict", 0: "Result(0)"} {
 		if r.String() != want {
 			t.Errorf("%d.String() = %q, want %q", int(r), r.String(), want)
 		}
@@ -728,47 +689,4 @@ func TestFastPathAnswerClearsThePing(t *testing.T) {
 	if _, ping, need := tb.Seen(inBucket(r, self, 0, 3), at(300*time.Millisecond)); !need || ping.ID != a.ID {
 		t.Fatalf("after a answered, the next newcomer should bring a new ping; got %v %v", need, ping)
 	}
-}
-
-// A newcomer to a full bucket takes the place of a contact whose last request
-// failed, without a ping: that contact is known to be bad (BEP 5). The one
-// with the most failures goes first.
-func TestNewcomerReplacesAFailingContact(t *testing.T) {
-	r := newRand(80)
-	self := id.Random(r)
-	tb := New(self, Config{K: 3, MaxFailures: 3})
-	a, b, c := inBucket(r, self, 0, 1), inBucket(r, self, 0, 2), inBucket(r, self, 0, 3)
-	tb.Seen(inBucket(r, self, 1, 9), at(0)) // split off the root, so bucket 0 cannot split
-	for _, x := range []id.Contact{a, b, c} {
-		tb.Seen(x, at(0))
-	}
-	tb.Failed(b.ID, at(time.Second))
-	tb.Failed(c.ID, at(time.Second))
-	tb.Failed(c.ID, at(2*time.Second))
-	if _, ok := tb.Get(c.ID); !ok {
-		t.Fatal("two failures of three, and no replacement: c should still be there")
-	}
-	d := inBucket(r, self, 0, 4)
-	res, _, need := tb.Seen(d, at(3*time.Second))
-	if res != Added || need {
-		t.Fatalf("newcomer to a bucket with failing contacts: %v, ping %v; want Added without a ping", res, need)
-	}
-	if _, ok := tb.Get(c.ID); ok {
-		t.Fatal("the contact with the most failures should have made room")
-	}
-	if _, ok := tb.Get(b.ID); !ok {
-		t.Fatal("only one contact should have been replaced")
-	}
-	e := inBucket(r, self, 0, 5)
-	tb.Seen(e, at(4*time.Second))
-	if _, ok := tb.Get(b.ID); ok {
-		t.Fatal("the next newcomer should replace the other failing contact")
-	}
-	if res, _, _ := tb.Seen(inBucket(r, self, 0, 6), at(5*time.Second)); res != Full {
-		t.Fatalf("with every contact healthy and fresh, a newcomer waits: %v", res)
-	}
-	if tb.Len() != 4 {
-		t.Fatalf("Len = %d, want 4", tb.Len())
-	}
-	checkInvariants(t, tb)
 }
