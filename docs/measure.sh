@@ -20,7 +20,12 @@ go test -run '^$' -bench 'Benchmark(Get|Put)$' -benchmem -count 6 ./internal/cor
 go test -run '^$' -bench 'ServeFindValue|Echo' -benchtime 200000x -count 6 ./bench > "$out/micro-bench.txt" 2>&1
 
 # Real UDP on loopback.
-for i in 1 2 3; do "$D" bench serve > "$out/serve$i.txt" 2>&1; done
+# The best case (4 senders, every request on the routing table's fast path)
+# and the realistic one (4096 senders, each its own ID and address), in turn.
+for i in 1 2 3; do
+	"$D" bench serve > "$out/serve$i.txt" 2>&1
+	"$D" bench serve --senders 4096 > "$out/serve-senders$i.txt" 2>&1
+done
 for i in 1 2 3; do "$D" bench cluster > "$out/cluster$i.txt" 2>&1; done
 "$D" bench idle --nodes 10000 > "$out/idle1.txt" 2>&1
 # Maintenance brought into the window: a 5-minute refresh interval, three intervals.

@@ -324,7 +324,7 @@ func (n *Node) serve(s *scratch, m *wire.Message, from netip.AddrPort, now time.
 	}
 	n.stats.served[m.Type]++
 	if m.Flags&wire.FlagReadOnly == 0 {
-		n.observe(id.Contact{ID: m.Sender, Addr: from}, now, w)
+		n.observe(id.Contact{ID: m.Sender, Addr: from}, false, now, w)
 	}
 	switch m.Type {
 	case wire.Ping:
@@ -426,7 +426,7 @@ func fitContacts(cs []id.Contact, room int) []id.Contact {
 // at from: it answered a request of ours sent there. Only such senders get
 // answers larger than AmplificationFactor times their request.
 func (n *Node) proven(sender id.ID, from netip.AddrPort) bool {
-	return false // replaced once the routing table tracks verified addresses
+	return n.table.Proven(id.Contact{ID: sender, Addr: from})
 }
 
 // ttlSeconds rounds a remaining lifetime up to whole seconds for the wire.
@@ -479,17 +479,26 @@ func (n *Node) serveStore(s *scratch, m *wire.Message, from netip.AddrPort, now 
 }
 
 // observe offers a contact that just spoke to us to the routing table, and
-// pings the least-recently-seen contact of a full bucket: Kademlia keeps old
-// contacts that still answer in preference to new ones.
-func (n *Node) observe(c id.Contact, now time.Time, w transport.Writer) {
+// sends the ping the table asks for: of a full bucket's least-recently-seen
+// contact (Kademlia keeps old contacts that still answer in preference to
+// new ones), or of an address a contact is claimed to have moved to or from.
+// verified says the contact answered a request of ours at c.Addr, which
+// proves the address; a request received proves nothing, since its source
+// may be forged.
+func (n *Node) observe(c id.Contact, verified bool, now time.Time, w transport.Writer) {
 	if !usableAddr(c.Addr) {
 		return
 	}
-	if _, lrs, need := n.table.Seen(c, now); need {
-		if !n.send(lrs, wire.Ping, id.ID{}, livenessCheck{}, now, w) {
-			// No room to ask: let the bucket try again with the next newcomer.
-			n.table.CancelPing(lrs.ID)
-		}
+	var ping id.Contact
+	var need bool
+	if verified {
+		_, ping, need = n.table.Verified(c, now)
+	} else {
+		_, ping, need = n.table.Seen(c, now)
+	}
+	if need && !n.send(ping, wire.Ping, id.ID{}, livenessCheck{}, now, w) {
+		// No room to ask: let the bucket try again with the next newcomer.
+		n.table.CancelPing(ping.ID)
 	}
 }
 
@@ -507,12 +516,12 @@ func (n *Node) handleResponse(m *wire.Message, from netip.AddrPort, now time.Tim
 	if !p.to.ID.IsZero() && p.to.ID != m.Sender {
 		// Someone else answers at that address now (a restart with a new ID):
 		// the contact we asked for is gone.
-		n.table.Failed(p.to.ID, now)
-		n.observe(id.Contact{ID: m.Sender, Addr: from}, now, w)
+		n.table.FailedAt(p.to, now)
+		n.observe(id.Contact{ID: m.Sender, Addr: from}, true, now, w)
 		p.op.failure(n, &p, now, w)
 		return
 	}
-	n.observe(id.Contact{ID: m.Sender, Addr: from}, now, w)
+	n.observe(id.Contact{ID: m.Sender, Addr: from}, true, now, w)
 	p.to.ID = m.Sender
 	p.op.response(n, &p, m, now, w)
 }

@@ -271,7 +271,7 @@ func (n *Node) onRPCTimer(gen uint64) {
 			n.stats.timeouts++
 			n.done(&p)
 			if !p.to.ID.IsZero() {
-				n.table.Failed(p.to.ID, now)
+				n.table.FailedAt(p.to, now)
 				n.rejoinSoon(now)
 			}
 			p.op.failure(n, &p, now, w)
