@@ -142,8 +142,10 @@ func (n *Node) Config() Config { return n.cfg }
 func (n *Node) Store() store.Store { return n.store }
 
 // Close stops the node: operations in progress report ErrClosed, timers are
-// stopped, and the transport is closed (which waits for datagrams being
-// handled). It is idempotent.
+// stopped, and the transport is closed; once Close returns, no new datagram
+// is handled (a handler call already running finishes on its own, and finds
+// the node closed). It may be called from an operation's callback. It is
+// idempotent.
 func (n *Node) Close() error {
 	n.mu.Lock()
 	if n.closed {
