@@ -177,3 +177,85 @@ func TestNonPublicIPv4RangesAreNotPublicScope(t *testing.T) {
 		}
 	}
 }
+
+// A request claiming a new ID from an address a table entry holds makes the
+// node ping that address when the entry was not heard from for 5 minutes.
+// The ping goes to the request's claimed source, on top of the answer that
+// is already held to 3x the request: a forged FIND_NODE "from" a known
+// contact draws both, more than the bound in all. Either the ping should
+// count against the answer's budget, or it should wait for a verified
+// sighting.
+func TestForgedRequestFromAKnownAddressDrawsNoMoreThanTheBound(t *testing.T) {
+	tn := newTestNet(t, 904, memnet.Config{})
+	srv := tn.add(nil)
+	for range 25 { // contacts enough that the NODES answer fills its budget
+		n := tn.add(nil)
+		pending := 1
+		n.Ping(srv.Addr(), func(id.Contact, error) { pending-- })
+		tn.await(&pending, time.Minute)
+	}
+	vid := id.Key("victim")
+	victim := tn.listenPeer(netip.MustParseAddrPort("127.200.0.3:4000"), vid, nil)
+	pending := 1
+	victim.script = func(req *wire.Message, from netip.AddrPort) *wire.Message { return answer(req, from, nil) }
+	srv.Ping(victim.ep.LocalAddr(), func(id.Contact, error) { pending-- })
+	tn.await(&pending, time.Minute)
+	victim.script = nil // from now on the victim is not a DHT node: it answers nothing
+	tn.clk.RunFor(10 * time.Minute)
+
+	req := wire.Message{Type: wire.FindNode, Sender: id.Key("spoofer"), TxID: 11, Target: id.Key("x")}
+	b, err := req.Append(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := len(victim.sizes)
+	srv.HandlePacket(b, victim.ep.LocalAddr(), sendVia{victim.ep})
+	tn.clk.RunFor(time.Minute)
+	got := 0
+	for _, s := range victim.sizes[before:] {
+		got += s
+	}
+	if got > wire.AmplificationFactor*len(b) {
+		t.Errorf("a forged %d-byte FIND_NODE from a known contact's address drew %d bytes (%d datagrams) to it, over %dx", len(b), got, len(victim.sizes)-before, wire.AmplificationFactor)
+	}
+}
+
+// A forged PING (36 bytes, free to send with any source address) under a
+// new ID puts that ID at the forged address in the routing table, as an
+// unverified entry that lookups seed from and NODES answers hand out. Every
+// lookup that picks it sends it a FIND_NODE padded to 300 bytes, and a
+// retry: 600 bytes to the victim for a 36-byte forgery (more from every node
+// that learned the contact from us). Unverified entries should not draw
+// padded requests (or should be verified with an unpadded PING first).
+func TestForgedPingDoesNotDrawLargeRequestsToItsSource(t *testing.T) {
+	tn := newTestNet(t, 905, memnet.Config{})
+	srv := tn.add(nil)
+	for range 3 {
+		n := tn.add(nil)
+		pending := 1
+		n.Ping(srv.Addr(), func(id.Contact, error) { pending-- })
+		tn.await(&pending, time.Minute)
+	}
+	victim := tn.listenPeer(netip.MustParseAddrPort("127.200.0.4:4000"), id.Key("victim"), nil)
+	target := id.Key("t")
+	forged := target
+	forged[id.Len-1] ^= 1 // the closest ID to the next lookup's target
+	req := wire.Message{Type: wire.Ping, Sender: forged, TxID: 12}
+	b, err := req.Append(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := len(victim.sizes)
+	srv.HandlePacket(b, victim.ep.LocalAddr(), sendVia{victim.ep})
+	pending := 1
+	srv.FindNode(target, func(*LookupResult, error) { pending-- })
+	tn.await(&pending, time.Minute)
+	tn.clk.RunFor(time.Minute)
+	got := 0
+	for _, s := range victim.sizes[before:] {
+		got += s
+	}
+	if got > wire.AmplificationFactor*len(b) {
+		t.Errorf("a forged %d-byte PING drew %d bytes (%d datagrams) to its claimed source, over %dx", len(b), got, len(victim.sizes)-before, wire.AmplificationFactor)
+	}
+}
