@@ -52,3 +52,37 @@ func TestOneIPv6SiteCannotFillTheStore(t *testing.T) {
 		t.Errorf("one /48 stored %d values, the whole store (%d)", stored, m.Limits().MaxValues)
 	}
 }
+
+// Every value stays charged to the source that first stored it, and a
+// refresh from anyone extends it. So a third party that refreshes a
+// publisher's old values keeps them alive, and charged to the publisher,
+// for as long as it likes: the publisher's per-key quota stays used up and
+// it can never store a new value under its own key. A refresh by another
+// source should not keep the first source's quota spent (charge the
+// refresher, or let only the first source extend past its own expiry).
+func TestOthersRefreshesDoNotKeepAPublishersQuotaSpent(t *testing.T) {
+	m := NewMemory(Limits{})
+	now := base
+	key := id.Key("mine")
+	publisher := netip.MustParseAddr("192.0.2.1")
+	attacker := netip.MustParseAddr("198.51.100.9")
+	per := m.Limits().MaxPerKeyPerSource
+	for i := range per {
+		if err := m.Put(key, []byte(fmt.Sprintf("old %d", i)), publisher, now.Add(time.Hour), now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Long after the publisher let its old values go, the attacker has kept
+	// refreshing them.
+	for range 48 {
+		now = now.Add(30 * time.Minute)
+		for i := range per {
+			if err := m.Put(key, []byte(fmt.Sprintf("old %d", i)), attacker, now.Add(time.Hour), now); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := m.Put(key, []byte("new"), publisher, now.Add(time.Hour), now); errors.Is(err, ErrQuota) {
+		t.Errorf("a day after its own values expired, the publisher cannot store under its key: %v", err)
+	}
+}
