@@ -259,3 +259,37 @@ func TestForgedPingDoesNotDrawLargeRequestsToItsSource(t *testing.T) {
 		t.Errorf("a forged %d-byte PING drew %d bytes (%d datagrams) to its claimed source, over %dx", len(b), got, len(victim.sizes)-before, wire.AmplificationFactor)
 	}
 }
+
+// A join refreshes every bucket farther than its closest neighbour. One
+// hostile seed that answers with a contact one bit from the joiner's own ID
+// (at a second address of its own, which answers under that ID) makes the
+// join run a lookup per bucket: 160 lookups of up to 92 queries each, for
+// one answer. Honest networks of up to 2^32 nodes need at most 33 (the own
+// lookup and one per bit of the closest neighbour's shared prefix); a join
+// should not let one peer push it past that.
+func TestOneSeedCannotMakeAJoinRunALookupPerBucket(t *testing.T) {
+	tn := newTestNet(t, 906, memnet.Config{})
+	a := tn.add(nil)
+	near := a.ID()
+	near[id.Len-1] ^= 1
+	twin := netip.MustParseAddrPort("127.201.0.2:4000")
+	tn.listenPeer(twin, near, func(req *wire.Message, from netip.AddrPort) *wire.Message {
+		return answer(req, from, nil)
+	})
+	seed := tn.listenPeer(netip.MustParseAddrPort("127.201.0.1:4000"), id.Key("seed"), func(req *wire.Message, from netip.AddrPort) *wire.Message {
+		return answer(req, from, []id.Contact{{ID: near, Addr: twin}})
+	})
+	var res *BootstrapResult
+	pending := 1
+	a.Bootstrap([]netip.AddrPort{seed.ep.LocalAddr()}, func(r *BootstrapResult, err error) {
+		if err != nil {
+			t.Errorf("bootstrap: %v", err)
+		}
+		res = r
+		pending--
+	})
+	tn.await(&pending, 10*time.Minute)
+	if res != nil && res.Lookups > 1+32 {
+		t.Errorf("one seed's answer made the join run %d lookups (%d requests)", res.Lookups, a.Stats().Requests)
+	}
+}
