@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -287,4 +288,45 @@ func TestFullRequestTableDelaysLookupsInsteadOfFailingThem(t *testing.T) {
 	if st := busy.Stats(); st.RPCQueued == 0 || st.RPCFull != 0 {
 		t.Errorf("queued %d, refused %d: want requests delayed and none refused", st.RPCQueued, st.RPCFull)
 	}
+}
+
+// A node whose contacts only ever sent it requests (they joined through it)
+// asks them without padding, since they are unverified; an answer held to 3x
+// such a request cannot carry a 1000-byte value, so the get asks each such
+// holder once more, padded, and gets the value.
+func TestGetOfALargeValueFromUnverifiedContactsAsksAgainPadded(t *testing.T) {
+	tn := newTestNet(t, 109, memnet.Config{})
+	for range 10 {
+		tn.add(nil)
+	}
+	tn.bootstrapAll(20 * time.Millisecond) // all join through node 0
+	getter := tn.nodes[0]
+	unverified := 0
+	for _, e := range getter.Contacts() {
+		if !e.Verified {
+			unverified++
+		}
+	}
+	if unverified == 0 {
+		t.Fatal("the scenario needs unverified contacts")
+	}
+	key := id.Key("big")
+	now := tn.clk.Now()
+	value := bytes.Repeat([]byte("v"), 1000)
+	for _, n := range tn.nodes[1:] {
+		if err := n.Store().Put(key, value, netip.Addr{}, now.Add(time.Hour), now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pending := 1
+	getter.Get(key, func(r *LookupResult, err error) {
+		pending--
+		if err != nil || len(r.Values) != 1 || !bytes.Equal(r.Values[0], value) {
+			t.Fatalf("get: %v, %d values", err, len(r.Values))
+		}
+		if r.Incomplete != "" {
+			t.Errorf("complete answer reported incomplete: %s", r.Incomplete)
+		}
+	})
+	tn.await(&pending, time.Minute)
 }

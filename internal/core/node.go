@@ -227,11 +227,13 @@ func (n *Node) drainIfRoom(now time.Time, w transport.Writer) {
 // later queues f to run after the lock is released. Callers hold the lock.
 func (n *Node) later(f func()) { n.deferred = append(n.deferred, f) }
 
+var broadcast4 = netip.AddrFrom4([4]byte{255, 255, 255, 255})
+
 // usableAddr rejects addresses no node can be reached at: a contact with one
 // is never stored or handed on.
 func usableAddr(a netip.AddrPort) bool {
 	ip := a.Addr()
-	return a.IsValid() && a.Port() != 0 && !ip.IsUnspecified() && !ip.IsMulticast()
+	return a.IsValid() && a.Port() != 0 && !ip.IsUnspecified() && !ip.IsMulticast() && ip.Unmap() != broadcast4
 }
 
 // HandlePacket is the transport's entry point for a received datagram.
@@ -288,10 +290,10 @@ func (n *Node) handle(s *scratch, data []byte, from netip.AddrPort, now time.Tim
 		return
 	}
 	if m.Type.IsRequest() {
-		s.limit = wire.MaxPacket
-		if !n.proven(m.Sender, from) {
-			s.limit = min(s.limit, wire.AmplificationFactor*len(data))
-		}
+		// Every answer is held to a multiple of its request, verified sender
+		// or not: a sender's ID and address are no secret (NODES answers
+		// hand them out), so a forged request can name any of them.
+		s.limit = min(wire.MaxPacket, wire.AmplificationFactor*len(data))
 		n.serve(s, m, from, now, w)
 		return
 	}
@@ -326,7 +328,11 @@ func (n *Node) serve(s *scratch, m *wire.Message, from netip.AddrPort, now time.
 	}
 	n.stats.served[m.Type]++
 	if m.Flags&wire.FlagReadOnly == 0 {
-		n.observe(id.Contact{ID: m.Sender, Addr: from}, false, now, w)
+		if ping, ok := n.observe(id.Contact{ID: m.Sender, Addr: from}, false, now, w); ok && ping.Addr == from {
+			// The ping the request made us send goes to its claimed source
+			// too: it counts against the answer's budget.
+			s.limit -= n.cfg.Attempts * wire.HeaderLen
+		}
 	}
 	switch m.Type {
 	case wire.Ping:
@@ -424,13 +430,6 @@ func fitContacts(cs []id.Contact, room int) []id.Contact {
 	return cs
 }
 
-// proven reports whether the sender of a request has shown that it receives
-// at from: it answered a request of ours sent there. Only such senders get
-// answers larger than AmplificationFactor times their request.
-func (n *Node) proven(sender id.ID, from netip.AddrPort) bool {
-	return n.table.Proven(id.Contact{ID: sender, Addr: from})
-}
-
 // ttlSeconds rounds a remaining lifetime up to whole seconds for the wire.
 func ttlSeconds(d time.Duration) uint32 {
 	if d <= 0 {
@@ -487,9 +486,9 @@ func (n *Node) serveStore(s *scratch, m *wire.Message, from netip.AddrPort, now 
 // verified says the contact answered a request of ours at c.Addr, which
 // proves the address; a request received proves nothing, since its source
 // may be forged.
-func (n *Node) observe(c id.Contact, verified bool, now time.Time, w transport.Writer) {
+func (n *Node) observe(c id.Contact, verified bool, now time.Time, w transport.Writer) (pinged id.Contact, ok bool) {
 	if !usableAddr(c.Addr) {
-		return
+		return id.Contact{}, false
 	}
 	var ping id.Contact
 	var need bool
@@ -498,10 +497,15 @@ func (n *Node) observe(c id.Contact, verified bool, now time.Time, w transport.W
 	} else {
 		_, ping, need = n.table.Seen(c, now)
 	}
-	if need && !n.send(ping, wire.Ping, id.ID{}, livenessCheck{}, now, w) {
+	if !need {
+		return id.Contact{}, false
+	}
+	if !n.send(ping, wire.Ping, id.ID{}, livenessCheck{}, now, w) {
 		// No room to ask: let the bucket try again with the next newcomer.
 		n.table.CancelPing(ping.ID)
+		return id.Contact{}, false
 	}
+	return ping, true
 }
 
 // handleResponse matches a response to the request it answers and hands it to

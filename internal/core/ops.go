@@ -26,6 +26,10 @@ type pending struct {
 	// stalled is set once a lookup request outlived StallAfter: the lookup
 	// stopped waiting for it, and its deadline moved on to the full timeout.
 	stalled bool
+	// unverified is set for a FIND_NODE or FIND_VALUE to a routing-table
+	// entry whose address never answered us: it may be a forged source, so
+	// the request is neither padded nor retried (see start).
+	unverified bool
 }
 
 // op is whatever sent a request and wants its outcome. Both methods run under
@@ -132,6 +136,13 @@ func (n *Node) send(to id.Contact, typ wire.Type, key id.ID, o op, now time.Time
 func (n *Node) start(to id.Contact, typ wire.Type, key id.ID, o op, now time.Time, w transport.Writer) bool {
 	txid := n.rpc.NewTxID(n.rng)
 	p := pending{to: to, typ: typ, key: key, op: o, txid: txid, tries: 1}
+	if typ == wire.FindNode || typ == wire.FindValue {
+		// A contact that only ever sent us requests may be an address a
+		// forged PING planted: it gets one small request, not a padded one
+		// and its retry, until it answers and so is verified.
+		e, ok := n.table.Get(to.ID)
+		p.unverified = ok && e.Contact.Addr == to.Addr && !e.Verified
+	}
 	deadline := now.Add(n.cfg.RequestTimeout)
 	if n.stalls(o) {
 		deadline = now.Add(n.cfg.StallAfter) // first the stall, then the rest of the timeout
@@ -164,13 +175,21 @@ func (n *Node) drain(now time.Time, w transport.Writer) {
 			q.op.failure(n, &pending{to: q.to, typ: q.typ, key: q.key, op: q.op}, now, w)
 		}
 	}
-	if n.queueHead == len(n.queue) {
+	switch {
+	case n.queueHead == len(n.queue):
 		clear(n.queue)
 		n.queue = n.queue[:0]
 		n.queueHead = 0
-		if cap(n.queue) > 1024 {
+		if cap(n.queue) > minQueue {
 			n.queue = nil // a burst should not keep its memory
 		}
+	case n.queueHead >= len(n.queue)/2:
+		// Requests still wait: move them to the front, so that a queue that
+		// never empties does not grow with every request it ever held.
+		m := copy(n.queue, n.queue[n.queueHead:])
+		clear(n.queue[m:])
+		n.queue = n.queue[:m]
+		n.queueHead = 0
 	}
 }
 
@@ -201,11 +220,12 @@ func (n *Node) write(txid uint64, p *pending, w transport.Writer) {
 		m.Value, m.TTL = p.op.(storeValuer).storeValue()
 	}
 	b, err := m.Append(e.buf[:0])
-	switch p.typ {
-	case wire.FindNode:
+	switch {
+	case p.unverified:
+	case p.typ == wire.FindNode:
 		// Enough for a full answer of K contacts of any family.
 		b = wire.Pad(b, 0, max(wire.MinFindNodeLen, (wire.HeaderLen+1+n.cfg.K*(id.Len+19)+wire.AmplificationFactor-1)/wire.AmplificationFactor))
-	case wire.FindValue:
+	case p.typ == wire.FindValue:
 		b = wire.Pad(b, 0, wire.MinFindValueLen)
 	}
 	if err == nil {
@@ -260,7 +280,7 @@ func (n *Node) onRPCTimer(gen uint64) {
 					return
 				}
 			}
-			if p.tries < n.cfg.Attempts {
+			if p.tries < n.cfg.Attempts && !p.unverified {
 				p.tries++
 				if n.rpc.Add(txid, to, now.Add(n.cfg.RequestTimeout), p) == nil {
 					n.stats.retries++
@@ -386,6 +406,10 @@ type LookupResult struct {
 // its answers: hostile holders could otherwise each add a full answer.
 const maxMerged = 4 * wire.MaxValues
 
+// maxHolders bounds the hosts a lookup remembers as holders; a quorum is at
+// most K.
+const maxHolders = wire.MaxContacts
+
 // lookupOp runs one iterative lookup and hands its result to then.
 type lookupOp struct {
 	l        *lookup.Lookup
@@ -400,10 +424,16 @@ type lookupOp struct {
 	// FIND_VALUE: the values merged so far, and from how many nodes.
 	values     [][]byte
 	ttls       []time.Duration
-	holders    int
+	holders    int          // distinct hosts among holderHosts
+	hosts      []netip.Addr // the holders' hosts (see hostOf); this node is the zero Addr
 	quorum     int
 	more       bool
 	incomplete string
+	// reasked are holders asked again, padded, after an unpadded request
+	// drew an answer too small for a value: each responder at most once
+	// (the second request is padded), so at most the lookup's queries.
+	reasked    []id.ID
+	reaskDepth int
 	round      int
 
 	then func(r *LookupResult, now time.Time, w transport.Writer)
@@ -491,7 +521,7 @@ func (n *Node) advance(o *lookupOp, now time.Time, w transport.Writer) {
 			}
 		}
 	}
-	if !o.finished && o.l.Done() {
+	if !o.finished && o.l.Done() && len(o.reasked) == 0 {
 		n.finishLookup(o, now, w)
 	}
 }
@@ -516,14 +546,33 @@ func (o *lookupOp) response(n *Node, p *pending, m *wire.Message, now time.Time,
 		}
 	}
 	depth := o.l.OnResponse(p.to.ID, cs)
+	if depth == 0 {
+		// Not a lookup request: perhaps the answer to a second ask.
+		if i := slices.Index(o.reasked, p.to.ID); i >= 0 {
+			o.reasked = slices.Delete(o.reasked, i, i+1)
+			depth = o.reaskDepth
+		}
+	}
 	if depth > 0 && m.More && len(m.Values) == 0 {
+		if p.unverified && o.typ == wire.FindValue {
+			// Our unpadded request earned an answer too small for even one
+			// value. The holder answered, so it is verified now: ask it once
+			// more, padded, and wait for that answer before finishing.
+			if n.send(p.to, wire.FindValue, o.target, o, now, w) {
+				o.msgs++
+				o.reasked = append(o.reasked, p.to.ID)
+				o.reaskDepth = depth
+				n.advance(o, now, w)
+				return
+			}
+		}
 		o.more = true // a holder whose first value did not fit our answer's limit
 	}
 	if depth > 0 && len(m.Values) > 0 {
 		if o.holders == 0 {
 			o.round = depth
 		}
-		o.merge(m.Values, m.More)
+		o.merge(m.Values, m.More, hostOf(p.to.Addr.Addr()))
 		if o.holders >= o.quorum {
 			n.finishLookup(o, now, w)
 			return
@@ -532,12 +581,31 @@ func (o *lookupOp) response(n *Node, p *pending, m *wire.Message, now time.Time,
 	n.advance(o, now, w)
 }
 
-// merge adds one holder's values to the lookup's set: distinct byte strings,
-// each with the longest TTL any holder gave it.
-func (o *lookupOp) merge(vs []wire.Value, more bool) {
-	o.holders++
+// hostOf is the host an address stands for, as the store's quotas count
+// them: an IPv4 address, or an IPv6 /64 (one host usually has a whole /64).
+// One host answering under many IDs, from many ports, is one holder.
+func hostOf(a netip.Addr) netip.Addr {
+	a = a.Unmap().WithZone("")
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.Addr()
+	}
+	return a
+}
+
+// merge adds the values of a holder at host to the lookup's set: distinct
+// non-empty byte strings, each with the longest TTL any holder gave it.
+// Only a host not heard from yet counts toward the quorum.
+func (o *lookupOp) merge(vs []wire.Value, more bool, host netip.Addr) {
+	if !slices.Contains(o.hosts, host) && len(o.hosts) < maxHolders {
+		o.hosts = append(o.hosts, host)
+		o.holders++
+	}
 	o.more = o.more || more
 	for _, v := range vs {
+		if len(v.Data) == 0 {
+			continue // no STORE can have put it there
+		}
 		ttl := time.Duration(v.TTL) * time.Second
 		i := slices.IndexFunc(o.values, func(b []byte) bool { return bytes.Equal(b, v.Data) })
 		if i >= 0 {
@@ -573,6 +641,10 @@ func (o *lookupOp) stall(n *Node, p *pending, now time.Time, w transport.Writer)
 func (o *lookupOp) failure(n *Node, p *pending, now time.Time, w transport.Writer) {
 	if o.finished {
 		return
+	}
+	if i := slices.Index(o.reasked, p.to.ID); i >= 0 {
+		o.reasked = slices.Delete(o.reasked, i, i+1)
+		o.more = true // its values stay unknown
 	}
 	o.l.OnFailure(p.to.ID)
 	n.advance(o, now, w)
@@ -739,7 +811,7 @@ func (n *Node) Get(key id.ID, cb func(*LookupResult, error)) (cancel func()) {
 		}
 		lo := n.newLookup(wire.FindValue, key, now, finish)
 		if len(local) > 0 {
-			lo.merge(local, false)
+			lo.merge(local, false, netip.Addr{})
 			lo.round = 0
 		}
 		if lo.holders >= lo.quorum {
@@ -955,7 +1027,10 @@ func (n *Node) Bootstrap(seeds []netip.AddrPort, cb func(*BootstrapResult, error
 				}
 				var far int
 				if len(r.Closest) > 0 {
-					far = n.self.CommonPrefixLen(r.Closest[0].ID)
+					// At most maxJoinRefreshes: honest networks of up to 2^32
+					// nodes need no more, and one peer's fake close
+					// neighbour must not make the join look up every bucket.
+					far = min(n.self.CommonPrefixLen(r.Closest[0].ID), maxJoinRefreshes)
 				}
 				pending := far
 				if pending == 0 {
@@ -981,6 +1056,9 @@ func (n *Node) Bootstrap(seeds []netip.AddrPort, cb func(*BootstrapResult, error
 	})
 	return n.canceler(o)
 }
+
+// maxJoinRefreshes bounds the bucket refreshes of a join.
+const maxJoinRefreshes = 32
 
 // bootstrapLookup runs one lookup of a join, abandoned if the join ends
 // first.

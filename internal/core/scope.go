@@ -13,12 +13,21 @@ const (
 	scopeLoopback       // 127.0.0.0/8, ::1
 )
 
+// Ranges that are not the public Internet although netip does not call
+// them private: RFC 6598 shared address space (carrier-grade NAT, overlay
+// networks, some cloud metadata services) and the reserved 240.0.0.0/4,
+// which includes the limited broadcast address.
+var (
+	sharedSpace = netip.MustParsePrefix("100.64.0.0/10")
+	reserved4   = netip.MustParsePrefix("240.0.0.0/4")
+)
+
 func scopeOf(a netip.Addr) scope {
 	a = a.Unmap()
 	switch {
 	case a.IsLoopback():
 		return scopeLoopback
-	case a.IsPrivate() || a.IsLinkLocalUnicast():
+	case a.IsPrivate() || a.IsLinkLocalUnicast() || sharedSpace.Contains(a) || reserved4.Contains(a):
 		return scopePrivate
 	}
 	return scopePublic

@@ -93,10 +93,11 @@ func TestOneFailureDoesNotLetAnotherAddressTakeOverAContact(t *testing.T) {
 	}
 }
 
-// A sender that has answered one of our requests at its address is
-// verified there and gets whole answers to unpadded requests; the same
-// request from an unverified address gets at most 3x its size.
-func TestVerifiedSendersGetWholeAnswers(t *testing.T) {
+// Being verified (having answered our requests) exempts no sender from the
+// amplification bound, since anyone may forge a request under a verified
+// contact's ID and address: unpadded requests get at most 3x their size from
+// everyone, and padded ones earn the whole answer from everyone.
+func TestVerifiedSendersAreHeldToTheBoundToo(t *testing.T) {
 	tn := newTestNet(t, 503, memnet.Config{})
 	srv := tn.add(nil)
 	for range 25 {
@@ -109,23 +110,28 @@ func TestVerifiedSendersGetWholeAnswers(t *testing.T) {
 	friend := tn.listenPeer(netip.MustParseAddrPort("127.66.0.3:4000"), friendID, func(req *wire.Message, from netip.AddrPort) *wire.Message {
 		return answer(req, from, nil)
 	})
-	stranger := tn.listenPeer(netip.MustParseAddrPort("127.66.0.4:4000"), id.Key("stranger"), nil)
 	pending := 1
 	srv.Ping(friend.ep.LocalAddr(), func(id.Contact, error) { pending-- }) // the friend answers: verified
 	tn.await(&pending, time.Minute)
 	if !srv.table.Proven(id.Contact{ID: friendID, Addr: friend.ep.LocalAddr()}) {
 		t.Fatal("the friend answered a ping but is not verified")
 	}
+	friend.script = nil
 	req := wire.Message{Type: wire.FindNode, TxID: 9, Target: id.Key("x")}
-	for _, p := range []*peer{friend, stranger} {
-		sendRaw(t, p, srv.Addr(), req)
+	sendRaw(t, friend, srv.Addr(), req)
+	tn.clk.RunFor(time.Second)
+	if got, limit := friend.sizes[len(friend.sizes)-1], wire.AmplificationFactor*(wire.HeaderLen+id.Len); got > limit {
+		t.Errorf("the verified sender's unpadded %d-byte request drew %d bytes, over %d", wire.HeaderLen+id.Len, got, limit)
+	}
+	b, err := req.Append(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := friend.ep.Send([]transport.Packet{{Addr: srv.Addr(), Data: wire.Pad(b, 0, wire.MinFindNodeLen)}}); err != nil {
+		t.Fatal(err)
 	}
 	tn.clk.RunFor(time.Second)
-	full, cut := friend.sizes[len(friend.sizes)-1], stranger.sizes[len(stranger.sizes)-1]
-	if want := wire.HeaderLen + 1 + 20*27; full < want {
-		t.Errorf("the verified sender got %d bytes, want a full NODES of %d", full, want)
-	}
-	if limit := wire.AmplificationFactor * (wire.HeaderLen + id.Len); cut > limit {
-		t.Errorf("the stranger got %d bytes for a %d-byte request", cut, wire.HeaderLen+id.Len)
+	if got, want := friend.sizes[len(friend.sizes)-1], wire.HeaderLen+1+20*27; got < want {
+		t.Errorf("a padded request drew %d bytes, want a full NODES of %d", got, want)
 	}
 }
