@@ -20,7 +20,10 @@
 // When every such candidate is awaited, the farthest stalled request outside
 // the K closest is abandoned instead (its late answer is no longer taken):
 // there is always one, since at most Alpha requests are in flight, so no
-// sequence of answers can leave the shortlist without room.
+// sequence of answers can leave the shortlist without room. Eviction can
+// still cost the result, when the K closest fail afterwards (say, fake
+// contacts that pushed out the real ones): Stats.Limited then includes
+// LimitCandidates.
 //
 // Every lookup is bounded whatever peers answer. Next hands out at most
 // MaxQueries contacts over the lookup's life (default 4*(K+Alpha)), and only
