@@ -203,7 +203,8 @@ func TestRoundBoundDropsContactsFromDeeperRounds(t *testing.T) {
 
 // The default bounds leave honest lookups alone: over k-bucket networks of
 // 20,000 nodes, healthy or with half the nodes dead (live nodes still
-// listing a quarter of the dead ones), no lookup is cut short. This is the
+// listing a quarter of the dead ones), no lookup is cut short, and none
+// reports LimitCandidates although most overflow their shortlist. This is the
 // measurement behind DefaultQueriesPerSlot and DefaultMaxRounds; the logged
 // maxima show the margin.
 func TestDefaultBoundsDoNotCutHonestLookups(t *testing.T) {
@@ -219,7 +220,7 @@ func TestDefaultBoundsDoNotCutHonestLookups(t *testing.T) {
 					nw.stale = 0.25
 				}
 				d := &driver{t: t, nw: nw, r: r}
-				maxQueried, maxRounds := 0, 0
+				maxQueried, maxRounds, evicted := 0, 0, 0
 				var cfg Config
 				for range lookups {
 					self := r.IntN(n)
@@ -234,8 +235,16 @@ func TestDefaultBoundsDoNotCutHonestLookups(t *testing.T) {
 						t.Fatalf("an honest lookup was cut short: %+v, bounds %d queries, %d rounds", st, cfg.MaxQueries, cfg.MaxRounds)
 					}
 					maxQueried, maxRounds = max(maxQueried, st.Queried), max(maxRounds, st.Rounds)
+					if l.hasHorizon {
+						evicted++
+					}
 				}
-				t.Logf("most queries %d of %d allowed, deepest %d rounds of %d", maxQueried, cfg.MaxQueries, maxRounds, cfg.MaxRounds)
+				// LimitCandidates must stay quiet although shortlists overflow.
+				if evicted == 0 {
+					t.Fatal("no shortlist overflowed: the test does not exercise eviction")
+				}
+				t.Logf("most queries %d of %d allowed, deepest %d rounds of %d, %d of %d lookups evicted candidates",
+					maxQueried, cfg.MaxQueries, maxRounds, cfg.MaxRounds, evicted, lookups)
 			})
 		}
 	}
@@ -247,7 +256,9 @@ func TestLimitString(t *testing.T) {
 		LimitQueries:               "queries",
 		LimitRounds:                "rounds",
 		LimitQueries | LimitRounds: "queries+rounds",
-		0x80:                       "unknown",
+		LimitCandidates:            "candidates",
+		LimitQueries | LimitRounds | LimitCandidates: "queries+rounds+candidates",
+		0x80: "unknown",
 	} {
 		if got := l.String(); got != want {
 			t.Errorf("Limit(%d).String() = %q, want %q", l, got, want)

@@ -20,7 +20,10 @@
 // When every such candidate is awaited, the farthest stalled request outside
 // the K closest is abandoned instead (its late answer is no longer taken):
 // there is always one, since at most Alpha requests are in flight, so no
-// sequence of answers can leave the shortlist without room.
+// sequence of answers can leave the shortlist without room. Eviction can
+// still cost the result, when the K closest fail afterwards (say, fake
+// contacts that pushed out the real ones): Stats.Limited then includes
+// LimitCandidates.
 //
 // Every lookup is bounded whatever peers answer. Next hands out at most
 // MaxQueries contacts over the lookup's life (default 4*(K+Alpha)), and only
@@ -170,6 +173,11 @@ const (
 	// LimitRounds: a contact that would have been among the K closest
 	// candidates was dropped because it lay deeper than MaxRounds.
 	LimitRounds
+	// LimitCandidates: the shortlist overflowed MaxCandidates and fewer
+	// than K candidates that have not failed remain closer than the
+	// closest one it evicted, so an evicted candidate (or a contact
+	// refused after it) may have belonged in the result.
+	LimitCandidates
 )
 
 // String names the bounds in l, "none" for the empty set.
@@ -184,7 +192,10 @@ func (l Limit) String() string {
 	if l&LimitRounds != 0 {
 		parts = append(parts, "rounds")
 	}
-	if rest := l &^ (LimitQueries | LimitRounds); rest != 0 {
+	if l&LimitCandidates != 0 {
+		parts = append(parts, "candidates")
+	}
+	if rest := l &^ (LimitQueries | LimitRounds | LimitCandidates); rest != 0 {
 		parts = append(parts, "unknown")
 	}
 	return strings.Join(parts, "+")
@@ -274,7 +285,36 @@ func (l *Lookup) Stats() Stats {
 	if l.exhausted() && l.waitingInWindow() {
 		s.Limited |= LimitQueries
 	}
+	if l.evictionMayMatter() {
+		s.Limited |= LimitCandidates
+	}
 	return s
+}
+
+// evictionMayMatter reports whether an evicted candidate may have belonged
+// in the result: fewer than K candidates that have not failed lie closer
+// than the horizon. Every candidate ever evicted or refused lies at or
+// beyond it, so while K such candidates remain, the lookup meets the
+// paper's convergence test (the K closest it knows have answered) on
+// candidates that are all closer than anything it let go, as it would have
+// with an unbounded shortlist. Checked as the shortlist stands, so that
+// failures after an eviction count; final once Done reports true.
+func (l *Lookup) evictionMayMatter() bool {
+	if !l.hasHorizon {
+		return false
+	}
+	n := 0
+	for i := range l.cands {
+		if !l.cands[i].dist.less(l.horizon) {
+			break
+		}
+		if l.cands[i].st != failed {
+			if n++; n >= l.cfg.K {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // exhausted reports whether Next has handed out all the queries allowed.

@@ -36,6 +36,9 @@ func TestLookupFindsTheKClosestNodes(t *testing.T) {
 				if !sameContacts(got, want) {
 					t.Fatalf("lookup for %s found\n%v\nwant\n%v", target.Short(), got, want)
 				}
+				if st := l.Stats(); st.Limited != 0 {
+					t.Fatalf("lookup for %s found the truth but reported it may be incomplete: %+v", target.Short(), st)
+				}
 			}
 		})
 	}
@@ -73,6 +76,9 @@ func TestLookupFindsTheKClosestLiveNodesWhenNodesFail(t *testing.T) {
 				got, want := l.Closest(nil), nw.truth(self, target, DefaultK)
 				if !sameContacts(got, want) {
 					t.Fatalf("lookup for %s found\n%v\nwant\n%v", target.Short(), got, want)
+				}
+				if st := l.Stats(); st.Limited != 0 {
+					t.Fatalf("lookup for %s found the truth but reported it may be incomplete: %+v", target.Short(), st)
 				}
 				failures += l.Stats().Failed
 			}
@@ -454,6 +460,34 @@ func TestEvictedCandidatesAreNeverQueriedAgain(t *testing.T) {
 		t.Fatal("not done")
 	}
 	checkShortlist(t, l)
+	// cs[4] answered and would be in the result but for the eviction.
+	if st := l.Stats(); st.Limited&LimitCandidates == 0 {
+		t.Fatalf("the eviction of an answer went unreported: %+v", st)
+	}
+}
+
+// LimitCandidates says exactly when an eviction may have cost the result:
+// not while K candidates that have not failed remain closer than everything
+// evicted, and as soon as failures leave fewer.
+func TestEvictionIsReportedOnceItCouldReachTheResult(t *testing.T) {
+	target := id.Key("t")
+	cs := contactsAt(target, 5)
+	l := New(id.Key("self"), target, Config{K: 2, Alpha: 1, MaxCandidates: 4})
+	l.AddSeeds(cs) // cs[4], the farthest, is evicted
+	if _, found := l.search(l.distanceTo(cs[4].ID)); found {
+		t.Fatal("cs[4] was not evicted; the scenario is broken")
+	}
+	for i, wantLimited := range []bool{false, false, false, true} {
+		if got := l.Stats().Limited&LimitCandidates != 0; got != wantLimited {
+			t.Fatalf("after %d failures: LimitCandidates %v, want %v (%d candidates left closer than the evicted one)",
+				i, got, wantLimited, 4-i)
+		}
+		next := l.Next(nil)
+		if !sameContacts(next, cs[i:i+1]) {
+			t.Fatalf("Next = %v, want %v", next, cs[i:i+1])
+		}
+		l.OnFailure(cs[i].ID)
+	}
 }
 
 // Property: whatever contacts arrive, in whatever order, the shortlist keeps

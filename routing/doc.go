@@ -40,13 +40,16 @@
 // contact that has answered us goes after MaxFailures failures in a row; one
 // that never has goes at its first failure when a replacement waits. The
 // replacement that takes the slot is the most recent one that has answered
-// us, else the most recent.
+// us, else the most recent. For the same reason a full replacement cache
+// makes room by dropping its oldest unverified replacement, and an
+// unverified newcomer never displaces a verified one.
 //
 // # Addresses and proof
 //
 // A table holds at most one entry per address (IP, port, IPv6 zone),
 // replacement caches included, so one host cannot take more than one slot
-// however many IDs it sends under. The table tells sightings apart: Seen is
+// however many IDs it sends under. An IPv4-mapped IPv6 address is the same
+// address as the IPv4 one it maps, and is stored and returned unmapped. The table tells sightings apart: Seen is
 // a request, whose source address anyone can forge; Verified is a response,
 // which the node matched on its transaction ID and source address, so that
 // address is proved. An unverified sighting never moves an entry to another

@@ -149,11 +149,15 @@ func (e *entry) export(zones []string) Entry {
 
 // makeEntry packs c, seen at ns. It reports false for an address no peer
 // can be reached at, or when the table already interns maxZones other zones.
+// An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is stored as the IPv4
+// address it maps: the two name one host and one socket (rpc matches
+// responses the same way), so they must count as one address, and
+// unmapping first also makes ::ffff:0.0.0.0 count as unspecified.
 func (t *Table) makeEntry(c id.Contact, ns int64) (entry, bool) {
 	e := entry{lastSeen: ns}
 	k := load(c.ID)
 	e.hi, e.mid, e.lo = k.hi, k.mid, k.lo
-	a := c.Addr.Addr()
+	a := c.Addr.Addr().Unmap()
 	if !a.IsValid() || a.IsUnspecified() || a.IsMulticast() || c.Addr.Port() == 0 {
 		return e, false
 	}
@@ -170,10 +174,10 @@ func (t *Table) makeEntry(c id.Contact, ns int64) (entry, bool) {
 	return e, packAddr(&e, c.Addr, t.zones)
 }
 
-// packAddr stores a in e, with its zone as an index into zones; it reports
-// false when the zone is not there.
+// packAddr stores a in e, unmapped as makeEntry does, with its zone as an
+// index into zones; it reports false when the zone is not there.
 func packAddr(e *entry, a netip.AddrPort, zones []string) bool {
-	ip := a.Addr()
+	ip := a.Addr().Unmap()
 	e.port = a.Port()
 	if ip.Is4() {
 		e.flags = family4

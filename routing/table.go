@@ -106,7 +106,9 @@ const (
 	Updated Result = iota + 1
 	// Added: the contact took a free slot in its bucket.
 	Added
-	// Full: the bucket is full; the contact waits in the replacement cache.
+	// Full: the bucket is full; the contact waits in the replacement cache,
+	// unless it is unverified and the cache is full of verified
+	// replacements, which it does not displace (see Seen).
 	Full
 	// Ignored: the contact is the table's own ID or has an unusable address.
 	Ignored
@@ -178,6 +180,9 @@ func (b *bucket) endPing(k key) bool {
 // The table holds at most one entry per address (IP, port and IPv6 zone)
 // across its buckets and replacement caches, so that one host cannot fill it
 // with IDs; see Seen and Verified for how an address or an ID changes hands.
+// An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is the IPv4 address it maps,
+// in every method: the table stores it unmapped, and returns contacts with
+// the unmapped address.
 type Table struct {
 	self        key
 	selfID      id.ID
@@ -269,7 +274,10 @@ const reorderAfter = int64(time.Second)
 //     (Added).
 //   - the bucket is full and is the last one: it splits, and Seen retries.
 //   - otherwise: c goes to the bucket's replacement cache as its most recent
-//     entry (Full). The oldest is dropped when the cache is full. An ID
+//     entry (Full). When the cache is full the oldest unverified
+//     replacement is dropped; if every one is verified, c is dropped
+//     instead (still Full), so forged sightings cannot flush replacements
+//     whose addresses have answered us. An ID
 //     already cached is refreshed and takes c.Addr, unless its cached
 //     address is verified and c.Addr differs (Conflict: the cache keeps the
 //     proven address). No newcomer takes the place of a bucket entry here,
@@ -304,6 +312,8 @@ func (t *Table) Seen(c id.Contact, now time.Time) (res Result, ping id.Contact, 
 //
 //   - the entry it updates or adds, in a bucket or a replacement cache, is
 //     marked verified at c.Addr (Entry.Verified, Proven);
+//   - a newcomer to a full cache of verified replacements drops the oldest
+//     of them rather than being dropped;
 //   - c.Addr held by another ID: that ID is no longer at c.Addr (the
 //     address answered as c.ID), so its entry is removed, from its bucket or
 //     cache, and c proceeds as if the address were free;
@@ -590,17 +600,33 @@ func (t *Table) evict(bi int, inRepl bool, j int) {
 }
 
 // cache puts ne, a new ID whose address has the given tag, into b's
-// replacement cache as the most recent entry, dropping the oldest when the
-// cache is full.
+// replacement cache as the most recent entry. When the cache is full it
+// drops the oldest unverified replacement, else (every one verified) the
+// oldest, or, if ne itself is unverified, drops ne instead: a sighting
+// with a forged source costs nothing, so unverified newcomers must not
+// push out replacements whose addresses have answered us. Verified ones
+// still leave by age to verified newcomers, by promotion and by FailedAt.
 func (t *Table) cache(b *bucket, bi int, ne *entry, tag uint32) {
-	t.idx.insert(tag, bi)
-	if len(b.repl) == t.r {
-		t.idx.remove(t.idx.tag(&b.repl[0]), bi)
-		copy(b.repl, b.repl[1:])
-		b.repl[len(b.repl)-1] = *ne
-	} else {
+	if len(b.repl) < t.r {
+		t.idx.insert(tag, bi)
 		b.repl = append(grow(b.repl, t.r), *ne)
+		return
 	}
+	j := 0
+	for j < len(b.repl) && b.repl[j].verified() {
+		j++
+	}
+	if j == len(b.repl) {
+		if !ne.verified() {
+			t.idx.hint = 0 // holder's probe hint was for ne's insertion
+			return
+		}
+		j = 0
+	}
+	t.idx.insert(tag, bi) // first, while the lookup's hint holds
+	t.idx.remove(t.idx.tag(&b.repl[j]), bi)
+	copy(b.repl[j:], b.repl[j+1:])
+	b.repl[len(b.repl)-1] = *ne
 }
 
 // split turns the last bucket L into "cpl == L" and appends a new last bucket

@@ -272,7 +272,7 @@ func TestAddressesRoundTrip(t *testing.T) {
 		"127.0.0.1:4000",
 		"203.0.113.7:65535",
 		"[2001:db8::1]:4000",
-		"[::ffff:192.0.2.1]:4000", // IPv4-mapped stays IPv6
+		"[::ffff:192.0.2.1]:4000", // IPv4-mapped: comes back unmapped
 		"[fe80::1%eth0]:4000",
 		"[fe80::2%eth1]:4001",
 		"[fe80::3%eth0]:4002",
@@ -289,8 +289,13 @@ func TestAddressesRoundTrip(t *testing.T) {
 	}
 	for _, c := range cs {
 		e, ok := tb.Get(c.ID)
-		if !ok || e.Contact != c {
-			t.Errorf("Get(%v) = %v, %v; want it unchanged", c, e.Contact, ok)
+		want := c
+		if c.Addr.Addr().Is4In6() {
+			// One host, one address: the table keeps the IPv4 form.
+			want.Addr = netip.AddrPortFrom(c.Addr.Addr().Unmap(), c.Addr.Port())
+		}
+		if !ok || e.Contact != want {
+			t.Errorf("Get(%v) = %v, %v; want %v", c, e.Contact, ok, want)
 		}
 	}
 	if len(tb.zones) != 2 {
