@@ -252,6 +252,7 @@ func TestSeenIgnoresSelfAndUnusableAddresses(t *testing.T) {
 		{"port 0", id.Contact{ID: other, Addr: netip.MustParseAddrPort("127.0.0.1:0")}},
 		{"unspecified IPv4", id.Contact{ID: other, Addr: netip.MustParseAddrPort("0.0.0.0:4000")}},
 		{"unspecified IPv6", id.Contact{ID: other, Addr: netip.MustParseAddrPort("[::]:4000")}},
+		{"unspecified IPv4-mapped", id.Contact{ID: other, Addr: netip.MustParseAddrPort("[::ffff:0.0.0.0]:4000")}},
 		{"multicast", id.Contact{ID: other, Addr: netip.MustParseAddrPort("224.0.0.1:4000")}},
 	}
 	for _, tt := range tests {

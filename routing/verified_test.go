@@ -204,3 +204,41 @@ func TestSightingsDoNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+// A full cache of verified replacements keeps them all against an
+// unverified newcomer (which is dropped, reported as Full), and gives up its
+// oldest to a verified one: only an answer outranks an answer.
+func TestFullVerifiedCacheDropsUnverifiedNewcomer(t *testing.T) {
+	r := newRand(73)
+	self := id.Random(r)
+	tb := New(self, Config{K: 2, ReplacementCache: 2})
+	i := 0
+	next := func() id.Contact { i++; return inBucket(r, self, 0, i) }
+	for range 2 {
+		tb.Verified(next(), at(0))
+	}
+	var cached []id.Contact
+	for range 2 {
+		c := next()
+		tb.Verified(c, at(0))
+		cached = append(cached, c)
+	}
+	forged := next()
+	if res, _, _ := tb.Seen(forged, at(0)); res != Full {
+		t.Errorf("Seen of a newcomer to a full bucket = %v, want Full", res)
+	}
+	if got := replIDs(tb, 0); !equalIDs(got, ids(cached...)) {
+		t.Fatalf("after an unverified newcomer the cache is %v, want %v", short(got), short(ids(cached...)))
+	}
+	checkInvariants(t, tb)
+	answered := next()
+	tb.Verified(answered, at(0))
+	if got, want := replIDs(tb, 0), ids(cached[1], answered); !equalIDs(got, want) {
+		t.Errorf("after a verified newcomer the cache is %v, want %v", short(got), short(want))
+	}
+	checkInvariants(t, tb)
+	// The dropped newcomer's address is free again.
+	if res, _, _ := tb.Verified(id.Contact{ID: id.Random(r), Addr: forged.Addr}, at(0)); res == Conflict || res == Ignored {
+		t.Errorf("Verified at the dropped newcomer's address = %v", res)
+	}
+}
