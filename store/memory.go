@@ -17,38 +17,48 @@ import (
 //
 // An empty Memory is under two hundred bytes and allocates nothing until the
 // first Put, because a simulated network holds one store per node. Its
-// table of sources holds only sources that hold stored values, so it never
-// has more entries than the store has values.
+// table of sources and sites holds only groups that hold stored values, so
+// it never has more than two entries per stored value.
 type Memory struct {
 	mu     sync.RWMutex
 	limits Limits
 	keys   map[id.ID][]entry // insertion order per key; nil while empty
 	n      int               // values in keys, expired ones included
 	bytes  int               // their len(Data), summed
-	srcs   map[source]usage  // what each source holds, for sources holding values; nil while empty
+	srcs   map[source]usage  // what each source and site holds, for those holding values; nil while empty
 	exp    expiryHeap        // one entry per stored value, plus stale ones
 	closed bool
 }
 
-// entry is a stored value and the source it is charged to.
+// entry is a stored value and the source it is charged to (and, through
+// the source, its site).
 type entry struct {
 	Value
 	src source
 }
 
-// usage is what one source holds: values and their bytes, expired ones not
-// yet deleted included.
+// usage is what one source or site holds: values and their bytes, expired
+// ones not yet deleted included.
 type usage struct {
 	values, bytes int
 }
 
-// source is the group a sender counts as (see Store), in a form that is
-// cheap to hash and free of pointers: the IPv4 address, or the first 64 bits
-// of the IPv6 address. The zero source is the node itself.
+// source is a group a sender counts in (see Store), in a form that is cheap
+// to hash and free of pointers: the IPv4 address, or the first 64 bits of
+// the IPv6 address; or, for a site, the first 48 bits of it, the rest zero.
+// The zero source is the node itself.
 type source struct {
 	bits uint64
-	kind uint8 // 0 the node itself, 4 an IPv4 address, 6 an IPv6 /64
+	kind uint8
 }
+
+// The kinds of source.
+const (
+	kindSelf = 0  // the node itself
+	kind4    = 4  // an IPv4 address
+	kind6    = 6  // an IPv6 /64
+	kindSite = 48 // an IPv6 /48, the site of its /64s
+)
 
 func sourceOf(a netip.Addr) source {
 	switch {
@@ -56,27 +66,56 @@ func sourceOf(a netip.Addr) source {
 		return source{}
 	case a.Is4() || a.Is4In6():
 		b := a.Unmap().As4()
-		return source{bits: uint64(binary.BigEndian.Uint32(b[:])), kind: 4}
+		return source{bits: uint64(binary.BigEndian.Uint32(b[:])), kind: kind4}
 	default:
 		b := a.As16() // the zone, if any, is not part of it
-		return source{bits: binary.BigEndian.Uint64(b[:8]), kind: 6}
+		return source{bits: binary.BigEndian.Uint64(b[:8]), kind: kind6}
 	}
 }
 
+// site returns the site s is part of, and the node itself (no group) for a
+// source that has none.
+func (s source) site() source {
+	if s.kind != kind6 {
+		return source{}
+	}
+	return source{bits: s.bits &^ 0xffff, kind: kindSite}
+}
+
+// groups returns the groups a value of s is charged to: s and its site, with
+// the zero source standing for none.
+func (s source) groups() [2]source { return [2]source{s, s.site()} }
+
+// in reports whether a value charged to c is charged to the group g.
+func (g source) in(c source) bool { return g.kind != kindSelf && (g == c || g == c.site()) }
+
 // String names the source as a publisher would recognize it: the IPv4
-// address, or the IPv6 /64.
+// address, or the IPv6 /64 or /48.
 func (s source) String() string {
 	switch s.kind {
-	case 4:
+	case kind4:
 		var b [4]byte
 		binary.BigEndian.PutUint32(b[:], uint32(s.bits))
 		return netip.AddrFrom4(b).String()
-	case 6:
+	case kind6, kindSite:
 		var b [16]byte
 		binary.BigEndian.PutUint64(b[:8], s.bits)
-		return netip.PrefixFrom(netip.AddrFrom16(b), 64).String()
+		bits := 64
+		if s.kind == kindSite {
+			bits = 48
+		}
+		return netip.PrefixFrom(netip.AddrFrom16(b), bits).String()
 	}
 	return "the node itself"
+}
+
+// quotas returns the limits of the group g: per key, values, bytes.
+func (m *Memory) quotas(g source) (perKey, values, bytes int) {
+	l := &m.limits
+	if g.kind == kindSite {
+		return l.MaxPerKeyPerSite, l.MaxPerSite, l.MaxBytesPerSite
+	}
+	return l.MaxPerKeyPerSource, l.MaxPerSource, l.MaxBytesPerSource
 }
 
 var _ Store = (*Memory)(nil)
@@ -109,32 +148,22 @@ func (m *Memory) Put(key id.ID, data []byte, src netip.Addr, expires, now time.T
 			expires.Format(time.RFC3339Nano), now.Round(0).Format(time.RFC3339Nano))
 	}
 	vals := m.purgeKey(key, now)
-	mine := 0 // s's values under key
 	for i := range vals {
 		if bytes.Equal(vals[i].Data, data) {
-			// A refresh only extends: a STORE from anyone must not be able
-			// to cut a value's life short.
-			if expires.After(vals[i].Expires) {
-				vals[i].Expires = expires
-				m.push(key, expires)
-			}
-			return nil
-		}
-		if vals[i].src == s {
-			mine++
+			return m.refresh(key, vals, i, s, expires, now)
 		}
 	}
 	if len(vals) >= m.limits.MaxPerKey {
 		return fmt.Errorf("%w: limit %d per key", ErrKeyFull, m.limits.MaxPerKey)
 	}
-	if s.kind != 0 && mine >= m.limits.MaxPerKeyPerSource {
-		return fmt.Errorf("%w: %d values from %s under this key, limit %d per key",
-			ErrQuota, mine, s, m.limits.MaxPerKeyPerSource)
+	// A new value is charged to all of s's groups: none of them is spared.
+	if err := m.keyRoom(vals, s, source{}); err != nil {
+		return err
 	}
 	// Expired values are the only ones ever deleted to make room, and one
 	// sweep deletes them all.
-	if !m.fits(s, len(data)) && (m.sweepLocked(now) == 0 || !m.fits(s, len(data))) {
-		return m.noRoom(s, len(data))
+	if !m.fits(s, source{}, len(data), true) && (m.sweepLocked(now) == 0 || !m.fits(s, source{}, len(data), true)) {
+		return m.noRoom(s, source{}, len(data), true)
 	}
 	// The sweep left vals alone: purgeKey already removed this key's values
 	// expired at now.
@@ -149,51 +178,142 @@ func (m *Memory) Put(key id.ID, data []byte, src netip.Addr, expires, now time.T
 	m.keys[key] = append(vals, v)
 	m.n++
 	m.bytes += len(data)
-	if s.kind != 0 {
-		if m.srcs == nil {
-			m.srcs = make(map[source]usage)
-		}
-		u := m.srcs[s]
-		u.values++
-		u.bytes += len(data)
-		m.srcs[s] = u
-	}
+	m.charge(s, len(data))
 	m.push(key, expires)
 	return nil
 }
 
-// fits reports whether a new value of size bytes from s stays within the
-// source quotas and the store's capacity. The comparisons subtract, because
-// what is held never exceeds its limit and so cannot overflow.
-func (m *Memory) fits(s source, size int) bool {
-	l := &m.limits
-	if s.kind != 0 {
-		u := m.srcs[s]
-		if u.values >= l.MaxPerSource || size > l.MaxBytesPerSource-u.bytes {
+// refresh extends vals[i], which holds the bytes s sent, to expires if that
+// is later, and moves its charge to s if another source was charged (see
+// Store.Put). A refresh by the charged source allocates nothing.
+func (m *Memory) refresh(key id.ID, vals []entry, i int, s source, expires, now time.Time) error {
+	v := &vals[i]
+	// A refresh only extends: a STORE from anyone must not be able to cut a
+	// value's life short.
+	if !expires.After(v.Expires) {
+		return nil
+	}
+	if c := v.src; c != s {
+		// Groups s shares with c are charged for the value already.
+		if err := m.keyRoom(vals, s, c); err != nil {
+			return fmt.Errorf("%w (extending another source's value charges it to you)", err)
+		}
+		size := len(v.Data)
+		// The sweep leaves vals alone: purgeKey already removed this key's
+		// values expired at now, and none of the others is touched.
+		if !m.fits(s, c, size, false) && (m.sweepLocked(now) == 0 || !m.fits(s, c, size, false)) {
+			return fmt.Errorf("%w (extending another source's value charges it to you)", m.noRoom(s, c, size, false))
+		}
+		m.uncharge(c, size)
+		m.charge(s, size)
+		v.src = s
+	}
+	v.Expires = expires
+	m.push(key, expires)
+	return nil
+}
+
+// keyRoom reports, as an ErrQuota error, whether a group of s other than
+// those a value charged to spared is charged for already holds its quota
+// of vals, the key's values.
+func (m *Memory) keyRoom(vals []entry, s, spared source) error {
+	for _, g := range s.groups() {
+		if g.kind == kindSelf || g.in(spared) {
+			continue
+		}
+		held := 0
+		for i := range vals {
+			if g.in(vals[i].src) {
+				held++
+			}
+		}
+		if limit, _, _ := m.quotas(g); held >= limit {
+			return fmt.Errorf("%w: %d values from %s under this key, limit %d per key",
+				ErrQuota, held, g, limit)
+		}
+	}
+	return nil
+}
+
+// fits reports whether s's groups, those a value charged to spared is
+// charged to aside, have room for another value of size bytes, and, if
+// store is set, whether the store's capacity has. The comparisons subtract,
+// because what is held never exceeds its limit and so cannot overflow.
+func (m *Memory) fits(s, spared source, size int, store bool) bool {
+	for _, g := range s.groups() {
+		if g.kind == kindSelf || g.in(spared) {
+			continue
+		}
+		_, values, bytes := m.quotas(g)
+		if u := m.srcs[g]; u.values >= values || size > bytes-u.bytes {
 			return false
 		}
 	}
-	return m.n < l.MaxValues && size <= l.MaxBytes-m.bytes
+	l := &m.limits
+	return !store || (m.n < l.MaxValues && size <= l.MaxBytes-m.bytes)
 }
 
 // noRoom explains why fits said no, quotas first: a source over its share
 // learns that, whether or not the store is also full.
-func (m *Memory) noRoom(s source, size int) error {
-	l := &m.limits
-	if s.kind != 0 {
-		u := m.srcs[s]
-		if u.values >= l.MaxPerSource {
-			return fmt.Errorf("%w: %d values from %s, limit %d", ErrQuota, u.values, s, l.MaxPerSource)
+func (m *Memory) noRoom(s, spared source, size int, store bool) error {
+	for _, g := range s.groups() {
+		if g.kind == kindSelf || g.in(spared) {
+			continue
 		}
-		if size > l.MaxBytesPerSource-u.bytes {
+		_, values, bytes := m.quotas(g)
+		u := m.srcs[g]
+		if u.values >= values {
+			return fmt.Errorf("%w: %d values from %s, limit %d", ErrQuota, u.values, g, values)
+		}
+		if size > bytes-u.bytes {
 			return fmt.Errorf("%w: %d bytes from %s and %d more, limit %d bytes",
-				ErrQuota, u.bytes, s, size, l.MaxBytesPerSource)
+				ErrQuota, u.bytes, g, size, bytes)
 		}
+	}
+	l := &m.limits
+	if !store {
+		// Not reached: fits checks nothing else without store.
+		return fmt.Errorf("%w: no room for %d bytes from %s", ErrQuota, size, s)
 	}
 	if m.n >= l.MaxValues {
 		return fmt.Errorf("%w: limit %d values", ErrFull, l.MaxValues)
 	}
 	return fmt.Errorf("%w: %d bytes stored and %d more, limit %d bytes", ErrFull, m.bytes, size, l.MaxBytes)
+}
+
+// charge adds a value of size bytes to the usage of s's groups.
+func (m *Memory) charge(s source, size int) {
+	for _, g := range s.groups() {
+		if g.kind == kindSelf {
+			continue
+		}
+		if m.srcs == nil {
+			m.srcs = make(map[source]usage)
+		}
+		u := m.srcs[g]
+		u.values++
+		u.bytes += size
+		m.srcs[g] = u
+	}
+}
+
+// uncharge takes a value of size bytes off the usage of s's groups, and
+// forgets a group left holding nothing, so that the table stays as small as
+// the set of groups holding values.
+func (m *Memory) uncharge(s source, size int) {
+	for _, g := range s.groups() {
+		if g.kind == kindSelf {
+			continue
+		}
+		u := m.srcs[g]
+		u.values--
+		u.bytes -= size
+		if u.values <= 0 {
+			delete(m.srcs, g)
+			continue
+		}
+		m.srcs[g] = u
+	}
 }
 
 // purgeKey deletes key's values expired at now, refunding them to their
@@ -229,22 +349,10 @@ func (m *Memory) purgeKey(key id.ID, now time.Time) []entry {
 	return kept
 }
 
-// refund takes a deleted value off the totals and off its source, and
-// forgets a source left holding nothing, so that the table of sources stays
-// as small as the set of sources holding values.
+// refund takes a deleted value off the totals and off its groups.
 func (m *Memory) refund(v *entry) {
 	m.bytes -= len(v.Data)
-	if v.src.kind == 0 {
-		return
-	}
-	u := m.srcs[v.src]
-	u.values--
-	u.bytes -= len(v.Data)
-	if u.values <= 0 {
-		delete(m.srcs, v.src)
-		return
-	}
-	m.srcs[v.src] = u
+	m.uncharge(v.src, len(v.Data))
 }
 
 // release drops the maps and the heap once the store is empty: Go maps never

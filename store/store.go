@@ -45,15 +45,18 @@ type Value struct {
 // a set of values: distinct byte strings, at most Limits.MaxPerKey of them
 // unexpired. Implementations are safe for concurrent use.
 //
-// Every value is charged to the source that first stored it, so that no one
-// source can take more than its share of a key or of the store (see Limits).
-// A source is the IP address a STORE came from, grouped so that one host
-// counts once: an IPv4 address is its own group (/32), an IPv6 address
-// counts as its /64, which is what one host or one customer line is usually
-// given, and an IPv4-mapped IPv6 address counts as the IPv4 address. The
-// zone of an address is ignored. The zero (invalid) netip.Addr stands for
-// the node itself: its own puts are exempt from the source quotas, but not
-// from the other limits.
+// Every value is charged to one source, at first the one that stored it, so
+// that no one source can take more than its share of a key or of the store
+// (see Limits). A source is the IP address a STORE came from, grouped so that
+// one host counts once: an IPv4 address is its own group (/32), an IPv6
+// address counts as its /64, which is what one host or one customer line is
+// usually given, and an IPv4-mapped IPv6 address counts as the IPv4 address.
+// Because one site is routinely given a whole /56 or /48, and so thousands of
+// /64s, an IPv6 value is charged to its /48 as well, the source's site, which
+// has quotas of its own (larger ones, since an ISP may number many customers
+// out of one /48). The zone of an address is ignored. The zero (invalid)
+// netip.Addr stands for the node itself: its own puts are exempt from the
+// source quotas, but not from the other limits.
 //
 // Expired values are invisible to Get at once, but they stay stored (and
 // counted by Len, NextExpiry and the quotas) until something deletes them:
@@ -66,22 +69,36 @@ type Store interface {
 	// Storing bytes the key already holds, unexpired, is a refresh: it may
 	// only extend the value's expiry, to the later of the old and the new
 	// one, never shorten it, whoever sends it. A refresh keeps the value's
-	// place in the insertion order and its charge to the source that stored
-	// it first, instead of adding a copy, and it is never refused for lack
-	// of room or quota. Other bytes are appended as a new value.
+	// place in the insertion order instead of adding a copy. A refresh that
+	// does not extend the expiry changes nothing and is accepted. One that
+	// extends it makes src the value's charged source, because whoever keeps
+	// a value alive is the one that should pay for it: otherwise anyone
+	// could keep a publisher's quota spent by refreshing values the
+	// publisher has let go. When src is already charged for the value (the
+	// same source, or both the node itself) it is always accepted; when
+	// another source is, the charge moves to src only if src has room for
+	// the value under its quotas (per key and over the store, for its source
+	// and its site, a site it shares with the charged source aside), after
+	// one sweep at now if it is over a quota over the store; if it has not,
+	// the refresh is refused with ErrQuota and nothing changes. A refresh
+	// adds no value, so it is never refused for lack of room in the key or
+	// the store. (Interim rule, until values are owned by their publishers.)
+	// Other bytes are appended as a new value, charged to src.
 	//
 	// Put checks, in order: closed (ErrClosed), len(data) over MaxValueSize
 	// (ErrTooLarge), expires not after now (ErrExpired). It then deletes the
 	// key's values expired at now and refreshes a matching value if there
 	// is one. Otherwise it refuses with ErrKeyFull when the key already
 	// holds MaxPerKey values, and with ErrQuota when src already holds
-	// MaxPerKeyPerSource of them. Then, if src holds MaxPerSource values, or
-	// its bytes plus len(data) would pass MaxBytesPerSource, or Len has
-	// reached MaxValues, or the stored bytes plus len(data) would pass
-	// MaxBytes, it sweeps the whole store at now, once, and checks again:
-	// it refuses with ErrQuota if src is still over a quota, and with
-	// ErrFull if the store is still full. Nothing unexpired is ever evicted
-	// to make room. A refused Put changes nothing visible to Get.
+	// MaxPerKeyPerSource of them or its site MaxPerKeyPerSite. Then, if src
+	// holds MaxPerSource values, or its bytes plus len(data) would pass
+	// MaxBytesPerSource, or the same for its site with MaxPerSite and
+	// MaxBytesPerSite, or Len has reached MaxValues, or the stored bytes
+	// plus len(data) would pass MaxBytes, it sweeps the whole store at now,
+	// once, and checks again: it refuses with ErrQuota if src or its site is
+	// still over a quota, and with ErrFull if the store is still full.
+	// Nothing unexpired is ever evicted to make room. A refused Put changes
+	// nothing visible to Get.
 	Put(key id.ID, data []byte, src netip.Addr, expires, now time.Time) error
 
 	// Get appends key's values unexpired at now to dst, oldest first
@@ -139,6 +156,19 @@ const (
 	// to fill a key, while one publisher can still store a few values under
 	// it (the IPv4 and IPv6 addresses of one service, say).
 	DefaultKeySourceShare = 4
+
+	// DefaultSiteShare divides MaxValues and MaxBytes into the default
+	// quotas of one IPv6 site (a /48): 1/25 of the store, four times a
+	// source's share, so that a site with a few hosts, or an ISP that numbers
+	// many customers' /56s out of one /48, has room, while filling a node
+	// still takes 25 sites rather than one /48's 65,536 /64s.
+	DefaultSiteShare = 25
+
+	// DefaultKeySiteShare divides MaxPerKey into the default quota of one
+	// IPv6 site under one key: 1/2, twice a source's share, so that a few
+	// hosts of one site can publish under one key but one site alone can
+	// never fill it.
+	DefaultKeySiteShare = 2
 )
 
 // Limits bounds what a store accepts, so that no publisher can make it grow
@@ -160,6 +190,13 @@ type Limits struct {
 	MaxPerSource       int // values one source holds over all keys; default MaxValues/100, at least 1
 	MaxBytesPerSource  int // bytes one source holds over all keys; default MaxBytes/100, at least MaxValueSize
 	MaxPerKeyPerSource int // unexpired values one source holds under one key; default MaxPerKey/4, at least 1
+
+	// The site quotas, which bound what the /64s of one IPv6 /48 hold
+	// together, on top of each /64's source quotas; they are counted like
+	// the source quotas. IPv4 addresses have no site.
+	MaxPerSite       int // values one site holds over all keys; default MaxValues/25, at least MaxPerSource
+	MaxBytesPerSite  int // bytes one site holds over all keys; default MaxBytes/25, at least MaxBytesPerSource
+	MaxPerKeyPerSite int // unexpired values one site holds under one key; default MaxPerKey/2, at least MaxPerKeyPerSource
 }
 
 // WithDefaults returns l with each zero or negative field replaced by its
@@ -191,6 +228,15 @@ func (l Limits) WithDefaults() Limits {
 	}
 	if l.MaxPerKeyPerSource <= 0 {
 		l.MaxPerKeyPerSource = max(1, l.MaxPerKey/DefaultKeySourceShare)
+	}
+	if l.MaxPerSite <= 0 {
+		l.MaxPerSite = max(l.MaxPerSource, l.MaxValues/DefaultSiteShare)
+	}
+	if l.MaxBytesPerSite <= 0 {
+		l.MaxBytesPerSite = max(l.MaxBytesPerSource, l.MaxBytes/DefaultSiteShare)
+	}
+	if l.MaxPerKeyPerSite <= 0 {
+		l.MaxPerKeyPerSite = max(l.MaxPerKeyPerSource, l.MaxPerKey/DefaultKeySiteShare)
 	}
 	return l
 }
