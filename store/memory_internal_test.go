@@ -99,11 +99,13 @@ func recount(m *Memory) (n, bytes int, srcs map[source]usage) {
 		for _, v := range vals {
 			n++
 			bytes += len(v.Data)
-			if v.src.kind != 0 {
-				u := srcs[v.src]
-				u.values++
-				u.bytes += len(v.Data)
-				srcs[v.src] = u
+			for _, g := range []source{v.src, v.src.site()} {
+				if g.kind != kindSelf {
+					u := srcs[g]
+					u.values++
+					u.bytes += len(v.Data)
+					srcs[g] = u
+				}
 			}
 		}
 	}
@@ -112,18 +114,20 @@ func recount(m *Memory) (n, bytes int, srcs map[source]usage) {
 
 // TestMemoryAccountingMatchesRecount drives a store with random Puts from a
 // few sources, Gets, Sweeps and NextExpiry calls, and checks after every
-// step that its running counts of values, bytes and per-source usage equal
-// a recount from scratch, that the table of sources holds only sources that
-// hold values, and that no limit or quota is exceeded. (The conformance
+// step that its running counts of values, bytes and per-source and per-site
+// usage equal a recount from scratch, that the table of sources holds only
+// sources and sites that hold values, and that no limit or quota is exceeded. (The conformance
 // suite checks the answers against a model; this checks the bookkeeping
 // behind them.)
 func TestMemoryAccountingMatchesRecount(t *testing.T) {
 	l := Limits{MaxValues: 30, MaxPerKey: 6, MaxValueSize: 50, MaxBytes: 700,
-		MaxPerSource: 12, MaxBytesPerSource: 200, MaxPerKeyPerSource: 2}
+		MaxPerSource: 12, MaxBytesPerSource: 200, MaxPerKeyPerSource: 2,
+		MaxPerSite: 18, MaxBytesPerSite: 300, MaxPerKeyPerSite: 3}
 	srcs := []netip.Addr{{}, {},
 		netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("::ffff:192.0.2.1"),
 		netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("2001:db8::1"),
-		netip.MustParseAddr("2001:db8::2"), netip.MustParseAddr("2001:db8:0:1::1")}
+		netip.MustParseAddr("2001:db8::2"), netip.MustParseAddr("2001:db8:0:1::1"),
+		netip.MustParseAddr("2001:db8:0:ff::1"), netip.MustParseAddr("2001:db8:1::1")}
 	outcomes := map[error]int{}
 	for seed := range uint64(6) {
 		r := rand.New(rand.NewPCG(seed, 7))
@@ -165,8 +169,24 @@ func TestMemoryAccountingMatchesRecount(t *testing.T) {
 				if m.srcs[s] != u {
 					t.Fatalf("seed %d step %d: table says %s holds %+v, recount %+v", seed, step, s, m.srcs[s], u)
 				}
-				if u.values > l.MaxPerSource || u.bytes > l.MaxBytesPerSource {
+				_, values, bytes := m.quotas(s)
+				if u.values > values || u.bytes > bytes {
 					t.Fatalf("seed %d step %d: %s holds %+v, over its quotas", seed, step, s, u)
+				}
+			}
+			for k, vals := range m.keys {
+				held := map[source]int{}
+				for _, v := range vals {
+					for _, g := range v.src.groups() {
+						if g.kind != kindSelf {
+							held[g]++
+						}
+					}
+				}
+				for g, h := range held {
+					if limit, _, _ := m.quotas(g); h > limit {
+						t.Fatalf("seed %d step %d: %s holds %d values under %s, over its quota of %d", seed, step, g, h, k.Short(), limit)
+					}
 				}
 			}
 			if n > l.MaxValues || b > l.MaxBytes {
@@ -193,7 +213,8 @@ func TestMemoryAccountingMatchesRecount(t *testing.T) {
 
 // TestSourceOfGroupsLikePrefixes checks the compact source against the
 // grouping written with netip.Prefix: IPv4 (mapped or not) by address, IPv6
-// by /64, zones ignored; and that String names the group.
+// by /64, zones ignored; that IPv6 sources have their /48 as site; and that
+// String names the group.
 func TestSourceOfGroupsLikePrefixes(t *testing.T) {
 	prefixOf := func(a netip.Addr) netip.Prefix {
 		a = a.Unmap().WithZone("")
@@ -213,7 +234,7 @@ func TestSourceOfGroupsLikePrefixes(t *testing.T) {
 			b[10], b[11] = 0xff, 0xff
 			b[14], b[15] = byte(r.IntN(3)), byte(r.IntN(3))
 		default:
-			b[7], b[15] = byte(r.IntN(3)), byte(r.IntN(3))
+			b[5], b[7], b[15] = byte(r.IntN(2)), byte(r.IntN(3)), byte(r.IntN(3))
 		}
 		a := netip.AddrFrom16(b)
 		if r.IntN(4) == 0 && !a.Is4In6() {
@@ -232,6 +253,20 @@ func TestSourceOfGroupsLikePrefixes(t *testing.T) {
 		}
 		if got := sourceOf(a).String(); got != want {
 			t.Fatalf("sourceOf(%v).String() = %q, want %q", a, got, want)
+		}
+		// IPv6 sources, and only they, have a site: their /48.
+		siteOf := func(a netip.Addr) netip.Prefix {
+			if a = a.Unmap().WithZone(""); a.Is4() {
+				return netip.Prefix{}
+			}
+			return netip.PrefixFrom(a, 48).Masked()
+		}
+		sa, sb := sourceOf(a).site(), sourceOf(b).site()
+		if got, want := sa == sb, siteOf(a) == siteOf(b); got != want {
+			t.Fatalf("sites of %v and %v equal is %v, want %v", a, b, got, want)
+		}
+		if p := siteOf(a); p.IsValid() != (sa.kind == kindSite) || (p.IsValid() && sa.String() != p.String()) {
+			t.Fatalf("site of %v is %v, want %v", a, sa, p)
 		}
 	}
 	if s := sourceOf(netip.Addr{}); s != (source{}) {

@@ -21,7 +21,8 @@ func TestMemoryConforms(t *testing.T) {
 
 func TestNewMemoryFillsDefaultLimits(t *testing.T) {
 	defaults := store.Limits{MaxValues: 100_000, MaxPerKey: 16, MaxValueSize: 1000, MaxBytes: 100_000_000,
-		MaxPerSource: 1000, MaxBytesPerSource: 1_000_000, MaxPerKeyPerSource: 4}
+		MaxPerSource: 1000, MaxBytesPerSource: 1_000_000, MaxPerKeyPerSource: 4,
+		MaxPerSite: 4000, MaxBytesPerSite: 4_000_000, MaxPerKeyPerSite: 8}
 	tests := []struct {
 		name string
 		in   store.Limits
@@ -29,21 +30,32 @@ func TestNewMemoryFillsDefaultLimits(t *testing.T) {
 	}{
 		{"Zero", store.Limits{}, defaults},
 		{"Negative", store.Limits{MaxValues: -1, MaxPerKey: -1, MaxValueSize: -1, MaxBytes: -1,
-			MaxPerSource: -1, MaxBytesPerSource: -1, MaxPerKeyPerSource: -1}, defaults},
+			MaxPerSource: -1, MaxBytesPerSource: -1, MaxPerKeyPerSource: -1,
+			MaxPerSite: -1, MaxBytesPerSite: -1, MaxPerKeyPerSite: -1}, defaults},
 		{"Set", store.Limits{MaxValues: 5, MaxPerKey: 2, MaxValueSize: 10, MaxBytes: 7,
-			MaxPerSource: 3, MaxBytesPerSource: 9, MaxPerKeyPerSource: 6},
+			MaxPerSource: 3, MaxBytesPerSource: 9, MaxPerKeyPerSource: 6,
+			MaxPerSite: 1, MaxBytesPerSite: 2, MaxPerKeyPerSite: 4},
 			store.Limits{MaxValues: 5, MaxPerKey: 2, MaxValueSize: 10, MaxBytes: 7,
-				MaxPerSource: 3, MaxBytesPerSource: 9, MaxPerKeyPerSource: 6}},
+				MaxPerSource: 3, MaxBytesPerSource: 9, MaxPerKeyPerSource: 6,
+				MaxPerSite: 1, MaxBytesPerSite: 2, MaxPerKeyPerSite: 4}},
 		// The quotas follow the limits they are shares of.
 		{"Partial", store.Limits{MaxPerKey: 3, MaxValues: 5000, MaxBytes: 20_000},
 			store.Limits{MaxValues: 5000, MaxPerKey: 3, MaxValueSize: 1000, MaxBytes: 20_000,
-				MaxPerSource: 50, MaxBytesPerSource: 1000, MaxPerKeyPerSource: 1}},
+				MaxPerSource: 50, MaxBytesPerSource: 1000, MaxPerKeyPerSource: 1,
+				MaxPerSite: 200, MaxBytesPerSite: 1000, MaxPerKeyPerSite: 1}},
+		// A site's default quotas are never below its sources' quotas.
+		{"SiteAtLeastSource", store.Limits{MaxPerSource: 9000, MaxBytesPerSource: 5_000_000, MaxPerKeyPerSource: 12},
+			store.Limits{MaxValues: 100_000, MaxPerKey: 16, MaxValueSize: 1000, MaxBytes: 100_000_000,
+				MaxPerSource: 9000, MaxBytesPerSource: 5_000_000, MaxPerKeyPerSource: 12,
+				MaxPerSite: 9000, MaxBytesPerSite: 5_000_000, MaxPerKeyPerSite: 12}},
 		{"SharesNeverZero", store.Limits{MaxValues: 7, MaxPerKey: 2, MaxValueSize: 10},
 			store.Limits{MaxValues: 7, MaxPerKey: 2, MaxValueSize: 10, MaxBytes: 70,
-				MaxPerSource: 1, MaxBytesPerSource: 10, MaxPerKeyPerSource: 1}},
+				MaxPerSource: 1, MaxBytesPerSource: 10, MaxPerKeyPerSource: 1,
+				MaxPerSite: 1, MaxBytesPerSite: 10, MaxPerKeyPerSite: 1}},
 		{"MaxBytesSaturates", store.Limits{MaxValues: math.MaxInt / 2, MaxValueSize: 1000},
 			store.Limits{MaxValues: math.MaxInt / 2, MaxPerKey: 16, MaxValueSize: 1000, MaxBytes: math.MaxInt,
-				MaxPerSource: math.MaxInt / 2 / 100, MaxBytesPerSource: math.MaxInt / 100, MaxPerKeyPerSource: 4}},
+				MaxPerSource: math.MaxInt / 2 / 100, MaxBytesPerSource: math.MaxInt / 100, MaxPerKeyPerSource: 4,
+				MaxPerSite: math.MaxInt / 2 / 25, MaxBytesPerSite: math.MaxInt / 25, MaxPerKeyPerSite: 8}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -43,6 +43,39 @@ func groupOf(a netip.Addr) netip.Prefix {
 	return netip.PrefixFrom(a, 64).Masked()
 }
 
+// groupsOf lists the groups a value charged to the source g is charged to:
+// g itself and, for an IPv6 /64, its site, the /48. The node itself has
+// none.
+func groupsOf(g netip.Prefix) []netip.Prefix {
+	switch {
+	case !g.IsValid():
+		return nil
+	case g.Addr().Is4():
+		return []netip.Prefix{g}
+	}
+	return []netip.Prefix{g, netip.PrefixFrom(g.Addr(), 48).Masked()}
+}
+
+// chargedTo reports whether a value charged to the source src counts
+// against the group g.
+func chargedTo(src, g netip.Prefix) bool { return slices.Contains(groupsOf(src), g) }
+
+// quotas returns the limits of the group g: per key, values, bytes.
+func (m *model) quotas(g netip.Prefix) (perKey, values, bytes int) {
+	if g.Bits() == 48 {
+		return m.l.MaxPerKeyPerSite, m.l.MaxPerSite, m.l.MaxBytesPerSite
+	}
+	return m.l.MaxPerKeyPerSource, m.l.MaxPerSource, m.l.MaxBytesPerSource
+}
+
+// kindOf names g's kind of group, for the outcomes of the walk.
+func kindOf(g netip.Prefix) string {
+	if g.Bits() == 48 {
+		return "site"
+	}
+	return "source"
+}
+
 func (m *model) len() int {
 	n := 0
 	for _, vals := range m.keys {
@@ -61,11 +94,11 @@ func (m *model) bytes() int {
 	return n
 }
 
-// usage counts the values and bytes charged to g over all keys.
+// usage counts the values and bytes charged to the group g over all keys.
 func (m *model) usage(g netip.Prefix) (values, bytes int) {
 	for _, vals := range m.keys {
 		for _, v := range vals {
-			if v.src == g {
+			if chargedTo(v.src, g) {
 				values++
 				bytes += len(v.v.Data)
 			}
@@ -104,45 +137,90 @@ func (m *model) put(k id.ID, data []byte, src netip.Addr, expires, now time.Time
 		return "expired", store.ErrExpired
 	}
 	m.purge(k, now)
-	vals := m.keys[k]
-	for i := range vals {
-		if bytes.Equal(vals[i].v.Data, data) {
-			if expires.After(vals[i].v.Expires) {
-				vals[i].v.Expires = expires
-				return "refresh extends", nil
+	g := groupOf(src)
+	// keyOver names a group of g holding more than its quota of k's
+	// values, and overAll one holding more than its quota over the store,
+	// counting every value as charged where the model says it is now.
+	keyOver := func() (string, bool) {
+		for _, h := range groupsOf(g) {
+			n := 0
+			for _, v := range m.keys[k] {
+				if chargedTo(v.src, h) {
+					n++
+				}
 			}
-			return "refresh keeps the later expiry", nil
+			if perKey, _, _ := m.quotas(h); n > perKey {
+				return kindOf(h), true
+			}
 		}
+		return "", false
 	}
+	overAll := func() (string, bool) {
+		for _, h := range groupsOf(g) {
+			n, b := m.usage(h)
+			if _, values, bytes := m.quotas(h); n > values {
+				return kindOf(h) + " quota of values", true
+			} else if b > bytes {
+				return kindOf(h) + " quota of bytes", true
+			}
+		}
+		return "", false
+	}
+	for i, v := range m.keys[k] {
+		if !bytes.Equal(v.v.Data, data) {
+			continue
+		}
+		switch {
+		case !expires.After(v.v.Expires):
+			return "refresh keeps the later expiry", nil
+		case v.src == g:
+			m.keys[k][i].v.Expires = expires
+			return "refresh extends", nil
+		}
+		// Another source extends it: it takes over the charge if it then
+		// stays within its quotas. The key holds no expired value, so a
+		// sweep leaves index i where it is.
+		m.keys[k][i].src = g
+		if kind, over := keyOver(); over {
+			m.keys[k][i].src = v.src
+			return "refresh by another over its " + kind + " quota under the key", store.ErrQuota
+		}
+		if _, over := overAll(); over {
+			m.sweep(now)
+			if kind, over := overAll(); over {
+				m.keys[k][i].src = v.src
+				return "refresh by another over its " + kind, store.ErrQuota
+			}
+		}
+		m.keys[k][i].v.Expires = expires
+		return "refresh moves the charge", nil
+	}
+	vals := m.keys[k]
 	if len(vals) >= m.l.MaxPerKey {
 		return "key full", store.ErrKeyFull
 	}
-	g := groupOf(src)
-	if g.IsValid() {
-		n := 0
-		for _, v := range vals {
-			if v.src == g {
-				n++
-			}
-		}
-		if n >= m.l.MaxPerKeyPerSource {
-			return "source quota under the key", store.ErrQuota
+	// Try the new value in place, as the refresh does, and take it back if
+	// a limit is passed.
+	m.keys[k] = append(slices.Clone(vals), mval{v: store.Value{Data: bytes.Clone(data), Expires: expires}, src: g})
+	undo := func() {
+		if len(vals) == 0 {
+			delete(m.keys, k)
+		} else {
+			m.keys[k] = vals
 		}
 	}
+	if kind, over := keyOver(); over {
+		undo()
+		return kind + " quota under the key", store.ErrQuota
+	}
 	check := func() (string, error) {
-		if g.IsValid() {
-			n, b := m.usage(g)
-			if n >= m.l.MaxPerSource {
-				return "source quota of values", store.ErrQuota
-			}
-			if b+len(data) > m.l.MaxBytesPerSource {
-				return "source quota of bytes", store.ErrQuota
-			}
+		if kind, over := overAll(); over {
+			return kind, store.ErrQuota
 		}
-		if m.len() >= m.l.MaxValues {
+		if m.len() > m.l.MaxValues {
 			return "full of values", store.ErrFull
 		}
-		if m.bytes()+len(data) > m.l.MaxBytes {
+		if m.bytes() > m.l.MaxBytes {
 			return "full of bytes", store.ErrFull
 		}
 		return "", nil
@@ -150,10 +228,12 @@ func (m *model) put(k id.ID, data []byte, src netip.Addr, expires, now time.Time
 	if _, err := check(); err != nil {
 		m.sweep(now)
 		if kind, err := check(); err != nil {
+			// The sweep left k alone: it holds no expired value.
+			vals = m.keys[k][:len(m.keys[k])-1]
+			undo()
 			return kind, err
 		}
 	}
-	m.keys[k] = append(vals, mval{v: store.Value{Data: bytes.Clone(data), Expires: expires}, src: g})
 	if g.IsValid() {
 		return "new from a source", nil
 	}
@@ -207,7 +287,9 @@ var walkSources = []netip.Addr{
 	netip.MustParseAddr("203.0.113.8"),
 	netip.MustParseAddr("2001:db8:1:2::1"),
 	netip.MustParseAddr("2001:db8:1:2:ffff:ffff:ffff:ffff"), // the same /64
-	netip.MustParseAddr("2001:db8:1:3::1"),
+	netip.MustParseAddr("2001:db8:1:3::1"),                  // another /64 of the same /48
+	netip.MustParseAddr("2001:db8:1:ff00::1"),               // and another
+	netip.MustParseAddr("2001:db8:1:ff00::2"),               // of that /64 again, so that the site is busy
 	netip.MustParseAddr("fe80::1%eth0"),
 	netip.MustParseAddr("fe80::2%eth1"), // the same /64, another zone
 }
@@ -219,7 +301,7 @@ var walkSources = []netip.Addr{
 // and refreshes against the model's recount from scratch.
 func testMatchesModel(t *testing.T, s store.Store) {
 	const (
-		seeds   = 4
+		seeds   = 6
 		steps   = 4000
 		numKeys = 8 // 8 keys x MaxPerKey 7 > MaxValues 41, so the store fills
 	)
@@ -303,8 +385,13 @@ func testMatchesModel(t *testing.T, s store.Store) {
 	// The walk must have reached every rule, or it proves less than it
 	// claims.
 	for _, o := range []string{"new from a source", "new from the node itself", "refresh extends",
-		"refresh keeps the later expiry", "too large", "expired", "key full", "source quota under the key",
-		"source quota of values", "source quota of bytes", "full of values", "full of bytes"} {
+		"refresh keeps the later expiry", "refresh moves the charge", "refresh by another over its source quota under the key",
+		"refresh by another over its site quota under the key", "refresh by another over its source quota of values",
+		"refresh by another over its source quota of bytes", "refresh by another over its site quota of values",
+		"refresh by another over its site quota of bytes",
+		"too large", "expired", "key full", "source quota under the key", "site quota under the key",
+		"source quota of values", "source quota of bytes", "site quota of values", "site quota of bytes",
+		"full of values", "full of bytes"} {
 		if outcomes[o] == 0 {
 			t.Errorf("no Put in the random walk ended with %q; outcomes: %v", o, outcomes)
 		}

@@ -34,6 +34,7 @@ func Limits() store.Limits {
 	return store.Limits{
 		MaxValues: 41, MaxPerKey: 7, MaxValueSize: 123, MaxBytes: 2003,
 		MaxPerSource: 11, MaxBytesPerSource: 301, MaxPerKeyPerSource: 3,
+		MaxPerSite: 19, MaxBytesPerSite: 457, MaxPerKeyPerSite: 5,
 	}
 }
 
@@ -72,7 +73,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"OneSourceCannotTakeTheBytes", testOneSourceCannotTakeTheBytes},
 		{"SourcesGroupByHost", testSourcesGroupByHost},
 		{"QuotaReleasedWhenValuesExpire", testQuotaReleasedWhenValuesExpire},
-		{"RefreshKeepsTheFirstSourceCharged", testRefreshKeepsTheFirstSourceCharged},
+		{"OneSiteCannotFillAKey", testOneSiteCannotFillAKey},
+		{"OneSiteCannotFillTheStore", testOneSiteCannotFillTheStore},
+		{"RefreshMovesTheChargeToTheRefresher", testRefreshMovesTheChargeToTheRefresher},
 		{"NodeItselfIsExemptFromQuotas", testNodeItselfIsExemptFromQuotas},
 		{"ExpiryNotInFuture", testExpiryNotInFuture},
 		{"PutCopiesData", testPutCopiesData},
@@ -539,6 +542,7 @@ func testSourcesGroupByHost(t *testing.T, s store.Store) {
 	}{
 		{"IPv6SameSlash64", "2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff", true},
 		{"IPv6OtherSlash64", "2001:db8:1:2::1", "2001:db8:1:3::1", false},
+		{"IPv6OtherSlash48", "2001:db8:1:2::1", "2001:db8:2:2::1", false},
 		{"IPv4MappedIsIPv4", "203.0.113.7", "::ffff:203.0.113.7", true},
 		{"IPv4NeighboursDiffer", "203.0.113.7", "203.0.113.6", false},
 		{"ZoneIgnored", "fe80::1%eth0", "fe80::2%eth1", true},
@@ -601,30 +605,140 @@ func testQuotaReleasedWhenValuesExpire(t *testing.T, s store.Store) {
 	mustPutFrom(t, s, srcC, key(500), big, at(100), at(40))
 }
 
-// testRefreshKeepsTheFirstSourceCharged checks that a value stays charged to
-// the source that stored it, whoever refreshes it, and that a refresh is
-// accepted from a source at its quota.
-func testRefreshKeepsTheFirstSourceCharged(t *testing.T, s store.Store) {
-	per := Limits().MaxPerKeyPerSource
+// Three /64s of one site, 2001:db8:5::/48, another host of the first /64,
+// and a /64 of the neighbouring site.
+var (
+	site1    = netip.MustParseAddr("2001:db8:5:1::1")
+	site1bis = netip.MustParseAddr("2001:db8:5:1::2")
+	site2    = netip.MustParseAddr("2001:db8:5:2::1")
+	site3    = netip.MustParseAddr("2001:db8:5:ffff::1")
+	nextSite = netip.MustParseAddr("2001:db8:6:1::1")
+)
+
+const siteName = "2001:db8:5::/48"
+
+// testOneSiteCannotFillAKey guards against key squatting by one IPv6 site,
+// which holds thousands of /64s: its sources together hold at most
+// MaxPerKeyPerSite values under a key.
+func testOneSiteCannotFillAKey(t *testing.T, s store.Store) {
+	l := Limits()
+	k := key(1)
+	var want []string
+	for i := range l.MaxPerKeyPerSite {
+		v := fmt.Sprintf("junk %d", i)
+		want = append(want, v)
+		src := site1
+		if i >= l.MaxPerKeyPerSource {
+			src = site2
+		}
+		mustPutFrom(t, s, src, k, v, at(100), at(0))
+	}
+	for _, src := range []netip.Addr{site2, site3} {
+		wantQuota(t, s.Put(k, []byte("more junk"), src, at(100), at(1)), siteName, l.MaxPerKeyPerSite)
+	}
+	wantGet(t, s, k, at(1), want...)
+	// Other sites, and IPv4 sources, can still store under the key.
+	mustPutFrom(t, s, nextSite, k, "next site's", at(100), at(1))
+	mustPutFrom(t, s, srcB, k, "b's", at(100), at(1))
+	// The site keeps its allowance under other keys.
+	mustPutFrom(t, s, site3, key(2), "more junk", at(100), at(1))
+}
+
+// testOneSiteCannotFillTheStore guards against store filling by one IPv6
+// site: its sources together hold at most MaxPerSite values and
+// MaxBytesPerSite bytes.
+func testOneSiteCannotFillTheStore(t *testing.T, s store.Store) {
+	l := Limits()
+	for i := range l.MaxPerSite {
+		src := site1
+		if i >= l.MaxPerSource {
+			src = site2
+		}
+		mustPutFrom(t, s, src, key(i), "v", at(100), at(0))
+	}
+	fresh := key(1000)
+	wantQuota(t, s.Put(fresh, []byte("one too many"), site3, at(100), at(1)), siteName, l.MaxPerSite)
+	wantGet(t, s, fresh, at(1))
+	// A refresh adds nothing, so the site's is accepted at the quota.
+	mustPutFrom(t, s, site2, key(l.MaxPerSite-1), "v", at(200), at(1))
+	// Other sites still have room.
+	mustPutFrom(t, s, nextSite, fresh, "next site's", at(100), at(1))
+	wantLen(t, s, l.MaxPerSite+1)
+	// Once the site's values expire, its room comes back.
+	mustPutFrom(t, s, site3, fresh, "site's", at(500), at(200))
+
+	// Bytes: three sources of the site fill its share to the byte.
+	big := func(i, n int) string { return fmt.Sprintf("%03d", i) + strings.Repeat("s", n-3) }
+	for i, src := range []netip.Addr{site1, site1, site2} {
+		mustPutFrom(t, s, src, key(2000+i), big(i, l.MaxValueSize), at(400), at(300))
+	}
+	rest := l.MaxBytesPerSite - 3*l.MaxValueSize - len("site's")
+	mustPutFrom(t, s, site3, key(2003), big(3, rest), at(400), at(300))
+	wantQuota(t, s.Put(key(2004), []byte("x"), site3, at(400), at(300)), siteName, l.MaxBytesPerSite)
+	mustPutFrom(t, s, nextSite, key(2004), "x", at(400), at(300))
+}
+
+// testRefreshMovesTheChargeToTheRefresher checks that a refresh that extends
+// a value moves its charge to the refresher, so that a third party cannot
+// keep a publisher's quota spent by refreshing its values; that the move
+// needs the refresher to have room; and that a refresh that extends nothing
+// changes nothing.
+func testRefreshMovesTheChargeToTheRefresher(t *testing.T, s store.Store) {
+	l := Limits()
+	per := l.MaxPerKeyPerSource
 	k := key(1)
 	mustPutFrom(t, s, srcA, k, "shared", at(100), at(0))
+	// B extends it: B is charged for it now, and A is not.
 	mustPutFrom(t, s, srcB, k, "shared", at(200), at(1))
-	// B was not charged for its refresh: it has its whole quota under k.
 	for i := range per {
-		mustPutFrom(t, s, srcB, k, fmt.Sprintf("b%d", i), at(300), at(1))
-	}
-	wantQuota(t, s.Put(k, []byte("b more"), srcB, at(300), at(1)), "198.51.100.20", per)
-	// And it may still refresh A's value at its quota.
-	mustPutFrom(t, s, srcB, k, "shared", at(250), at(1))
-	// A was: it has one value fewer.
-	for i := range per - 1 {
 		mustPutFrom(t, s, srcA, k, fmt.Sprintf("a%d", i), at(300), at(1))
 	}
 	wantQuota(t, s.Put(k, []byte("a more"), srcA, at(300), at(1)), "203.0.113.7", per)
-	// Once the shared value has expired, storing it again is a new value,
-	// charged to whoever stores it: A has room, B has none.
-	wantQuota(t, s.Put(k, []byte("shared"), srcB, at(400), at(250)), "198.51.100.20", per)
-	mustPutFrom(t, s, srcA, k, "shared", at(400), at(250))
+	for i := range per - 1 {
+		mustPutFrom(t, s, srcB, k, fmt.Sprintf("b%d", i), at(300), at(1))
+	}
+	wantQuota(t, s.Put(k, []byte("b more"), srcB, at(300), at(1)), "198.51.100.20", per)
+	// B holds the value: its refresh at its quota is accepted.
+	mustPutFrom(t, s, srcB, k, "shared", at(250), at(1))
+	// A has no room to take it back: its extending refresh is refused, and
+	// changes nothing.
+	wantQuota(t, s.Put(k, []byte("shared"), srcA, at(300), at(1)), "203.0.113.7", per)
+	if got := wantGet(t, s, k, at(1), "shared", "a0", "a1", "a2", "b0", "b1"); !got[0].Expires.Equal(at(250)) {
+		t.Fatalf("a refused refresh moved the expiry to %v, want %v", got[0].Expires, at(250))
+	}
+	// A refresh that extends nothing is accepted from anyone and moves no
+	// charge: B still has no room.
+	mustPutFrom(t, s, srcA, k, "shared", at(240), at(1))
+	mustPutFrom(t, s, srcC, k, "shared", at(250), at(1))
+	wantQuota(t, s.Put(k, []byte("b more"), srcB, at(300), at(1)), "198.51.100.20", per)
+	// The node itself takes the charge, and B gets its room back.
+	mustPut(t, s, k, "shared", at(260), at(1))
+	mustPutFrom(t, s, srcB, k, "b more", at(300), at(1))
+
+	// Over the store: a source at MaxPerSource cannot take a value over.
+	for i := range l.MaxPerSource {
+		mustPutFrom(t, s, srcC, key(100+i/per), fmt.Sprintf("c%d", i), at(300), at(1))
+	}
+	wantQuota(t, s.Put(k, []byte("a0"), srcC, at(400), at(1)), "2001:db8:c::/64", l.MaxPerSource)
+	wantGet(t, s, k, at(1), "shared", "a0", "a1", "a2", "b0", "b1", "b more")
+
+	// Within a site: a charge moves between two /64s of a site at its quota
+	// under a key, since the site holds the value either way; a third /64
+	// still has room of its own under the key.
+	k2 := key(200)
+	for i := range l.MaxPerKeyPerSite {
+		src := site1
+		if i >= per {
+			src = site2
+		}
+		mustPutFrom(t, s, src, k2, fmt.Sprintf("s%d", i), at(100), at(1))
+	}
+	mustPutFrom(t, s, site3, k2, "s0", at(110), at(1))
+	// site1 got one value of room back, but the site has none.
+	wantQuota(t, s.Put(k2, []byte("s more"), site1bis, at(100), at(1)), siteName, l.MaxPerKeyPerSite)
+	// Another site's source takes a value out of the site, which gets room.
+	mustPutFrom(t, s, nextSite, k2, "s1", at(120), at(1))
+	mustPutFrom(t, s, site1bis, k2, "s more", at(100), at(1))
 }
 
 func testNodeItselfIsExemptFromQuotas(t *testing.T, s store.Store) {
