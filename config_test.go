@@ -26,6 +26,8 @@ func TestValidateNamesTheFieldAndWhatIsAllowed(t *testing.T) {
 		{"too many failures", func(c *Config) { c.MaxFailures = 256 }, "Config.MaxFailures is 256"},
 		{"negative store values", func(c *Config) { c.StoreLimits.MaxValues = -1 }, "Config.StoreLimits.MaxValues is -1: must be at least 0"},
 		{"negative per key", func(c *Config) { c.StoreLimits.MaxPerKey = -2 }, "Config.StoreLimits.MaxPerKey is -2: must be at least 0"},
+		{"negative source quota", func(c *Config) { c.StoreLimits.MaxPerSource = -1 }, "a bound is negative"},
+		{"negative site quota", func(c *Config) { c.StoreLimits.MaxPerKeyPerSite = -1 }, "a bound is negative"},
 		{"value larger than a request", func(c *Config) { c.StoreLimits.MaxValueSize = 1001 }, "Config.StoreLimits.MaxValueSize is 1001: must be between 0"},
 		{"limits with a store", func(c *Config) {
 			c.Store = store.NewMemory(store.Limits{})
