@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/dhtkit/dht/id"
-	"github.com/dhtkit/dht/transport"
 	"github.com/dhtkit/dht/transport/memnet"
 	"github.com/dhtkit/dht/wire"
 )
@@ -78,15 +77,7 @@ func TestNodesTellPublicRequestersOnlyPublicContacts(t *testing.T) {
 		}
 		return nil
 	})
-	// Send a FIND_NODE from the public asker by hand.
-	req := wire.Message{Type: wire.FindNode, Sender: asker.id, TxID: 1, Target: id.Key("x")}
-	b, err := req.Append(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := asker.ep.Send([]transport.Packet{{Addr: srv.Addr(), Data: b}}); err != nil {
-		t.Fatal(err)
-	}
+	sendRaw(t, asker, srv.Addr(), wire.Message{Type: wire.FindNode, TxID: 1, Target: id.Key("x")})
 	tn.clk.RunFor(time.Second)
 	if len(got) != 1 || got[0].Addr.String() != "203.0.113.20:4000" {
 		t.Fatalf("a public requester was told %v; want only the public contact", got)
@@ -140,14 +131,7 @@ func TestPublicRequestersGetTheNearestPublicContactsBeyondPrivateOnes(t *testing
 		}
 		return nil
 	})
-	req := wire.Message{Type: wire.FindNode, Sender: asker.id, TxID: 1, Target: target}
-	b, err := req.Append(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := asker.ep.Send([]transport.Packet{{Addr: srv.Addr(), Data: b}}); err != nil {
-		t.Fatal(err)
-	}
+	sendRaw(t, asker, srv.Addr(), wire.Message{Type: wire.FindNode, TxID: 1, Target: target})
 	tn.clk.RunFor(time.Second)
 	if len(got) != 2 || got[0].Addr.Addr().IsLoopback() || got[1].Addr.Addr().IsLoopback() {
 		t.Fatalf("a public requester was told %v; want the two public contacts", got)
