@@ -27,7 +27,7 @@ func (n *Node) armMaintenance(now time.Time) {
 	n.mntTimer.stop()
 	d := n.maintenanceEvery()
 	if n.table.Len() > 0 {
-		n.stats.rejoinStreak = 0
+		n.rejoinStreak = 0
 	} else if n.needsRejoin() {
 		d = n.rejoinDelay()
 	}

@@ -51,9 +51,12 @@ type Node struct {
 	seeds     []netip.AddrPort      // bootstrapped through last; asked again when the table empties
 	queue     []queued              // requests waiting for a free slot in rpc, from queueHead on
 	queueHead int
-	encBuf    []byte
-	rpcTimer  timerSlot
-	mntTimer  timerSlot
+	// rejoinStreak counts rejoin attempts since the table last held a
+	// contact, and sets the backoff (rejoin.go).
+	rejoinStreak int
+	encBuf       []byte
+	rpcTimer     timerSlot
+	mntTimer     timerSlot
 }
 
 // timerSlot is one armed clock timer. The generation tells a callback that
@@ -216,8 +219,10 @@ func (n *Node) run(f func(now time.Time, w transport.Writer)) {
 	}
 }
 
-// drainIfRoom sends queued requests when slots have freed up: an operation
-// that ended forgets its requests without a writer at hand.
+// drainIfRoom sends queued requests when slots have freed up. Every way into
+// the node (run, HandlePacket, HandleBatch) calls it on its way out, so the
+// many places that free slots (answers, timeouts, operations that end and
+// forget their requests) need not drain themselves.
 func (n *Node) drainIfRoom(now time.Time, w transport.Writer) {
 	if n.queueHead < len(n.queue) && n.rpc.Len() < n.rpc.Cap() {
 		n.drain(now, w)
@@ -518,7 +523,6 @@ func (n *Node) handleResponse(m *wire.Message, from netip.AddrPort, now time.Tim
 	}
 	n.stats.responses++
 	n.done(&p)
-	defer n.drain(now, w)
 	if !p.to.ID.IsZero() && p.to.ID != m.Sender {
 		// Someone else answers at that address now (a restart with a new ID):
 		// the contact we asked for is gone.

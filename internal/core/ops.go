@@ -117,9 +117,7 @@ func (n *Node) send(to id.Contact, typ wire.Type, key id.ID, o op, now time.Time
 	if n.closed {
 		return false
 	}
-	if n.queueHead < len(n.queue) {
-		n.drain(now, w) // those waiting go first
-	}
+	n.drainIfRoom(now, w) // those waiting go first
 	if n.rpc.Len() >= n.rpc.Cap() {
 		if _, ping := o.(livenessCheck); ping || len(n.queue)-n.queueHead >= max(n.cfg.MaxInFlight, minQueue) {
 			n.stats.rpcFull++
@@ -296,7 +294,6 @@ func (n *Node) onRPCTimer(gen uint64) {
 			}
 			p.op.failure(n, &p, now, w)
 		})
-		n.drain(now, w)
 		n.armRPC(now)
 	})
 }
@@ -355,8 +352,7 @@ func (n *Node) canceler(o *opState) func() {
 	}
 	return func() {
 		n.run(func(now time.Time, w transport.Writer) {
-			n.failOp(o, ErrCanceled)
-			n.drain(now, w) // the slots it held may let queued requests go
+			n.failOp(o, ErrCanceled) // run then lets queued requests take its slots
 		})
 	}
 }
@@ -687,7 +683,6 @@ func (n *Node) finishLookup(o *lookupOp, now time.Time, w transport.Writer) {
 	lookupPool.Put(o.l)
 	o.l = nil
 	o.then(r, now, w)
-	n.drain(now, w)
 }
 
 // pingOp is a PING whose outcome then receives.

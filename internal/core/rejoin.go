@@ -51,7 +51,7 @@ func (n *Node) needsRejoin() bool {
 // cut off together do not all knock at once when the network heals.
 func (n *Node) rejoinDelay() time.Duration {
 	b := rejoinMax
-	if s := n.stats.rejoinStreak; s < 32 {
+	if s := n.rejoinStreak; s < 32 {
 		b = min(rejoinMin<<s, rejoinMax)
 	}
 	return b - b/4 + time.Duration(n.rng.Int64N(int64(b/2)+1))
@@ -66,9 +66,9 @@ func (n *Node) rejoin() bool {
 		return false
 	}
 	n.stats.rejoins++
-	n.stats.rejoinStreak++
+	n.rejoinStreak++
 	seeds := n.seeds // replaced, never modified, by Bootstrap
-	if n.stats.rejoinStreak == 1 {
+	if n.rejoinStreak == 1 {
 		n.log.Warn("routing table empty: rejoining through seeds", "seeds", len(seeds))
 	}
 	n.later(func() {
@@ -80,9 +80,9 @@ func (n *Node) rejoin() bool {
 				return
 			}
 			if err == nil && r.TableSize > 0 {
-				n.log.Info("rejoined through seeds", "attempts", n.stats.rejoinStreak, "contacts", r.TableSize)
+				n.log.Info("rejoined through seeds", "attempts", n.rejoinStreak, "contacts", r.TableSize)
 			} else {
-				n.log.Debug("rejoin failed", "attempt", n.stats.rejoinStreak, "err", err)
+				n.log.Debug("rejoin failed", "attempt", n.rejoinStreak, "err", err)
 			}
 			n.armMaintenance(n.clock.Now())
 		})

@@ -21,11 +21,6 @@ type stats struct {
 	expired, refreshes            uint64
 	rejoins                       uint64
 	served                        [5]uint64 // by request type; index 0 counts unknown types
-
-	// rejoinStreak counts rejoin attempts since the table last held a
-	// contact and sets the backoff (rejoin.go). It lives here, under the
-	// lock with the counters, rather than in Node.
-	rejoinStreak int
 }
 
 // Stats is a snapshot of a node's counters since it started.
