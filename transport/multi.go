@@ -187,10 +187,10 @@ func (r *routedBatch) HandleBatch(pkts []Packet, w Writer) {
 
 // route returns the index of the endpoint for to, or -1.
 func (g *Group) route(to netip.AddrPort) int {
-	switch a := to.Addr(); {
-	case a.Is4() || a.Is4In6():
+	switch familyOf(to.Addr()) {
+	case v4:
 		return g.v4
-	case a.Is6():
+	case v6:
 		return g.v6
 	}
 	return -1
