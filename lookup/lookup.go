@@ -539,12 +539,15 @@ func (l *Lookup) InFlight(dst []id.Contact) []id.Contact {
 }
 
 // ValidAddr reports whether a lookup accepts addr for a candidate: a valid IP
-// address that is neither unspecified nor multicast, with a non-zero port.
-// Anything else could never answer a unicast request.
+// address that is neither unspecified, multicast nor the IPv4 limited
+// broadcast address, with a non-zero port. Anything else could never answer
+// a unicast request.
 func ValidAddr(addr netip.AddrPort) bool {
 	a := addr.Addr()
-	return addr.IsValid() && addr.Port() != 0 && !a.IsUnspecified() && !a.IsMulticast()
+	return addr.IsValid() && addr.Port() != 0 && !a.IsUnspecified() && !a.IsMulticast() && a.Unmap() != broadcast4
 }
+
+var broadcast4 = netip.AddrFrom4([4]byte{255, 255, 255, 255})
 
 // distanceTo returns the distance from x to the target.
 func (l *Lookup) distanceTo(x id.ID) distance { return wordsOf(x).xor(l.targetWords) }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/dhtkit/dht/clock"
 	"github.com/dhtkit/dht/id"
+	"github.com/dhtkit/dht/lookup"
 	"github.com/dhtkit/dht/routing"
 	"github.com/dhtkit/dht/rpc"
 	"github.com/dhtkit/dht/store"
@@ -232,14 +233,9 @@ func (n *Node) drainIfRoom(now time.Time, w transport.Writer) {
 // later queues f to run after the lock is released. Callers hold the lock.
 func (n *Node) later(f func()) { n.deferred = append(n.deferred, f) }
 
-var broadcast4 = netip.AddrFrom4([4]byte{255, 255, 255, 255})
-
 // usableAddr rejects addresses no node can be reached at: a contact with one
-// is never stored or handed on.
-func usableAddr(a netip.AddrPort) bool {
-	ip := a.Addr()
-	return a.IsValid() && a.Port() != 0 && !ip.IsUnspecified() && !ip.IsMulticast() && ip.Unmap() != broadcast4
-}
+// is never stored or handed on. The rule is the lookup's.
+func usableAddr(a netip.AddrPort) bool { return lookup.ValidAddr(a) }
 
 // HandlePacket is the transport's entry point for a received datagram.
 func (n *Node) HandlePacket(data []byte, from netip.AddrPort, w transport.Writer) {
