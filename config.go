@@ -73,8 +73,19 @@ type Config struct {
 	// MaxInFlight bounds the requests in flight at once; requests beyond it
 	// wait for a free slot.
 	MaxInFlight int
-	// MaxTTL is the longest time this node keeps a value for others.
+	// MaxTTL is the longest time this node keeps a value for others; a
+	// longer TTL is cut to it. Part of a network's constants.
 	MaxTTL time.Duration
+	// MinTTL is the shortest time this node keeps a value for others; a
+	// shorter TTL is raised to it, and the node's answer says so. 0 selects
+	// the default, 1 minute (at most MaxTTL).
+	MinTTL time.Duration
+	// DataDir, when set, is where the node keeps what must survive a
+	// restart: its ID, the values it holds (a bbolt file, values.db) and
+	// its routing table (contacts.json), so that a restarted node serves
+	// its values at once and rejoins through the contacts it knew. Empty
+	// keeps everything in memory.
+	DataDir string
 	// RefreshInterval is how long a bucket may go without a lookup before the
 	// node refreshes it.
 	RefreshInterval time.Duration
@@ -123,6 +134,7 @@ func DefaultConfig() Config {
 		GetQuorum:       core.DefaultGetQuorum,
 		MaxInFlight:     core.DefaultMaxInFlight,
 		MaxTTL:          core.DefaultMaxTTL,
+		MinTTL:          core.DefaultMinTTL,
 		RefreshInterval: core.DefaultRefreshInterval,
 	}
 }
@@ -170,6 +182,9 @@ func (c *Config) validate() error {
 	if c.RefreshInterval == 0 {
 		c.RefreshInterval = d.RefreshInterval
 	}
+	if c.MinTTL == 0 {
+		c.MinTTL = min(d.MinTTL, c.MaxTTL)
+	}
 	switch {
 	case c.K < 1 || c.K > wire.MaxContacts:
 		return fmt.Errorf("dht: Config.K is %d: must be between 1 and %d", c.K, wire.MaxContacts)
@@ -193,6 +208,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("dht: Config.MaxInFlight is %d: must be at least 1", c.MaxInFlight)
 	case c.MaxTTL < time.Second:
 		return fmt.Errorf("dht: Config.MaxTTL is %v: must be at least 1s", c.MaxTTL)
+	case c.MinTTL < time.Second || c.MinTTL > c.MaxTTL:
+		return fmt.Errorf("dht: Config.MinTTL is %v: must be between 1s and MaxTTL (%v)", c.MinTTL, c.MaxTTL)
 	case c.RefreshInterval < time.Second:
 		return fmt.Errorf("dht: Config.RefreshInterval is %v: must be at least 1s", c.RefreshInterval)
 	}
@@ -230,8 +247,8 @@ func checkStoreLimits(l store.Limits, haveStore bool) error {
 	case l.MaxBytes < 0 || l.MaxPerSource < 0 || l.MaxBytesPerSource < 0 || l.MaxPerKeyPerSource < 0 ||
 		l.MaxPerSite < 0 || l.MaxBytesPerSite < 0 || l.MaxPerKeyPerSite < 0:
 		return fmt.Errorf("dht: Config.StoreLimits %+v: a bound is negative; each must be at least 0 (0 for its default)", l)
-	case l.MaxValueSize < 0 || l.MaxValueSize > wire.MaxValueSize:
-		return fmt.Errorf("dht: Config.StoreLimits.MaxValueSize is %d: must be between 0 (the default %d) and %d, the most a request carries", l.MaxValueSize, store.DefaultMaxValueSize, wire.MaxValueSize)
+	case l.MaxValueSize < 0 || l.MaxValueSize > wire.MaxRecordSize:
+		return fmt.Errorf("dht: Config.StoreLimits.MaxValueSize is %d: must be between 0 (the default %d) and %d, the most a record carries", l.MaxValueSize, store.DefaultMaxValueSize, wire.MaxRecordSize)
 	}
 	return nil
 }

@@ -2,8 +2,9 @@ package dht
 
 import (
 	"context"
-
+	"errors"
 	"fmt"
+	"sync"
 	"net"
 	"net/netip"
 	"strconv"
@@ -46,7 +47,10 @@ var (
 // Node is a running DHT node. Its methods are safe for concurrent use. Make
 // one with New; the zero value is not usable.
 type Node struct {
-	c *core.Node
+	c    *core.Node
+	done chan struct{} // closed by Close
+	once sync.Once
+	data *dataDir // nil without Config.DataDir
 }
 
 // New starts a node: it validates cfg, opens its sockets and starts answering
@@ -54,6 +58,19 @@ type Node struct {
 // the first node of a new one.
 func New(cfg Config) (*Node, error) {
 	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	var data *dataDir
+	if cfg.DataDir != "" {
+		var err error
+		if data, err = openDataDir(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	fail := func(err error) (*Node, error) {
+		if data != nil {
+			data.abort()
+		}
 		return nil, err
 	}
 	tr := cfg.Transport
@@ -65,7 +82,7 @@ func New(cfg Config) (*Node, error) {
 				for _, t := range ts {
 					t.Close()
 				}
-				return nil, fmt.Errorf("dht: listening on %s: %w", a, err)
+				return fail(fmt.Errorf("dht: listening on %s: %w", a, err))
 			}
 			ts = append(ts, t)
 		}
@@ -85,6 +102,7 @@ func New(cfg Config) (*Node, error) {
 		Attempts:        cfg.Attempts,
 		MaxInFlight:     cfg.MaxInFlight,
 		MaxTTL:          cfg.MaxTTL,
+		MinTTL:          cfg.MinTTL,
 		RefreshInterval: cfg.RefreshInterval,
 		MaxFailures:     cfg.MaxFailures,
 		LookupTimeout:   cfg.LookupTimeout,
@@ -100,9 +118,13 @@ func New(cfg Config) (*Node, error) {
 	})
 	if err != nil {
 		tr.Close()
-		return nil, fmt.Errorf("dht: %w", err)
+		return fail(fmt.Errorf("dht: %w", err))
 	}
-	return &Node{c: c}, nil
+	n := &Node{c: c, done: make(chan struct{}), data: data}
+	if data != nil {
+		data.start(n)
+	}
+	return n, nil
 }
 
 // ID returns the node's ID.
@@ -117,7 +139,16 @@ func (n *Node) Addrs() []netip.AddrPort { return n.c.Addrs() }
 
 // Close stops the node and releases its sockets. Calls in progress return
 // ErrClosed. Close is idempotent.
-func (n *Node) Close() error { return n.c.Close() }
+func (n *Node) Close() error {
+	err := n.c.Close()
+	n.once.Do(func() {
+		close(n.done)
+		if n.data != nil {
+			err = errors.Join(err, n.data.close(n.c))
+		}
+	})
+	return err
+}
 
 // wait runs an asynchronous core operation and blocks until it reports or ctx
 // is done, in which case the operation is canceled.
@@ -148,8 +179,13 @@ func wait[T any](ctx context.Context, start func(cb func(T, error)) (cancel func
 // the node starts a new network.
 func (n *Node) Bootstrap(ctx context.Context, seeds ...string) error {
 	addrs, err := resolve(ctx, seeds)
-	if err != nil {
+	if err != nil && (n.data == nil || len(n.data.saved) == 0) {
 		return err
+	}
+	if n.data != nil {
+		// The contacts it knew before a restart: they let the node rejoin
+		// when every seed is down (or unknown to DNS).
+		addrs = append(addrs, n.data.saved...)
 	}
 	_, err = wait(ctx, func(cb func(*core.BootstrapResult, error)) func() { return n.c.Bootstrap(addrs, cb) })
 	if err != nil {
@@ -185,34 +221,136 @@ func resolve(ctx context.Context, hostports []string) ([]netip.AddrPort, error) 
 	return out, nil
 }
 
-// Refusal is one node's refusal to store a value, with its reason.
-type Refusal = core.Refusal
+// Outcome is what one node did with a put's value or a delete.
+type Outcome = core.Outcome
+
+// Outcomes of a put or a delete at one node.
+const (
+	NoAnswer = core.NoAnswer // the node never answered, after every retry
+	Accepted = core.Accepted // the node stored the value (or the withdrawal)
+	Refused  = core.Refused  // the node refused; Receipt.Reason says why
+)
+
+// Receipt is one node's answer to a put or a delete.
+type Receipt = core.Receipt
+
+// PutOption is an option of Put (and, for the publisher and version, of
+// Delete).
+type PutOption func(*putOptions)
+
+type putOptions struct {
+	ttl       time.Duration
+	quorum    int
+	publisher ID
+	anonymous bool
+	version   uint64
+}
+
+// DefaultTTL is the lifetime Put asks for without WithTTL.
+const DefaultTTL = time.Hour
+
+// WithTTL sets how long the value should live (default DefaultTTL). Each
+// node clamps it to its own bounds and says what it granted in its
+// receipt.
+func WithTTL(d time.Duration) PutOption { return func(o *putOptions) { o.ttl = d } }
+
+// WithQuorum makes Put fail, with a *QuorumError carrying the receipts,
+// unless at least k nodes (this one included) accepted the value.
+func WithQuorum(k int) PutOption { return func(o *putOptions) { o.quorum = k } }
+
+// WithPublisher sets who owns the value within its key (default the node's
+// ID): a later put by the same publisher with a higher version replaces it,
+// and only that publisher's Delete withdraws it.
+func WithPublisher(p ID) PutOption { return func(o *putOptions) { o.publisher = p } }
+
+// Anonymous makes the publisher the SHA-1 of the value, so that equal values
+// put by anyone are one record (and anyone can withdraw it).
+func Anonymous() PutOption { return func(o *putOptions) { o.anonymous = true } }
+
+// WithVersion sets the value's version (default the clock in microseconds).
+// A node keeps the highest version of each publisher's value it has seen,
+// whatever order versions arrive in.
+func WithVersion(v uint64) PutOption { return func(o *putOptions) { o.version = v } }
+
+func options(opts []PutOption) putOptions {
+	o := putOptions{ttl: DefaultTTL}
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
 
 // PutResult says what a Put achieved.
 type PutResult struct {
+	Key       ID
+	Publisher ID
+	Version   uint64
+	// TTL is the lifetime asked for; each receipt says what its node
+	// granted.
+	TTL time.Duration
+	// Receipts holds one receipt per node asked to store the value, this
+	// one first when it is among the K closest to the key.
+	Receipts []Receipt
 	// Stored counts the nodes that accepted the value, this one included.
 	Stored int
-	// Local is set when this node keeps a copy itself, being among the K
-	// closest to the key.
+	// Local is set when this node keeps a copy itself.
 	Local bool
-	// Refused lists the nodes that refused the value, with their reasons.
-	Refused []Refusal
-	// Failed counts the nodes asked to store that did not answer.
-	Failed int
 }
 
-// Put stores value under key on the K nodes closest to the key, for ttl (each
-// node may keep it less, up to its own maximum). It succeeds when at least
-// one other node accepted the value, and says how many did, which refused and
-// why, and how many did not answer. It fails with ErrNoPeers when no node
-// answered (a copy on this node alone is not in the network), ErrRejected
-// when every node asked refused it, and ErrTimeout when none answered; the
-// result is filled in as far as the put got.
-func (n *Node) Put(ctx context.Context, key ID, value []byte, ttl time.Duration) (PutResult, error) {
-	r, err := wait(ctx, func(cb func(*core.PutResult, error)) func() { return n.c.Put(key, value, ttl, cb) })
-	var out PutResult
-	if r != nil {
-		out = PutResult{Stored: r.Stored, Local: r.Local, Refused: r.Refused, Failed: r.Failed}
+// Count returns how many receipts have outcome o.
+func (r PutResult) Count(o Outcome) int {
+	c := 0
+	for _, x := range r.Receipts {
+		if x.Outcome == o {
+			c++
+		}
+	}
+	return c
+}
+
+// ErrQuorum is matched (errors.Is) by the *QuorumError of a Put that fewer
+// nodes accepted than WithQuorum asked for.
+var ErrQuorum = core.ErrQuorum
+
+// QuorumError is the error of a Put below its quorum; Result has the
+// receipts.
+type QuorumError struct {
+	Want, Got int
+	Result    PutResult
+}
+
+func (e *QuorumError) Error() string {
+	return fmt.Sprintf("dht: put %s: %v: stored on %d of %d asked, %d wanted (%d refused, %d no answer)",
+		e.Result.Key.Short(), ErrQuorum, e.Got, len(e.Result.Receipts), e.Want, e.Result.Count(Refused), e.Result.Count(NoAnswer))
+}
+
+// Unwrap makes errors.Is(err, ErrQuorum) hold.
+func (e *QuorumError) Unwrap() error { return ErrQuorum }
+
+func putResult(r *core.PutResult) PutResult {
+	if r == nil {
+		return PutResult{}
+	}
+	return PutResult{Key: r.Key, Publisher: r.Publisher, Version: r.Version, TTL: r.TTL, Receipts: r.Receipts, Stored: r.Stored, Local: r.Local}
+}
+
+// Put stores value under key on the K nodes closest to the key, owned by a
+// publisher (default this node's ID) at a version (default now): storing
+// again as the same publisher replaces the value. It succeeds when at
+// least one other node accepted the value, and returns a receipt per node
+// asked: accepted with the TTL granted, refused with the reason, or no
+// answer. It fails with ErrNoPeers when no node answered, ErrRejected when
+// every node asked refused it, ErrTimeout when none answered, and a
+// *QuorumError (ErrQuorum) below WithQuorum; the result is filled in as far
+// as the put got.
+func (n *Node) Put(ctx context.Context, key ID, value []byte, opts ...PutOption) (PutResult, error) {
+	o := options(opts)
+	req := core.PutRequest{Key: key, Value: value, TTL: o.ttl, Publisher: o.publisher, Anonymous: o.anonymous, Version: o.version, Quorum: o.quorum}
+	r, err := wait(ctx, func(cb func(*core.PutResult, error)) func() { return n.c.PutRecord(req, cb) })
+	out := putResult(r)
+	var qe *core.QuorumError
+	if errors.As(err, &qe) {
+		return out, &QuorumError{Want: qe.Want, Got: qe.Got, Result: out}
 	}
 	if err != nil {
 		return out, fmt.Errorf("dht: put %s: %w", key.Short(), err)
@@ -220,35 +358,140 @@ func (n *Node) Put(ctx context.Context, key ID, value []byte, ttl time.Duration)
 	return out, nil
 }
 
+// Value is one publisher's value under a key.
+type Value struct {
+	Data      []byte
+	Publisher ID
+	Version   uint64
+	// TTL is the longest time a node holding this version said it keeps it.
+	TTL time.Duration
+}
+
 // GetResult is what Get found.
 type GetResult struct {
-	// Values are the distinct values the nodes asked hold under the key,
-	// merged from every node that answered with values.
-	Values [][]byte
-	// TTLs holds, for each value, the longest time a holder said it will
-	// still keep it.
-	TTLs []time.Duration
-	// Holders counts the nodes whose values were merged (this one included
-	// when it holds the key).
+	// Values holds, for each publisher, the newest version that the nodes
+	// asked hold, newest first; withdrawn values are left out.
+	Values []Value
+	// Holders counts the nodes whose records were merged (this one
+	// included when it holds the key).
 	Holders int
 	// Incomplete is empty when the answer is complete as far as the lookup
-	// can tell, and otherwise says why values may be missing: a holder had
-	// more than one answer carries, or the lookup stopped at a bound.
+	// can tell, and otherwise says why values may be missing: the lookup
+	// stopped at a bound, or a value's parts could not be fetched.
 	Incomplete string
 }
 
 // Get returns the values stored under key. It asks the nodes closest to the
-// key until several of them (Config.GetQuorum) have answered with values or
-// every one of the closest has answered, and merges what they hold, so that
-// one stale or hostile node does not decide the answer. It fails with
-// ErrNotFound when no node has a value, and with ErrNoPeers (with
-// ErrNotFound) when no node answered at all.
+// key until several of them (Config.GetQuorum) have answered or every one of
+// the closest has, and merges what they hold: for each publisher the newest
+// version wins, and a withdrawal beats the value it withdrew, so that a
+// stale or hostile node does not decide the answer. Values too large for
+// one datagram are fetched in parts. It fails with ErrNotFound when no node
+// has a value, and with ErrNoPeers (with ErrNotFound) when no node answered
+// at all.
 func (n *Node) Get(ctx context.Context, key ID) (GetResult, error) {
 	r, err := wait(ctx, func(cb func(*core.LookupResult, error)) func() { return n.c.Get(key, cb) })
 	if err != nil {
 		return GetResult{}, fmt.Errorf("dht: get %s: %w", key.Short(), err)
 	}
-	return GetResult{Values: r.Values, TTLs: r.TTLs, Holders: r.Holders, Incomplete: r.Incomplete}, nil
+	out := GetResult{Holders: r.Holders, Incomplete: r.Incomplete}
+	for _, rec := range r.Records {
+		out.Values = append(out.Values, Value{Data: rec.Data, Publisher: rec.Publisher, Version: rec.Version, TTL: rec.TTL})
+	}
+	return out, nil
+}
+
+// DeleteResult says what a Delete achieved.
+type DeleteResult struct {
+	Key       ID
+	Publisher ID
+	Version   uint64
+	// Receipts holds one receipt per node asked; Receipt.Found says which
+	// held a live value of the publisher.
+	Receipts []Receipt
+	// Found counts the nodes that held a live value of the publisher.
+	Found int
+}
+
+// Delete withdraws the publisher's value (WithPublisher, default this
+// node's ID) under key from the K nodes closest to it. Each keeps a
+// tombstone at least as long as the value would have lived, so that a node
+// that missed the withdrawal cannot bring the value back. It fails with
+// ErrNotFound when no node held a value of that publisher (a value of
+// another publisher is not touched).
+func (n *Node) Delete(ctx context.Context, key ID, opts ...PutOption) (DeleteResult, error) {
+	o := options(opts)
+	req := core.DeleteRequest{Key: key, Publisher: o.publisher, Version: o.version}
+	r, err := wait(ctx, func(cb func(*core.DeleteResult, error)) func() { return n.c.Delete(req, cb) })
+	var out DeleteResult
+	if r != nil {
+		out = DeleteResult{Key: r.Key, Publisher: r.Publisher, Version: r.Version, Receipts: r.Receipts, Found: r.Found}
+	}
+	if err != nil {
+		return out, fmt.Errorf("dht: delete %s: %w", key.Short(), err)
+	}
+	return out, nil
+}
+
+// EventKind says what changed under a key.
+type EventKind = core.EventKind
+
+// Event kinds.
+const (
+	EventPut     = core.EventPut     // a publisher's value appeared (or was there when Listen started)
+	EventReplace = core.EventReplace // a publisher replaced its value with a newer version
+	EventDelete  = core.EventDelete  // a publisher withdrew its value
+)
+
+// Event is one change under a listened-to key. For EventDelete, Value has
+// the publisher and version of the withdrawal and no data.
+type Event struct {
+	Kind  EventKind
+	Key   ID
+	Value Value
+}
+
+// listenBuffer is how many events a Listen channel holds for a slow reader;
+// beyond it the oldest wait is not possible (the node does not block), so
+// events are dropped and Listen's reader sees a gap it can close with Get.
+const listenBuffer = 256
+
+// Listen subscribes to key at the nodes closest to it and returns a channel
+// of every new, replaced or withdrawn value under it, starting with the
+// values held now, until ctx ends or the node closes (then the channel is
+// closed). The subscription follows the key's closest nodes as they change.
+// A reader that falls more than 256 events behind loses the newest ones.
+func (n *Node) Listen(ctx context.Context, key ID) (<-chan Event, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ch := make(chan Event, listenBuffer)
+	var mu sync.Mutex
+	closed := false
+	cancel := n.c.Listen(key, func(e core.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		if closed {
+			return
+		}
+		ev := Event{Kind: e.Kind, Key: e.Key, Value: Value{Data: e.Record.Data, Publisher: e.Record.Publisher, Version: e.Record.Version, TTL: e.Record.TTL}}
+		select {
+		case ch <- ev:
+		default: // a reader this far behind: drop rather than block the node
+		}
+	})
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-n.done:
+		}
+		cancel()
+		mu.Lock()
+		closed = true
+		close(ch)
+		mu.Unlock()
+	}()
+	return ch, nil
 }
 
 // FindNode returns up to K nodes closest to target that answered, closest

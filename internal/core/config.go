@@ -41,6 +41,8 @@ type Config struct {
 	Attempts         int           // sends of a request in all before it fails: 1 never retries; default 2
 	MaxInFlight      int           // requests in flight; default 4096
 	MaxTTL           time.Duration // longest TTL this node grants a stored value; default 24h
+	MinTTL           time.Duration // shortest TTL this node grants (a shorter one is raised to it); default 1 minute, at most MaxTTL
+	MaxValueSize     int           // largest value this node stores, puts and fetches; default StoreLimits.MaxValueSize or store.DefaultMaxValueSize, at most wire.MaxRecordSize
 	RefreshInterval  time.Duration // a bucket with no lookup for this long is refreshed; default 1h
 	LookupTimeout    time.Duration // every lookup stops here with what it has and says so; the bound that matters for lookups no caller's context bounds (refreshes, joins); default 30s
 	GetQuorum        int           // a get stops once this many nodes answered with values, and merges them; default 3
@@ -75,6 +77,7 @@ const (
 	DefaultAttempts        = 2
 	DefaultMaxInFlight     = 4096
 	DefaultMaxTTL          = 24 * time.Hour
+	DefaultMinTTL          = time.Minute
 	DefaultRefreshInterval = time.Hour
 	DefaultMaxFailures     = 3
 	DefaultLookupTimeout   = 30 * time.Second
@@ -133,6 +136,21 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxTTL < time.Second {
 		return fmt.Errorf("core: MaxTTL = %v: must be at least 1s", c.MaxTTL)
+	}
+	if c.MinTTL == 0 {
+		c.MinTTL = min(DefaultMinTTL, c.MaxTTL)
+	}
+	if c.MinTTL < time.Second || c.MinTTL > c.MaxTTL {
+		return fmt.Errorf("core: MinTTL = %v: must be between 1s and MaxTTL (%v)", c.MinTTL, c.MaxTTL)
+	}
+	if c.MaxValueSize == 0 {
+		c.MaxValueSize = c.StoreLimits.MaxValueSize
+		if c.MaxValueSize <= 0 {
+			c.MaxValueSize = store.DefaultMaxValueSize
+		}
+	}
+	if c.MaxValueSize < 1 || c.MaxValueSize > wire.MaxRecordSize {
+		return fmt.Errorf("core: MaxValueSize = %d: must be between 1 and %d", c.MaxValueSize, wire.MaxRecordSize)
 	}
 	if c.RefreshInterval == 0 {
 		c.RefreshInterval = DefaultRefreshInterval

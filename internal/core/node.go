@@ -1,6 +1,7 @@
 package core
 
 import (
+	"crypto/sha1"
 	"errors"
 	"log/slog"
 	"math/rand/v2"
@@ -56,6 +57,11 @@ type Node struct {
 	// contact, and sets the backoff (rejoin.go).
 	rejoinStreak int
 	encBuf       []byte
+	lastVersion  uint64                   // the last version a put without one got (see nextVersion)
+	parts        reassembly               // values arriving in parts
+	listeners    []listener               // other nodes' subscriptions to keys held here
+	subs         map[id.ID][]*subscription // this node's own subscriptions
+	late         *scratch                 // for answers sent after a store's sync
 	rpcTimer     timerSlot
 	mntTimer     timerSlot
 }
@@ -77,6 +83,8 @@ type scratch struct {
 	contacts []id.Contact
 	values   []store.Value
 	wvalues  []wire.Value
+	records  []store.Value
+	wrecords []wire.Record
 	text     [wire.MaxErrorText]byte
 	limit    int // the most bytes the answer to the current request may take
 }
@@ -98,6 +106,7 @@ func New(cfg Config) (*Node, error) {
 		table: routing.New(cfg.ID, routing.Config{K: cfg.K, ReplacementCache: cfg.ReplacementCache, MaxFailures: cfg.MaxFailures}),
 		rpc:   rpc.NewTracker[pending](cfg.MaxInFlight),
 		ops:   map[*opState]struct{}{},
+		subs:  map[id.ID][]*subscription{},
 	}
 	n.rememberSeeds(cfg.Seeds)
 	for _, a := range n.Addrs() {
@@ -187,14 +196,18 @@ func (n *Node) unlock() {
 
 // scratchPool is shared by every node of the process: a simulation of
 // 100,000 nodes would otherwise keep a 16 KiB scratch per node.
-var scratchPool = sync.Pool{New: func() any {
+var scratchPool = sync.Pool{New: func() any { return newScratch() }}
+
+func newScratch() *scratch {
 	return &scratch{
 		buf:      make([]byte, 0, wire.MaxPacket),
 		contacts: make([]id.Contact, 0, wire.MaxContacts+1),
 		values:   make([]store.Value, 0, wire.MaxValues),
 		wvalues:  make([]wire.Value, 0, wire.MaxValues),
+		records:  make([]store.Value, 0, wire.MaxRecords),
+		wrecords: make([]wire.Record, 0, wire.MaxRecords),
 	}
-}}
+}
 
 var batchPool = sync.Pool{New: func() any { return new(transport.Batch) }}
 
@@ -324,6 +337,12 @@ func (n *Node) reply(s *scratch, m *wire.Message, to netip.AddrPort, w transport
 
 // serve answers one request. The lock is held.
 func (n *Node) serve(s *scratch, m *wire.Message, from netip.AddrPort, now time.Time, w transport.Writer) {
+	if m.Type == wire.Notify {
+		// The one request a read-only node takes: its own subscriptions'.
+		n.stats.served[m.Type]++
+		n.serveNotify(s, m, from, now, w)
+		return
+	}
 	if n.cfg.ReadOnly {
 		return // read-only nodes are in nobody's table; a request is a mistake or a probe
 	}
@@ -354,6 +373,9 @@ func (n *Node) serve(s *scratch, m *wire.Message, from netip.AddrPort, now time.
 			size := wire.HeaderLen + 3
 			s.wvalues = s.wvalues[:0]
 			for _, v := range s.values {
+				if len(v.Data) > wire.MaxValueSize {
+					continue // too large for this message: a GET fetches it
+				}
 				size += wire.ValueLen(len(v.Data))
 				if size > s.limit || len(s.wvalues) == wire.MaxValues {
 					o.More = true
@@ -365,6 +387,16 @@ func (n *Node) serve(s *scratch, m *wire.Message, from netip.AddrPort, now time.
 		})
 	case wire.Store:
 		n.serveStore(s, m, from, now, w)
+	case wire.Put:
+		n.servePut(s, m, from, now, w)
+	case wire.Get:
+		n.serveGet(s, m, from, now, w)
+	case wire.Fetch:
+		n.serveFetch(s, m, from, now, w)
+	case wire.Delete:
+		n.serveDelete(s, m, from, now, w)
+	case wire.Listen:
+		n.serveListen(s, m, from, now, w)
 	}
 }
 
@@ -443,41 +475,27 @@ func ttlSeconds(d time.Duration) uint32 {
 	return uint32(s)
 }
 
+// serveStore takes a legacy STORE: an anonymous value, whose publisher is
+// the SHA-1 of its bytes, at version 0.
 func (n *Node) serveStore(s *scratch, m *wire.Message, from netip.AddrPort, now time.Time, w transport.Writer) {
-	refuse := func(code wire.ErrorCode, text string) {
-		n.stats.storesRefused++
-		n.reply(s, m, from, w, wire.Error, func(o *wire.Message) {
-			o.Code = code
-			o.Text = cutText(append(s.text[:0], text...), wire.MaxErrorText)
-		})
-	}
 	if m.TTL == 0 {
-		refuse(wire.CodeBadTTL, "ttl must be at least 1 second")
+		n.refuse(s, m, from, w, wire.CodeBadTTL, "ttl must be at least 1 second")
 		return
 	}
 	if len(m.Value) == 0 {
-		refuse(wire.CodeGeneric, "empty value")
+		n.refuse(s, m, from, w, wire.CodeGeneric, "empty value")
 		return
 	}
-	ttl := time.Duration(m.TTL) * time.Second
-	if ttl > n.cfg.MaxTTL {
-		ttl = n.cfg.MaxTTL
-	}
-	if err := n.store.Put(m.Target, m.Value, from.Addr(), now.Add(ttl), now); err != nil {
-		code := wire.CodeGeneric
-		switch {
-		case errors.Is(err, store.ErrTooLarge):
-			code = wire.CodeTooLarge
-		case errors.Is(err, store.ErrFull), errors.Is(err, store.ErrKeyFull), errors.Is(err, store.ErrQuota):
-			code = wire.CodeFull
-		case errors.Is(err, store.ErrExpired):
-			code = wire.CodeBadTTL
-		}
-		refuse(code, err.Error())
+	ttl := n.grantTTL(m.TTL)
+	v := store.Value{Publisher: sha1.Sum(m.Value), Expires: now.Add(ttl), Data: m.Value}
+	if err := n.store.Put(m.Target, v, from.Addr(), now); err != nil {
+		code, text := refusal(err)
+		n.refuse(s, m, from, w, code, text)
 		return
 	}
 	n.stats.storesAccepted++
-	n.reply(s, m, from, w, wire.Stored, func(o *wire.Message) { o.TTL = ttlSeconds(ttl) })
+	n.changed(m.Target, v, now, w)
+	n.ack(s, m, from, w, wire.Stored, func(o *wire.Message) { o.TTL = ttlSeconds(ttl) })
 }
 
 // observe offers a contact that just spoke to us to the routing table, and
@@ -527,7 +545,11 @@ func (n *Node) handleResponse(m *wire.Message, from netip.AddrPort, now time.Tim
 		p.op.failure(n, &p, now, w)
 		return
 	}
-	n.observe(id.Contact{ID: m.Sender, Addr: from}, true, now, w)
+	if p.typ != wire.Notify {
+		// A listener may be a read-only client: it answers our NOTIFY but
+		// belongs in nobody's table.
+		n.observe(id.Contact{ID: m.Sender, Addr: from}, true, now, w)
+	}
 	p.to.ID = m.Sender
 	p.op.response(n, &p, m, now, w)
 }

@@ -30,6 +30,14 @@ type pending struct {
 	// entry whose address never answered us: it may be a forged source, so
 	// the request is neither padded nor retried (see start).
 	unverified bool
+	// slot and off say which of its requests this is to an op that sends
+	// several to one node (a put's target and part offset, a fetch's
+	// record and part).
+	slot int32
+	off  uint32
+	// cursor is set on a GET that continues a holder's answer after the
+	// record it names.
+	cursor *recordKey
 }
 
 // op is whatever sent a request and wants its outcome. Both methods run under
@@ -98,10 +106,7 @@ type encoder struct {
 // waits for a free slot instead of failing (which would make lookups give up
 // on good contacts and puts store on farther nodes).
 type queued struct {
-	to  id.Contact
-	typ wire.Type
-	key id.ID
-	op  op
+	p pending // the request, without its txid and tries
 }
 
 // minQueue is the least room the send queue has, however small MaxInFlight
@@ -114,27 +119,33 @@ const minQueue = 1024
 // counts as started; liveness pings, which remote traffic triggers, are
 // never queued.
 func (n *Node) send(to id.Contact, typ wire.Type, key id.ID, o op, now time.Time, w transport.Writer) bool {
+	return n.sendReq(pending{to: to, typ: typ, key: key, op: o}, now, w)
+}
+
+// sendReq is send for a request whose op needs its slot, offset or cursor.
+func (n *Node) sendReq(p pending, now time.Time, w transport.Writer) bool {
 	if n.closed {
 		return false
 	}
 	n.drainIfRoom(now, w) // those waiting go first
 	if n.rpc.Len() >= n.rpc.Cap() {
-		if _, ping := o.(livenessCheck); ping || len(n.queue)-n.queueHead >= max(n.cfg.MaxInFlight, minQueue) {
+		if _, ping := p.op.(livenessCheck); ping || len(n.queue)-n.queueHead >= max(n.cfg.MaxInFlight, minQueue) {
 			n.stats.rpcFull++
 			return false
 		}
-		n.queue = append(n.queue, queued{to: to, typ: typ, key: key, op: o})
+		n.queue = append(n.queue, queued{p: p})
 		n.stats.rpcQueued++
 		return true
 	}
-	return n.start(to, typ, key, o, now, w)
+	return n.start(p, now, w)
 }
 
 // start sends a request now; the request table has room.
-func (n *Node) start(to id.Contact, typ wire.Type, key id.ID, o op, now time.Time, w transport.Writer) bool {
+func (n *Node) start(p pending, now time.Time, w transport.Writer) bool {
 	txid := n.rpc.NewTxID(n.rng)
-	p := pending{to: to, typ: typ, key: key, op: o, txid: txid, tries: 1}
-	if typ == wire.FindNode || typ == wire.FindValue {
+	p.txid, p.tries = txid, 1
+	to, typ, o := p.to, p.typ, p.op
+	if typ == wire.FindNode || typ == wire.FindValue || typ == wire.Get {
 		// A contact that only ever sent us requests may be an address a
 		// forged PING planted: it gets one small request, not a padded one
 		// and its retry, until it answers and so is verified.
@@ -164,13 +175,13 @@ func (n *Node) drain(now time.Time, w transport.Writer) {
 		q := n.queue[n.queueHead]
 		n.queue[n.queueHead] = queued{}
 		n.queueHead++
-		if d, ok := q.op.(deader); ok && d.dead() {
+		if d, ok := q.p.op.(deader); ok && d.dead() {
 			continue
 		}
-		if !n.start(q.to, q.typ, q.key, q.op, now, w) {
+		if !n.start(q.p, now, w) {
 			// Cannot happen with room in the table; report it as a failure
 			// rather than lose the operation's accounting.
-			q.op.failure(n, &pending{to: q.to, typ: q.typ, key: q.key, op: q.op}, now, w)
+			q.p.op.failure(n, &q.p, now, w)
 		}
 	}
 	switch {
@@ -199,9 +210,10 @@ func (n *Node) done(p *pending) {
 	}
 }
 
-// storeValuer is an op that sends STORE requests and so knows their value.
-type storeValuer interface {
-	storeValue() (value []byte, ttl uint32)
+// filler is an op whose requests carry a body beyond the key: a put's
+// parts, a delete's version, a get's cursor. It fills m for request p.
+type filler interface {
+	fill(m *wire.Message, p *pending)
 }
 
 // write encodes request p onto w.
@@ -214,8 +226,8 @@ func (n *Node) write(txid uint64, p *pending, w transport.Writer) {
 		m.Flags = wire.FlagReadOnly
 	}
 	m.Target = p.key
-	if p.typ == wire.Store {
-		m.Value, m.TTL = p.op.(storeValuer).storeValue()
+	if f, ok := p.op.(filler); ok {
+		f.fill(m, p)
 	}
 	b, err := m.Append(e.buf[:0])
 	switch {
@@ -223,7 +235,7 @@ func (n *Node) write(txid uint64, p *pending, w transport.Writer) {
 	case p.typ == wire.FindNode:
 		// Enough for a full answer of K contacts of any family.
 		b = wire.Pad(b, 0, max(wire.MinFindNodeLen, (wire.HeaderLen+1+n.cfg.K*(id.Len+19)+wire.AmplificationFactor-1)/wire.AmplificationFactor))
-	case p.typ == wire.FindValue:
+	case p.typ == wire.FindValue, p.typ == wire.Get, p.typ == wire.Fetch:
 		b = wire.Pad(b, 0, wire.MinFindValueLen)
 	}
 	if err == nil {
@@ -233,7 +245,7 @@ func (n *Node) write(txid uint64, p *pending, w transport.Writer) {
 	} else {
 		n.log.Error("encoding a request failed", "type", p.typ, "err", err)
 	}
-	m.Value = nil
+	m.Reset() // drop references to the op's buffers
 	encPool.Put(e)
 }
 
@@ -362,14 +374,16 @@ type LookupResult struct {
 	Target id.ID
 	// Closest holds up to K contacts that answered, closest to Target first.
 	Closest []id.Contact
-	// Values holds what a FIND_VALUE lookup found: the distinct values of
-	// every node that answered with values (this one included), merged,
-	// in the order first seen. They are copies.
+	// Records holds what a value lookup found: for each publisher, the
+	// newest version any node that answered holds (this one included),
+	// tombstones left out, newest first. The data are copies.
+	Records []Record
+	// Values and TTLs are Records' data and lifetimes, in the same order.
 	Values [][]byte
-	// TTLs holds, for each of Values, the longest remaining lifetime any
-	// holder reported.
-	TTLs []time.Duration
-	// Holders counts the nodes that answered with values, this one
+	TTLs   []time.Duration
+	// Withdrawn counts the publishers whose newest version is a tombstone.
+	Withdrawn int
+	// Holders counts the nodes that answered with records, this one
 	// included when it holds some.
 	Holders int
 	// More is set when a node that answered holds more values than its
@@ -418,8 +432,7 @@ type lookupOp struct {
 	txids    txset
 
 	// FIND_VALUE: the values merged so far, and from how many nodes.
-	values     [][]byte
-	ttls       []time.Duration
+	recs       []*mergedRec // one per publisher
 	holders    int          // distinct hosts among holderHosts
 	hosts      []netip.Addr // the holders' hosts (see hostOf); this node is the zero Addr
 	quorum     int
@@ -429,6 +442,7 @@ type lookupOp struct {
 	// drew an answer too small for a value: each responder at most once
 	// (the second request is padded), so at most the lookup's queries.
 	reasked    []id.ID
+	continued  int // continuation GETs sent
 	reaskDepth int
 	round      int
 
@@ -527,10 +541,14 @@ func (o *lookupOp) response(n *Node, p *pending, m *wire.Message, now time.Time,
 		return
 	}
 	want := wire.Nodes
-	if o.typ == wire.FindValue {
-		want = wire.Values
+	if o.typ == wire.Get {
+		want = wire.Records
 	}
 	if m.Type != want {
+		if i := slices.Index(o.reasked, p.to.ID); i >= 0 {
+			o.reasked = slices.Delete(o.reasked, i, i+1)
+			o.more = true
+		}
 		o.l.OnFailure(p.to.ID)
 		n.advance(o, now, w)
 		return
@@ -543,18 +561,19 @@ func (o *lookupOp) response(n *Node, p *pending, m *wire.Message, now time.Time,
 	}
 	depth := o.l.OnResponse(p.to.ID, cs)
 	if depth == 0 {
-		// Not a lookup request: perhaps the answer to a second ask.
+		// Not a lookup request: perhaps the answer to a second ask or a
+		// continuation.
 		if i := slices.Index(o.reasked, p.to.ID); i >= 0 {
 			o.reasked = slices.Delete(o.reasked, i, i+1)
 			depth = o.reaskDepth
 		}
 	}
-	if depth > 0 && m.More && len(m.Values) == 0 {
-		if p.unverified && o.typ == wire.FindValue {
+	if depth > 0 && m.More && len(m.Records) == 0 {
+		if p.unverified && o.typ == wire.Get {
 			// Our unpadded request earned an answer too small for even one
-			// value. The holder answered, so it is verified now: ask it once
-			// more, padded, and wait for that answer before finishing.
-			if n.send(p.to, wire.FindValue, o.target, o, now, w) {
+			// record. The holder answered, so it is verified now: ask it
+			// once more, padded, and wait for that answer before finishing.
+			if n.send(p.to, wire.Get, o.target, o, now, w) {
 				o.msgs++
 				o.reasked = append(o.reasked, p.to.ID)
 				o.reaskDepth = depth
@@ -562,20 +581,46 @@ func (o *lookupOp) response(n *Node, p *pending, m *wire.Message, now time.Time,
 				return
 			}
 		}
-		o.more = true // a holder whose first value did not fit our answer's limit
+		o.more = true // a holder whose first record did not fit our answer's limit
 	}
-	if depth > 0 && len(m.Values) > 0 {
+	if depth > 0 && len(m.Records) > 0 {
 		if o.holders == 0 {
 			o.round = depth
 		}
-		o.merge(m.Values, m.More, hostOf(p.to.Addr.Addr()))
-		if o.holders >= o.quorum {
-			n.finishLookup(o, now, w)
-			return
+		o.mergeRecords(n, m.Records, hostOf(p.to.Addr.Addr()), p.to)
+		if m.More {
+			// The holder has more records than one answer carries: ask
+			// for the rest, from the last one it sent.
+			last := m.Records[len(m.Records)-1]
+			cur := &recordKey{publisher: last.Publisher, version: last.Version}
+			if o.continued < maxContinuations && n.sendReq(pending{to: p.to, typ: wire.Get, key: o.target, op: o, cursor: cur}, now, w) {
+				o.continued++
+				o.msgs++
+				o.reasked = append(o.reasked, p.to.ID)
+				o.reaskDepth = depth
+			} else {
+				o.more = true
+			}
 		}
+	}
+	if o.holders >= o.quorum && len(o.reasked) == 0 {
+		n.finishLookup(o, now, w)
+		return
 	}
 	n.advance(o, now, w)
 }
+
+// fill puts a continuation's cursor into its GET.
+func (o *lookupOp) fill(m *wire.Message, p *pending) {
+	if p.cursor != nil {
+		m.Cursor, m.AfterPublisher, m.AfterVersion = true, p.cursor.publisher, p.cursor.version
+	}
+}
+
+// maxContinuations bounds the GETs a lookup sends to continue holders'
+// answers: enough for a full key (64 records) from a quorum of holders
+// however small its values' answers are.
+const maxContinuations = 64
 
 // hostOf is the host an address stands for, as the store's quotas count
 // them: an IPv4 address, or an IPv6 /64 (one host usually has a whole /64).
@@ -587,34 +632,6 @@ func hostOf(a netip.Addr) netip.Addr {
 		return p.Addr()
 	}
 	return a
-}
-
-// merge adds the values of a holder at host to the lookup's set: distinct
-// non-empty byte strings, each with the longest TTL any holder gave it.
-// Only a host not heard from yet counts toward the quorum.
-func (o *lookupOp) merge(vs []wire.Value, more bool, host netip.Addr) {
-	if !slices.Contains(o.hosts, host) && len(o.hosts) < maxHolders {
-		o.hosts = append(o.hosts, host)
-		o.holders++
-	}
-	o.more = o.more || more
-	for _, v := range vs {
-		if len(v.Data) == 0 {
-			continue // no STORE can have put it there
-		}
-		ttl := time.Duration(v.TTL) * time.Second
-		i := slices.IndexFunc(o.values, func(b []byte) bool { return bytes.Equal(b, v.Data) })
-		if i >= 0 {
-			o.ttls[i] = max(o.ttls[i], ttl)
-			continue
-		}
-		if len(o.values) == maxMerged {
-			o.incomplete = fmt.Sprintf("holders returned more than %d distinct values", maxMerged)
-			continue
-		}
-		o.values = append(o.values, bytes.Clone(v.Data))
-		o.ttls = append(o.ttls, ttl)
-	}
 }
 
 // stalls reports whether requests sent for o stall before they time out: a
@@ -640,7 +657,7 @@ func (o *lookupOp) failure(n *Node, p *pending, now time.Time, w transport.Write
 	}
 	if i := slices.Index(o.reasked, p.to.ID); i >= 0 {
 		o.reasked = slices.Delete(o.reasked, i, i+1)
-		o.more = true // its values stay unknown
+		o.more = true // its records stay unknown
 	}
 	o.l.OnFailure(p.to.ID)
 	n.advance(o, now, w)
@@ -655,8 +672,6 @@ func (n *Node) finishLookup(o *lookupOp, now time.Time, w transport.Writer) {
 	r := &LookupResult{
 		Target:     o.target,
 		Closest:    o.l.Closest(nil),
-		Values:     o.values,
-		TTLs:       o.ttls,
 		Holders:    o.holders,
 		More:       o.more,
 		Incomplete: o.incomplete,
@@ -669,8 +684,9 @@ func (n *Node) finishLookup(o *lookupOp, now time.Time, w transport.Writer) {
 		Started:    o.started,
 		Duration:   now.Sub(o.started),
 	}
-	if o.values != nil {
+	if o.recs != nil {
 		r.Rounds = o.round
+		o.results(r)
 	}
 	if r.Incomplete == "" && st.Limited != 0 {
 		r.Incomplete = fmt.Sprintf("lookup stopped at its bound on %v before converging", st.Limited)
@@ -767,194 +783,6 @@ func (n *Node) FindNode(target id.ID, cb func(*LookupResult, error)) (cancel fun
 				return
 			}
 			n.end(o, func() { cb(r, nil) })
-		})
-		if !o.done {
-			o.onEnd(func() { n.abandon(lo) })
-		}
-	})
-	return n.canceler(o)
-}
-
-// Get looks up the values stored under key: it asks nodes until GetQuorum
-// of them (this one included, when it holds the key) have answered with
-// values, or the lookup converges, and merges what they hold. cb gets
-// ErrNotFound when the lookup converged without finding values, and
-// ErrNoPeers when nobody answered; LookupResult.Incomplete says when the
-// values found may not be all there are.
-func (n *Node) Get(key id.ID, cb func(*LookupResult, error)) (cancel func()) {
-	var o *opState
-	n.run(func(now time.Time, w transport.Writer) {
-		if o = n.begin(func(err error) { cb(nil, err) }); o == nil {
-			return
-		}
-		var local []wire.Value
-		if !n.cfg.ReadOnly {
-			for _, v := range n.store.Get(key, now, nil) {
-				local = append(local, wire.Value{TTL: ttlSeconds(v.Expires.Sub(now)), Data: v.Data})
-			}
-		}
-		finish := func(r *LookupResult, _ time.Time, _ transport.Writer) {
-			switch {
-			case len(r.Values) > 0:
-				r.Local = r.Holders == 1 && len(local) > 0
-				n.end(o, func() { cb(r, nil) })
-			case r.Responded == 0:
-				n.end(o, func() { cb(r, fmt.Errorf("%w: %w", ErrNotFound, unanswered(r))) })
-			default:
-				n.end(o, func() { cb(r, ErrNotFound) })
-			}
-		}
-		lo := n.newLookup(wire.FindValue, key, now, finish)
-		if len(local) > 0 {
-			lo.merge(local, false, netip.Addr{})
-			lo.round = 0
-		}
-		if lo.holders >= lo.quorum {
-			n.finishLookup(lo, now, w)
-			return
-		}
-		n.seed(lo, now, w)
-		if !o.done {
-			o.onEnd(func() { n.abandon(lo) })
-		}
-	})
-	return n.canceler(o)
-}
-
-// Refusal is a node's reason for not storing a value.
-type Refusal struct {
-	Node id.Contact
-	Code wire.ErrorCode
-	Text string
-}
-
-// PutResult describes a finished put.
-type PutResult struct {
-	// Stored counts the nodes that accepted the value, this one included.
-	Stored int
-	// Local is set when this node stored the value itself, being among the
-	// K closest to the key.
-	Local bool
-	// Refused lists nodes that answered with a refusal; Failed counts nodes
-	// that did not answer.
-	Refused []Refusal
-	Failed  int
-	// Lookup is the lookup that found the nodes to store at.
-	Lookup   *LookupResult
-	Duration time.Duration
-}
-
-// ErrRejected is reported when every node that answered refused the value.
-var ErrRejected = errors.New("value refused")
-
-// putOp is the STORE phase of a put.
-type putOp struct {
-	o     *opState
-	value []byte
-	ttl   uint32
-	left  int
-	res   *PutResult
-	cb    func(*PutResult, error)
-	txids txset
-}
-
-func (p *putOp) storeValue() ([]byte, uint32) { return p.value, p.ttl }
-func (p *putOp) track(txid uint64)            { p.txids.track(txid) }
-func (p *putOp) untrack(txid uint64)          { p.txids.untrack(txid) }
-func (p *putOp) dead() bool                   { return p.o.done }
-
-func (p *putOp) response(n *Node, q *pending, m *wire.Message, now time.Time, w transport.Writer) {
-	switch m.Type {
-	case wire.Stored:
-		p.res.Stored++
-	case wire.Error:
-		p.res.Refused = append(p.res.Refused, Refusal{Node: q.to, Code: m.Code, Text: string(m.Text)})
-	default:
-		p.res.Failed++
-	}
-	p.left--
-	p.maybeDone(n, now)
-}
-
-func (p *putOp) failure(n *Node, q *pending, now time.Time, w transport.Writer) {
-	p.res.Failed++
-	p.left--
-	p.maybeDone(n, now)
-}
-
-// maybeDone reports the put once every STORE has an outcome. A put succeeds
-// when at least one other node accepted the value: a copy on this node alone
-// is not in the network.
-func (p *putOp) maybeDone(n *Node, now time.Time) {
-	if p.left > 0 || p.o.done {
-		return
-	}
-	r := p.res
-	r.Duration = now.Sub(r.Lookup.Started)
-	remote := r.Stored
-	if r.Local {
-		remote--
-	}
-	switch {
-	case remote > 0:
-		n.end(p.o, func() { p.cb(r, nil) })
-	case len(r.Refused) > 0:
-		n.end(p.o, func() { p.cb(r, fmt.Errorf("%w by %v: %s", ErrRejected, r.Refused[0].Node.Addr, r.Refused[0].Text)) })
-	case r.Lookup.Responded == 0:
-		n.end(p.o, func() { p.cb(r, unanswered(r.Lookup)) })
-	default:
-		n.end(p.o, func() { p.cb(r, fmt.Errorf("%w: none of the %d nodes asked to store answered", ErrTimeout, r.Failed)) })
-	}
-}
-
-// Put stores value under key on the K nodes closest to it for ttl (at most
-// each node's maximum TTL), this node included when it is one of them. It
-// fails unless another node accepted the value: with ErrNoPeers when no node
-// answered the lookup, ErrRejected when every node asked refused it, and
-// ErrTimeout when they did not answer.
-func (n *Node) Put(key id.ID, value []byte, ttl time.Duration, cb func(*PutResult, error)) (cancel func()) {
-	var o *opState
-	n.run(func(now time.Time, w transport.Writer) {
-		if o = n.begin(func(err error) { cb(nil, err) }); o == nil {
-			return
-		}
-		switch {
-		case len(value) == 0:
-			n.failOp(o, errors.New("empty value"))
-			return
-		case len(value) > wire.MaxValueSize:
-			n.failOp(o, fmt.Errorf("value is %d bytes, limit %d", len(value), wire.MaxValueSize))
-			return
-		case ttl < time.Second:
-			n.failOp(o, fmt.Errorf("ttl %v is under 1s", ttl))
-			return
-		}
-		secs := ttlSeconds(ttl)
-		p := &putOp{o: o, value: append([]byte(nil), value...), ttl: secs, cb: cb, res: &PutResult{}}
-		o.onEnd(func() { p.txids.forget(n) })
-		lo := n.lookup(wire.FindNode, key, now, w, func(r *LookupResult, now time.Time, w transport.Writer) {
-			p.res.Lookup = r
-			targets := r.Closest
-			if !n.cfg.ReadOnly && (len(targets) < n.cfg.K || n.self.CloserTo(key, targets[len(targets)-1].ID)) {
-				local := min(time.Duration(secs)*time.Second, n.cfg.MaxTTL)
-				if err := n.store.Put(key, p.value, netip.Addr{}, now.Add(local), now); err == nil {
-					p.res.Stored++
-					p.res.Local = true
-					if len(targets) == n.cfg.K {
-						targets = targets[:len(targets)-1] // this node takes the farthest one's place
-					}
-				} else {
-					p.res.Refused = append(p.res.Refused, Refusal{Node: id.Contact{ID: n.self, Addr: n.Addr()}, Text: err.Error()})
-				}
-			}
-			for _, c := range targets {
-				if n.send(c, wire.Store, key, p, now, w) {
-					p.left++
-				} else {
-					p.res.Failed++
-				}
-			}
-			p.maybeDone(n, now)
 		})
 		if !o.done {
 			o.onEnd(func() { n.abandon(lo) })

@@ -20,7 +20,7 @@ type stats struct {
 	storesAccepted, storesRefused uint64
 	expired, refreshes            uint64
 	rejoins                       uint64
-	served                        [5]uint64 // by request type; index 0 counts unknown types
+	served                        [16]uint64 // by request type; index 0 counts unknown types
 }
 
 // Stats is a snapshot of a node's counters since it started.
@@ -66,7 +66,7 @@ func (n *Node) Stats() Stats {
 		TableSize: n.table.Len(),
 		Buckets:   n.table.Buckets(),
 	}
-	for t := wire.Ping; t <= wire.Store; t++ {
+	for t := wire.Ping; t <= wire.Notify; t++ {
 		st.Served[t.String()] = s.served[t]
 	}
 	n.mu.Unlock()

@@ -1,0 +1,197 @@
+package dht
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dhtkit/dht/id"
+	"github.com/dhtkit/dht/internal/core"
+	"github.com/dhtkit/dht/store"
+	"github.com/dhtkit/dht/store/bolt"
+)
+
+// Files of a data directory (Config.DataDir).
+const (
+	IDFile       = "node.key"      // the node's ID, 40 hex digits and a newline
+	ValuesFile   = "values.db"     // the values it holds (bbolt)
+	ContactsFile = "contacts.json" // its routing table's contacts, for rejoining
+)
+
+// maxSavedContacts bounds the contacts a restarted node pings to rejoin.
+const maxSavedContacts = 32
+
+// contactsEvery is how often a running node saves its contacts, so that a
+// crash loses at most this much of its view of the network.
+const contactsEvery = 5 * time.Minute
+
+// dataDir is an open data directory.
+type dataDir struct {
+	dir   string
+	store store.Store // opened here; nil when Config.Store was given
+	saved []netip.AddrPort
+	stop  chan struct{}
+	wg    sync.WaitGroup
+}
+
+// openDataDir opens (creating) cfg.DataDir: it fills cfg.ID from the ID
+// file (or writes the ID the node will use), opens the value store unless
+// cfg.Store is set, and reads the saved contacts into cfg.Seeds.
+func openDataDir(cfg *Config) (*dataDir, error) {
+	d := &dataDir{dir: cfg.DataDir, stop: make(chan struct{})}
+	if err := os.MkdirAll(d.dir, 0o700); err != nil {
+		return nil, fmt.Errorf("dht: Config.DataDir %q: %w", d.dir, err)
+	}
+	idPath := filepath.Join(d.dir, IDFile)
+	switch b, err := os.ReadFile(idPath); {
+	case err == nil:
+		saved, perr := id.Parse(strings.TrimSpace(string(b)))
+		if perr != nil {
+			return nil, fmt.Errorf("dht: %s: not a node ID (40 hex digits): %w", idPath, perr)
+		}
+		if cfg.ID.IsZero() {
+			cfg.ID = saved
+		} else if cfg.ID != saved {
+			if err := writeFileAtomic(idPath, []byte(cfg.ID.String()+"\n")); err != nil {
+				return nil, err
+			}
+		}
+	case errors.Is(err, os.ErrNotExist):
+		if cfg.ID.IsZero() {
+			var b [id.Len]byte
+			if _, err := rand.Read(b[:]); err != nil {
+				return nil, err
+			}
+			cfg.ID = id.ID(b)
+		}
+		if err := writeFileAtomic(idPath, []byte(cfg.ID.String()+"\n")); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("dht: reading %s: %w", idPath, err)
+	}
+	if cfg.Store == nil && !cfg.ReadOnly {
+		st, err := bolt.Open(filepath.Join(d.dir, ValuesFile), cfg.StoreLimits, bolt.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("dht: opening the value store in %s: %w", d.dir, err)
+		}
+		d.store = st
+		cfg.Store = st
+		cfg.StoreLimits = store.Limits{}
+	}
+	if b, err := os.ReadFile(filepath.Join(d.dir, ContactsFile)); err == nil {
+		var saved []string
+		if json.Unmarshal(b, &saved) == nil {
+			for _, s := range saved {
+				if a, err := netip.ParseAddrPort(s); err == nil && a.Port() != 0 && !a.Addr().IsUnspecified() && len(d.saved) < maxSavedContacts {
+					d.saved = append(d.saved, a)
+				}
+			}
+		}
+		// A damaged contacts file costs the node only its shortcut back in.
+	}
+	if !cfg.ReadOnly {
+		cfg.Seeds = append(cfg.Seeds[:len(cfg.Seeds):len(cfg.Seeds)], d.saved...)
+	}
+	return d, nil
+}
+
+// start begins saving the node's contacts every contactsEvery.
+func (d *dataDir) start(n *Node) {
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		t := time.NewTicker(contactsEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-d.stop:
+				return
+			case <-t.C:
+				_ = d.saveContacts(n.c)
+			}
+		}
+	}()
+}
+
+// saveContacts writes the routing table's verified contacts, freshest
+// first, at most maxSavedContacts of them. A table that is empty (a node
+// cut off) keeps the file it has.
+func (d *dataDir) saveContacts(c *core.Node) error {
+	es := c.Contacts()
+	var out []string
+	for _, e := range es {
+		if e.Verified {
+			out = append(out, e.Contact.Addr.String())
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	if len(out) > maxSavedContacts*4 {
+		out = out[:maxSavedContacts*4]
+	}
+	b, _ := json.Marshal(out)
+	return writeFileAtomic(filepath.Join(d.dir, ContactsFile), b)
+}
+
+// close saves the contacts and closes the store opened here. The node is
+// closed already.
+func (d *dataDir) close(c *core.Node) error {
+	close(d.stop)
+	d.wg.Wait()
+	err := d.saveContacts(c)
+	if d.store != nil {
+		err = errors.Join(err, d.store.Close())
+	}
+	return err
+}
+
+// abort releases what openDataDir opened, for a New that failed.
+func (d *dataDir) abort() {
+	if d.store != nil {
+		d.store.Close()
+	}
+}
+
+// writeFileAtomic replaces path with b so that a crash leaves the old file
+// or the new one, never a torn one: a temporary file, synced, renamed over
+// it, and the directory synced.
+func writeFileAtomic(path string, b []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	if dir, err := os.Open(filepath.Dir(path)); err == nil {
+		dir.Sync()
+		dir.Close()
+	}
+	return nil
+}
+

@@ -1,0 +1,388 @@
+package core
+
+import (
+	"crypto/sha1"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/dhtkit/dht/id"
+	"github.com/dhtkit/dht/store"
+	"github.com/dhtkit/dht/transport"
+	"github.com/dhtkit/dht/wire"
+)
+
+// Outcome is what one node did with a put's value (or a delete).
+type Outcome uint8
+
+// Outcomes of a put at one node.
+const (
+	NoAnswer Outcome = iota // the node never answered, after every retry
+	Accepted                // the node stored the value (or the tombstone)
+	Refused                 // the node answered with a refusal; Receipt.Reason says why
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Accepted:
+		return "accepted"
+	case Refused:
+		return "refused"
+	}
+	return "no answer"
+}
+
+// Receipt is one node's answer to a put or a delete.
+type Receipt struct {
+	Node    id.Contact
+	Outcome Outcome
+	// TTL is how long the node said it keeps the value (Accepted).
+	TTL time.Duration
+	// Code and Reason say why it refused (Refused).
+	Code   wire.ErrorCode
+	Reason string
+	// Found is set by a delete's receipt when the node held a live value
+	// of the publisher.
+	Found bool
+}
+
+// PutRequest is what Put stores.
+type PutRequest struct {
+	Key   id.ID
+	Value []byte
+	TTL   time.Duration
+	// Publisher owns the value within the key: a later put with the same
+	// publisher and a higher version replaces it. Zero means the node's own
+	// ID, unless Anonymous is set.
+	Publisher id.ID
+	// Anonymous makes the publisher the SHA-1 of the value, so that equal
+	// values from anyone are one record.
+	Anonymous bool
+	// Version orders the publisher's values; zero means the node's clock in
+	// microseconds (and always more than the node's last version).
+	Version uint64
+	// Quorum, when positive, is the least number of nodes (this one
+	// included) that must accept the value; Put fails with a *QuorumError
+	// below it.
+	Quorum int
+}
+
+// PutResult describes a finished put.
+type PutResult struct {
+	Key       id.ID
+	Publisher id.ID
+	Version   uint64
+	// TTL is the lifetime asked for.
+	TTL time.Duration
+	// Receipts holds one receipt per node asked, this one first when it
+	// is among the K closest.
+	Receipts []Receipt
+	// Stored counts the nodes that accepted the value, this one included.
+	Stored int
+	// Local is set when this node stored the value itself, being among the
+	// K closest to the key.
+	Local bool
+	// Lookup is the lookup that found the nodes to store at.
+	Lookup   *LookupResult
+	Duration time.Duration
+}
+
+// Count returns how many receipts have outcome o.
+func (r *PutResult) Count(o Outcome) int {
+	c := 0
+	for _, x := range r.Receipts {
+		if x.Outcome == o {
+			c++
+		}
+	}
+	return c
+}
+
+// Errors of a put.
+var (
+	// ErrRejected is reported when every node that answered refused.
+	ErrRejected = errors.New("value refused")
+	// ErrQuorum is reported (through a *QuorumError) when fewer nodes
+	// accepted than PutRequest.Quorum asked for.
+	ErrQuorum = errors.New("quorum not reached")
+)
+
+// QuorumError is a put that fewer nodes accepted than its quorum asked.
+type QuorumError struct {
+	Want, Got int
+	Result    *PutResult
+}
+
+func (e *QuorumError) Error() string {
+	return fmt.Sprintf("%v: stored on %d of %d asked, %d wanted (%d refused, %d no answer)",
+		ErrQuorum, e.Got, len(e.Result.Receipts), e.Want, e.Result.Count(Refused), e.Result.Count(NoAnswer))
+}
+
+// Unwrap makes errors.Is(err, ErrQuorum) hold.
+func (e *QuorumError) Unwrap() error { return ErrQuorum }
+
+// putWindow is how many parts of one value a put keeps in flight to one
+// node: enough to fill a fast path, few enough not to overrun the
+// receiver's socket buffer with a 64 KiB value's 55 parts at once.
+const putWindow = 8
+
+// putTarget is one node a put stores at.
+type putTarget struct {
+	next     uint32 // offset of the next part to send
+	inFlight int
+	done     bool
+}
+
+// putOp is the PUT phase of a put.
+type putOp struct {
+	o       *opState
+	key     id.ID
+	value   []byte
+	pub     id.ID
+	version uint64
+	ttl     uint32
+	quorum  int
+	targets []putTarget // parallel to res.Receipts[first:]
+	first   int         // receipts before the remote targets (this node's own)
+	left    int         // targets (and the local sync) without an outcome
+	res     *PutResult
+	cb      func(*PutResult, error)
+	txids   txset
+}
+
+func (p *putOp) track(txid uint64)   { p.txids.track(txid) }
+func (p *putOp) untrack(txid uint64) { p.txids.untrack(txid) }
+func (p *putOp) dead() bool          { return p.o.done }
+
+func (p *putOp) fill(m *wire.Message, q *pending) {
+	m.Publisher, m.Version, m.TTL = p.pub, p.version, p.ttl
+	m.Size, m.Offset = uint32(len(p.value)), q.off
+	end := min(int(q.off)+wire.MaxPart, len(p.value))
+	m.Value = p.value[q.off:end]
+}
+
+// sendParts sends target i's next parts while its window has room.
+func (p *putOp) sendParts(n *Node, i int, now time.Time, w transport.Writer) {
+	t := &p.targets[i]
+	for !t.done && t.inFlight < putWindow && (t.next < uint32(len(p.value)) || (t.next == 0 && len(p.value) == 0)) {
+		off := t.next
+		t.next += wire.MaxPart
+		if !n.sendReq(pending{to: p.res.Receipts[p.first+i].Node, typ: wire.Put, key: p.key, op: p, slot: int32(i), off: off}, now, w) {
+			p.outcome(n, i, Receipt{Outcome: NoAnswer, Reason: "no room to send"}, now)
+			return
+		}
+		t.inFlight++
+	}
+	if !t.done && t.inFlight == 0 {
+		// Every part was acknowledged as kept, yet the value never
+		// completed there (the node dropped its partial copy).
+		p.outcome(n, i, Receipt{Outcome: Refused, Code: wire.CodeGeneric, Reason: "parts acknowledged but the value was not completed"}, now)
+	}
+}
+
+// outcome records target i's receipt (the first one only).
+func (p *putOp) outcome(n *Node, i int, r Receipt, now time.Time) {
+	t := &p.targets[i]
+	if t.done {
+		return
+	}
+	t.done = true
+	rc := &p.res.Receipts[p.first+i]
+	r.Node = rc.Node
+	*rc = r
+	if r.Outcome == Accepted {
+		p.res.Stored++
+	}
+	p.left--
+	p.maybeDone(n, now)
+}
+
+func (p *putOp) response(n *Node, q *pending, m *wire.Message, now time.Time, w transport.Writer) {
+	i := int(q.slot)
+	if p.o.done || i < 0 || i >= len(p.targets) || p.targets[i].done {
+		return
+	}
+	p.targets[i].inFlight--
+	switch {
+	case m.Type == wire.PutOK && m.Status == wire.StatusStored:
+		p.outcome(n, i, Receipt{Outcome: Accepted, TTL: time.Duration(m.TTL) * time.Second}, now)
+	case m.Type == wire.PutOK:
+		p.sendParts(n, i, now, w)
+	case m.Type == wire.Error:
+		p.outcome(n, i, Receipt{Outcome: Refused, Code: m.Code, Reason: string(m.Text)}, now)
+	default:
+		p.outcome(n, i, Receipt{Outcome: Refused, Code: wire.CodeGeneric, Reason: "answered " + m.Type.String() + " to a PUT"}, now)
+	}
+}
+
+func (p *putOp) failure(n *Node, q *pending, now time.Time, w transport.Writer) {
+	i := int(q.slot)
+	if p.o.done || i < 0 || i >= len(p.targets) {
+		return
+	}
+	p.outcome(n, i, Receipt{Outcome: NoAnswer}, now)
+}
+
+// maybeDone reports the put once every node asked has an outcome. A put
+// succeeds when at least one other node accepted the value (a copy on this
+// node alone is not in the network) and the quorum, if any, was reached.
+func (p *putOp) maybeDone(n *Node, now time.Time) {
+	if p.left > 0 || p.o.done {
+		return
+	}
+	r := p.res
+	r.Duration = now.Sub(r.Lookup.Started)
+	remote := r.Stored
+	if r.Local {
+		remote--
+	}
+	refused := r.Count(Refused)
+	switch {
+	case p.quorum > 0 && r.Stored < p.quorum:
+		n.end(p.o, func() { p.cb(r, &QuorumError{Want: p.quorum, Got: r.Stored, Result: r}) })
+	case remote > 0:
+		n.end(p.o, func() { p.cb(r, nil) })
+	case refused > 0:
+		first := r.Receipts[0]
+		for _, x := range r.Receipts {
+			if x.Outcome == Refused {
+				first = x
+				break
+			}
+		}
+		n.end(p.o, func() { p.cb(r, fmt.Errorf("%w by %v: %s", ErrRejected, first.Node.Addr, first.Reason)) })
+	case r.Lookup.Responded == 0:
+		n.end(p.o, func() { p.cb(r, unanswered(r.Lookup)) })
+	default:
+		n.end(p.o, func() {
+			p.cb(r, fmt.Errorf("%w: none of the %d nodes asked to store answered", ErrTimeout, r.Count(NoAnswer)))
+		})
+	}
+}
+
+// nextVersion is the version a put without one gets: the clock in
+// microseconds, and always past the last one this node handed out, so that
+// two puts in one microsecond still order.
+func (n *Node) nextVersion(now time.Time) uint64 {
+	v := uint64(max(now.UnixMicro(), 1))
+	if v <= n.lastVersion {
+		v = n.lastVersion + 1
+	}
+	n.lastVersion = v
+	return v
+}
+
+// Put stores value under key on the K nodes closest to it for ttl (at most
+// each node's maximum TTL), this node included when it is one of them. It
+// fails unless another node accepted the value: with ErrNoPeers when no node
+// answered the lookup, ErrRejected when every node asked refused it, and
+// ErrTimeout when they did not answer.
+func (n *Node) Put(key id.ID, value []byte, ttl time.Duration, cb func(*PutResult, error)) (cancel func()) {
+	return n.PutRecord(PutRequest{Key: key, Value: value, TTL: ttl}, cb)
+}
+
+// PutRecord stores req.Value under req.Key on the K nodes closest to it, as
+// Put does, with the request's publisher, version and quorum; the result
+// has a receipt per node asked.
+func (n *Node) PutRecord(req PutRequest, cb func(*PutResult, error)) (cancel func()) {
+	var o *opState
+	n.run(func(now time.Time, w transport.Writer) {
+		if o = n.begin(func(err error) { cb(nil, err) }); o == nil {
+			return
+		}
+		switch {
+		case len(req.Value) == 0:
+			n.failOp(o, errors.New("empty value (withdraw a value with Delete)"))
+			return
+		case len(req.Value) > n.cfg.MaxValueSize:
+			n.failOp(o, fmt.Errorf("value is %d bytes, limit %d", len(req.Value), n.cfg.MaxValueSize))
+			return
+		case req.TTL < time.Second:
+			n.failOp(o, fmt.Errorf("ttl %v is under 1s", req.TTL))
+			return
+		case req.Quorum < 0 || req.Quorum > n.cfg.K:
+			n.failOp(o, fmt.Errorf("quorum %d: must be between 0 and K (%d)", req.Quorum, n.cfg.K))
+			return
+		}
+		pub := req.Publisher
+		switch {
+		case req.Anonymous:
+			pub = sha1.Sum(req.Value)
+		case pub.IsZero():
+			pub = n.self
+		}
+		version := req.Version
+		if version == 0 {
+			version = n.nextVersion(now)
+		}
+		secs := ttlSeconds(req.TTL)
+		p := &putOp{
+			o: o, key: req.Key, value: append([]byte(nil), req.Value...), pub: pub, version: version,
+			ttl: secs, quorum: req.Quorum, cb: cb,
+			res: &PutResult{Key: req.Key, Publisher: pub, Version: version, TTL: req.TTL},
+		}
+		o.onEnd(func() { p.txids.forget(n) })
+		lo := n.lookup(wire.FindNode, req.Key, now, w, func(r *LookupResult, now time.Time, w transport.Writer) {
+			p.res.Lookup = r
+			targets := r.Closest
+			if !n.cfg.ReadOnly && (len(targets) < n.cfg.K || n.self.CloserTo(req.Key, targets[len(targets)-1].ID)) {
+				if len(targets) == n.cfg.K {
+					targets = targets[:len(targets)-1] // this node takes the farthest one's place
+				}
+				p.storeLocal(n, now, w)
+			}
+			p.first = len(p.res.Receipts)
+			p.targets = make([]putTarget, len(targets))
+			for _, c := range targets {
+				p.res.Receipts = append(p.res.Receipts, Receipt{Node: c})
+			}
+			p.left += len(targets)
+			for i := range targets {
+				p.sendParts(n, i, now, w)
+			}
+			p.maybeDone(n, now)
+		})
+		if !o.done {
+			o.onEnd(func() { n.abandon(lo) })
+		}
+	})
+	return n.canceler(o)
+}
+
+// storeLocal keeps the put's value in this node's own store, as one of the
+// key's K closest. A store that writes to disk accepts it once it is
+// durable.
+func (p *putOp) storeLocal(n *Node, now time.Time, w transport.Writer) {
+	ttl := n.grantTTL(p.ttl)
+	p.res.Receipts = append(p.res.Receipts, Receipt{Node: id.Contact{ID: n.self, Addr: n.Addr()}})
+	v := store.Value{Publisher: p.pub, Version: p.version, Expires: now.Add(ttl), Data: p.value}
+	if err := n.store.Put(p.key, v, netip.Addr{}, now); err != nil {
+		code, text := refusal(err)
+		p.res.Receipts[0] = Receipt{Node: p.res.Receipts[0].Node, Outcome: Refused, Code: code, Reason: text}
+		return
+	}
+	n.changed(p.key, v, now, w)
+	accept := func() {
+		p.res.Receipts[0].Outcome, p.res.Receipts[0].TTL = Accepted, ttl
+		p.res.Stored++
+		p.res.Local = true
+	}
+	sy, ok := n.store.(store.Syncer)
+	if !ok {
+		accept()
+		return
+	}
+	p.left++
+	sy.Sync(func(err error) {
+		n.run(func(now time.Time, _ transport.Writer) {
+			if err != nil {
+				p.res.Receipts[0].Outcome, p.res.Receipts[0].Reason = Refused, "writing to disk: "+err.Error()
+			} else {
+				accept()
+			}
+			p.left--
+			p.maybeDone(n, now)
+		})
+	})
+}
