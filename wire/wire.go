@@ -787,7 +787,6 @@ func (r *reader) record(x *Record) error {
 	x.Deleted = r.u8()&recordDeleted != 0
 	x.Size = r.u32()
 	n := int(r.u16())
-	x.Data = nil
 	if r.err != nil {
 		return nil
 	}
