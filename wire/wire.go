@@ -35,6 +35,14 @@ const (
 	MaxValueSize = 1000
 	// MaxErrorText bounds the reason carried by an ERROR message.
 	MaxErrorText = 255
+	// MaxPart bounds the data in one PUT or PART, and the data a Record
+	// carries inline: small enough that every message carrying one fits
+	// MaxPacket. A value over MaxPart travels as several parts.
+	MaxPart = 1200
+	// MaxRecords bounds the records in one RECORDS message.
+	MaxRecords = 64
+	// MaxRecordSize bounds a record's whole value, all parts together.
+	MaxRecordSize = 1 << 20
 )
 
 // Amplification limits. A node answers a requester whose address it has not
@@ -71,12 +79,25 @@ const (
 	FindNode  Type = 0x02 // request: your closest contacts to Target
 	FindValue Type = 0x03 // request: values under Target, or your closest contacts
 	Store     Type = 0x04 // request: keep Value under Target for TTL seconds
+	Put       Type = 0x05 // request: one part of Publisher's value under Target
+	Get       Type = 0x06 // request: records under Target, from a cursor
+	Fetch     Type = 0x07 // request: bytes of a record from Offset on
+	Delete    Type = 0x08 // request: withdraw Publisher's value under Target
+	Listen    Type = 0x09 // request: notify me of changes under Target for TTL seconds
+	Notify    Type = 0x0A // request: Record changed under Target (to a listener)
 
 	Error  Type = 0x80 // response to any request: it was refused, and why
 	Pong   Type = 0x81 // response to Ping
 	Nodes  Type = 0x82 // response to FindNode
 	Values Type = 0x83 // response to FindValue
 	Stored Type = 0x84 // response to Store: accepted
+
+	PutOK     Type = 0x85 // response to Put: stored, or part kept
+	Records   Type = 0x86 // response to Get
+	Part      Type = 0x87 // response to Fetch
+	Deleted   Type = 0x88 // response to Delete: tombstone stored
+	Listening Type = 0x89 // response to Listen: registered (or cancelled)
+	Notified  Type = 0x8A // response to Notify
 )
 
 // IsRequest reports whether t is a request type (known or not).
@@ -85,7 +106,8 @@ func (t Type) IsRequest() bool { return t&0x80 == 0 }
 // Known reports whether this version of the protocol defines t.
 func (t Type) Known() bool {
 	switch t {
-	case Ping, FindNode, FindValue, Store, Error, Pong, Nodes, Values, Stored:
+	case Ping, FindNode, FindValue, Store, Put, Get, Fetch, Delete, Listen, Notify,
+		Error, Pong, Nodes, Values, Stored, PutOK, Records, Part, Deleted, Listening, Notified:
 		return true
 	}
 	return false
@@ -112,6 +134,30 @@ func (t Type) String() string {
 		return "VALUES"
 	case Stored:
 		return "STORED"
+	case Put:
+		return "PUT"
+	case Get:
+		return "GET"
+	case Fetch:
+		return "FETCH"
+	case Delete:
+		return "DELETE"
+	case Listen:
+		return "LISTEN"
+	case Notify:
+		return "NOTIFY"
+	case PutOK:
+		return "PUT_OK"
+	case Records:
+		return "RECORDS"
+	case Part:
+		return "PART"
+	case Deleted:
+		return "DELETED"
+	case Listening:
+		return "LISTENING"
+	case Notified:
+		return "NOTIFIED"
 	}
 	return "TYPE_0x" + string(hexDigit(byte(t)>>4)) + string(hexDigit(byte(t)&15))
 }
@@ -134,13 +180,24 @@ type ErrorCode uint16
 
 // Error codes carried by ERROR messages. Numbers are only ever appended.
 const (
-	CodeGeneric     ErrorCode = 1 // refused; the text says why
-	CodeMalformed   ErrorCode = 2 // the request did not decode
-	CodeUnknownType ErrorCode = 3 // the request type is not one this node knows
-	CodeTooLarge    ErrorCode = 4 // the value is over a size limit
-	CodeFull        ErrorCode = 5 // the node's store has no room
-	CodeBadTTL      ErrorCode = 6 // the TTL is zero or over the node's maximum
-	CodeBusy        ErrorCode = 7 // the node is overloaded; try another
+	CodeGeneric     ErrorCode = 1  // refused; the text says why
+	CodeMalformed   ErrorCode = 2  // the request did not decode
+	CodeUnknownType ErrorCode = 3  // the request type is not one this node knows
+	CodeTooLarge    ErrorCode = 4  // the value is over a size limit
+	CodeFull        ErrorCode = 5  // the node's store has no room
+	CodeBadTTL      ErrorCode = 6  // the TTL is zero or over the node's maximum
+	CodeBusy        ErrorCode = 7  // the node is overloaded; try another
+	CodeNotFound    ErrorCode = 8  // FETCH: the node holds no such record (or not that version)
+	CodeStale       ErrorCode = 9  // PUT, DELETE: not newer than the record the node holds
+	CodeTooMany     ErrorCode = 10 // reassembly or listener table full; try later
+)
+
+// PUT_OK statuses.
+const (
+	// StatusStored: the whole value is stored; TTL is the time granted.
+	StatusStored uint8 = 0
+	// StatusPart: this part is kept and more are awaited; TTL is 0.
+	StatusPart uint8 = 1
 )
 
 // Value is one stored value as carried by a VALUES message.
@@ -150,6 +207,22 @@ type Value struct {
 	// Data aliases the decoded datagram.
 	Data []byte
 }
+
+// Record is one stored value or tombstone as carried by RECORDS and NOTIFY.
+// Its value is inline when len(Data) == Size; a record with Size > 0 and no
+// Data is fetch-only: its bytes are read with FETCH. Any other combination
+// does not encode, nor does a Deleted record with Size > 0.
+type Record struct {
+	Publisher id.ID  // who put the value: with the key, it names the record
+	Version   uint64 // publisher-assigned; higher wins
+	TTL       uint32 // seconds the sending node still keeps the record
+	Deleted   bool   // a tombstone: the publisher withdrew its value
+	Size      uint32 // the whole value's length, at most MaxRecordSize
+	Data      []byte // the value inline (Size bytes, at most MaxPart), or empty; aliases the datagram
+}
+
+// recordDeleted is the DELETED bit of a record's flags byte.
+const recordDeleted = 1 << 0
 
 // Message is any protocol message. Which body fields are meaningful depends
 // on Type; the others are ignored by Append and zeroed by Decode.
@@ -163,18 +236,31 @@ type Message struct {
 	TxID    uint64 // transaction ID, echoed by the response
 	Sender  id.ID  // ID of the node that sent the message
 
-	Target   id.ID          // FIND_NODE target; FIND_VALUE and STORE key
-	TTL      uint32         // STORE: seconds to keep Value; STORED: seconds the node will keep it
-	Value    []byte         // STORE
+	Target   id.ID          // FIND_NODE target; the key of FIND_VALUE, STORE, PUT, GET, FETCH, DELETE, LISTEN, NOTIFY
+	TTL      uint32         // seconds: asked by STORE, PUT, DELETE, LISTEN; granted by STORED, PUT_OK, DELETED, LISTENING
+	Value    []byte         // STORE: the value; PUT, PART: this part's data
 	Values   []Value        // VALUES: values found
-	More     bool           // VALUES: the node holds more values than fit
-	Contacts []id.Contact   // NODES; VALUES: closer contacts
+	More     bool           // VALUES, RECORDS: the node holds more than fit
+	Contacts []id.Contact   // NODES; VALUES, RECORDS: closer contacts
 	Observed netip.AddrPort // PONG: the requester's address as the responder saw it
 	Code     ErrorCode      // ERROR
 	Text     []byte         // ERROR: reason, at most MaxErrorText bytes
 
+	Publisher      id.ID    // PUT, FETCH, DELETE: whose record
+	Version        uint64   // PUT, FETCH, DELETE: which version of it
+	Size           uint32   // PUT, PART: the whole value's length
+	Offset         uint32   // PUT, PART: where this part's data starts; FETCH: where to start
+	Status         uint8    // PUT_OK: StatusStored or StatusPart
+	Found          bool     // DELETED: a live value of that publisher was withdrawn
+	Records        []Record // RECORDS: newest first
+	Record         Record   // NOTIFY: the record as it now is
+	Cursor         bool     // GET: start after AfterVersion and AfterPublisher
+	AfterVersion   uint64   // GET with Cursor: the last record of the previous answer
+	AfterPublisher id.ID    // GET with Cursor
+
 	contacts [MaxContacts]id.Contact
 	values   [MaxValues]Value
+	records  [MaxRecords]Record
 }
 
 // Reset clears every field but leaves the internal arrays alone, which makes
@@ -183,6 +269,14 @@ func (m *Message) Reset() {
 	m.Type, m.Flags, m.Network, m.TxID, m.Sender = 0, 0, 0, 0, id.ID{}
 	m.Target, m.TTL, m.Value, m.Values, m.More = id.ID{}, 0, nil, nil, false
 	m.Contacts, m.Observed, m.Code, m.Text = nil, netip.AddrPort{}, 0, nil
+	m.resetNew(nil)
+}
+
+// resetNew clears the fields of the storage messages, setting Records to rs.
+func (m *Message) resetNew(rs []Record) {
+	m.Publisher, m.Version, m.Size, m.Offset, m.Status, m.Found = id.ID{}, 0, 0, 0, 0, false
+	m.Records, m.Record = rs, Record{}
+	m.Cursor, m.AfterVersion, m.AfterPublisher = false, 0, id.ID{}
 }
 
 // Decoding errors. Each is a sentinel: decoding never allocates an error.
@@ -195,6 +289,7 @@ var (
 	ErrAddress     = errors.New("wire: bad address")
 	ErrTooMany     = errors.New("wire: too many items")
 	ErrTooLarge    = errors.New("wire: over a size limit")
+	ErrInvalid     = errors.New("wire: inconsistent or out-of-range field")
 )
 
 // ContactLen returns the encoded size of c: 27 bytes for IPv4, 39 for IPv6.
@@ -207,6 +302,58 @@ func ContactLen(c id.Contact) int {
 
 // ValueLen returns the encoded size of a value with n bytes of data.
 func ValueLen(n int) int { return 4 + 2 + n }
+
+// RecordLen returns the encoded size of a record carrying n bytes inline
+// (n = 0 for a fetch-only record or a tombstone): 39 + n.
+func RecordLen(n int) int { return id.Len + 8 + 4 + 1 + 4 + 2 + n }
+
+// EmptyRecordsLen is the size of a RECORDS message without records or
+// contacts: the header, the count, more and the contacts' count. A RECORDS
+// is EmptyRecordsLen plus RecordLen of each record plus ContactLen of each
+// contact, which is how a node fits its answer into a byte budget.
+const EmptyRecordsLen = HeaderLen + 3
+
+// PartLen returns the encoded size of a PART message with n bytes of data.
+func PartLen(n int) int { return HeaderLen + 4 + 4 + 2 + n }
+
+// checkRecord applies the rules of a Record's lengths: the value inline
+// (n == size) or fetch-only (n == 0), never more than MaxPart inline, and
+// a tombstone without bytes.
+func checkRecord(deleted bool, size uint32, n int) error {
+	switch {
+	case size > MaxRecordSize || n > MaxPart:
+		return ErrTooLarge
+	case deleted && size != 0, n != 0 && n != int(size):
+		return ErrInvalid
+	}
+	return nil
+}
+
+// checkPart applies the rules of a PART's lengths: n bytes from offset lie
+// within a value of size bytes. Sums are taken in 64 bits: no overflow.
+func checkPart(size, offset uint32, n int) error {
+	switch {
+	case size > MaxRecordSize || n > MaxPart:
+		return ErrTooLarge
+	case uint64(offset)+uint64(n) > uint64(size):
+		return ErrInvalid
+	}
+	return nil
+}
+
+// checkPut applies checkPart and the rule that makes parts canonical: a
+// value travels as its consecutive MaxPart-sized slices, so a PUT's part
+// starts at a multiple of MaxPart and runs to the next one or to the end.
+// Then parts cannot overlap, and a receiver keeps one bit per part.
+func checkPut(size, offset uint32, n int) error {
+	if err := checkPart(size, offset, n); err != nil {
+		return err
+	}
+	if offset%MaxPart != 0 || n != int(min(MaxPart, size-offset)) || (n == 0 && size != 0) {
+		return ErrInvalid
+	}
+	return nil
+}
 
 // Append encodes m onto b and returns the extended buffer. It fails, leaving
 // b's contents unchanged, when a field is over its cap or the message would be
@@ -261,6 +408,81 @@ func (m *Message) Append(b []byte) ([]byte, error) {
 		b = binary.BigEndian.AppendUint16(b, uint16(m.Code))
 		b = append(b, byte(len(m.Text)))
 		b = append(b, m.Text...)
+	case Put:
+		if err := checkPut(m.Size, m.Offset, len(m.Value)); err != nil {
+			return b[:start], err
+		}
+		b = append(b, m.Target[:]...)
+		b = append(b, m.Publisher[:]...)
+		b = binary.BigEndian.AppendUint64(b, m.Version)
+		b = binary.BigEndian.AppendUint32(b, m.TTL)
+		b = binary.BigEndian.AppendUint32(b, m.Size)
+		b = appendPart(b, m.Offset, m.Value)
+	case PutOK:
+		if m.Status > StatusPart {
+			return b[:start], ErrInvalid
+		}
+		b = append(b, m.Status)
+		b = binary.BigEndian.AppendUint32(b, m.TTL)
+	case Get:
+		b = append(b, m.Target[:]...)
+		if !m.Cursor {
+			// The cursor's fields are meaningless without the flag: send
+			// zeros, so that one message has one encoding.
+			b = append(b, make([]byte, 1+8+id.Len)...)
+			break
+		}
+		b = append(b, 1)
+		b = binary.BigEndian.AppendUint64(b, m.AfterVersion)
+		b = append(b, m.AfterPublisher[:]...)
+	case Records:
+		if len(m.Records) > MaxRecords {
+			return b[:start], ErrTooMany
+		}
+		b = append(b, byte(len(m.Records)))
+		for i := range m.Records {
+			if b, err = appendRecord(b, &m.Records[i]); err != nil {
+				return b[:start], err
+			}
+		}
+		more := byte(0)
+		if m.More {
+			more = 1
+		}
+		b = append(b, more)
+		b, err = appendContacts(b, m.Contacts)
+	case Fetch:
+		b = append(b, m.Target[:]...)
+		b = append(b, m.Publisher[:]...)
+		b = binary.BigEndian.AppendUint64(b, m.Version)
+		b = binary.BigEndian.AppendUint32(b, m.Offset)
+	case Part:
+		if err := checkPart(m.Size, m.Offset, len(m.Value)); err != nil {
+			return b[:start], err
+		}
+		b = binary.BigEndian.AppendUint32(b, m.Size)
+		b = appendPart(b, m.Offset, m.Value)
+	case Delete:
+		b = append(b, m.Target[:]...)
+		b = append(b, m.Publisher[:]...)
+		b = binary.BigEndian.AppendUint64(b, m.Version)
+		b = binary.BigEndian.AppendUint32(b, m.TTL)
+	case Deleted:
+		found := byte(0)
+		if m.Found {
+			found = 1
+		}
+		b = append(b, found)
+		b = binary.BigEndian.AppendUint32(b, m.TTL)
+	case Listen:
+		b = append(b, m.Target[:]...)
+		b = binary.BigEndian.AppendUint32(b, m.TTL)
+	case Listening:
+		b = binary.BigEndian.AppendUint32(b, m.TTL)
+	case Notify:
+		b = append(b, m.Target[:]...)
+		b, err = appendRecord(b, &m.Record)
+	case Notified:
 	default:
 		return b[:start], ErrUnknownType
 	}
@@ -286,6 +508,30 @@ func appendContacts(b []byte, cs []id.Contact) ([]byte, error) {
 		}
 	}
 	return b, nil
+}
+
+// appendPart writes a part's offset, length and data, once checked.
+func appendPart(b []byte, offset uint32, data []byte) []byte {
+	b = binary.BigEndian.AppendUint32(b, offset)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(data)))
+	return append(b, data...)
+}
+
+func appendRecord(b []byte, r *Record) ([]byte, error) {
+	if err := checkRecord(r.Deleted, r.Size, len(r.Data)); err != nil {
+		return b, err
+	}
+	b = append(b, r.Publisher[:]...)
+	b = binary.BigEndian.AppendUint64(b, r.Version)
+	b = binary.BigEndian.AppendUint32(b, r.TTL)
+	flags := byte(0)
+	if r.Deleted {
+		flags = recordDeleted
+	}
+	b = append(b, flags)
+	b = binary.BigEndian.AppendUint32(b, r.Size)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(r.Data)))
+	return append(b, r.Data...), nil
 }
 
 // appendAddr writes family (4 or 6), address and port. IPv4-mapped IPv6
@@ -344,6 +590,7 @@ func Decode(b []byte, m *Message) error {
 	m.Observed = netip.AddrPort{}
 	m.Code = 0
 	m.Text = nil
+	m.resetNew(m.records[:0])
 	r := reader{b: b, off: HeaderLen}
 	switch m.Type {
 	case Ping:
@@ -385,6 +632,91 @@ func Decode(b []byte, m *Message) error {
 	case Error:
 		m.Code = ErrorCode(r.u16())
 		m.Text = r.bytes(int(r.u8()))
+	case Put:
+		r.id(&m.Target)
+		r.id(&m.Publisher)
+		m.Version = r.u64()
+		m.TTL = r.u32()
+		m.Size = r.u32()
+		m.Offset = r.u32()
+		n := int(r.u16())
+		if r.err == nil {
+			if err := checkPut(m.Size, m.Offset, n); err != nil {
+				return err
+			}
+		}
+		m.Value = r.bytes(n)
+	case PutOK:
+		m.Status = r.u8()
+		m.TTL = r.u32()
+		if r.err == nil && m.Status > StatusPart {
+			return ErrInvalid
+		}
+	case Get:
+		r.id(&m.Target)
+		m.Cursor = r.u8()&1 != 0
+		v := r.u64()
+		var p id.ID
+		r.id(&p)
+		if m.Cursor {
+			m.AfterVersion, m.AfterPublisher = v, p
+		}
+	case Records:
+		n := int(r.u8())
+		if n > MaxRecords {
+			return ErrTooMany
+		}
+		// Decode straight into the fixed array, as contacts are.
+		rs := m.records[:n]
+		for i := range rs {
+			if err := r.record(&rs[i]); err != nil {
+				return err
+			}
+			if r.err != nil {
+				return r.err
+			}
+		}
+		m.Records = rs
+		m.More = r.u8()&1 != 0
+		m.Contacts = r.contacts(m.contacts[:0])
+	case Fetch:
+		r.id(&m.Target)
+		r.id(&m.Publisher)
+		m.Version = r.u64()
+		m.Offset = r.u32()
+	case Part:
+		m.Size = r.u32()
+		m.Offset = r.u32()
+		n := int(r.u16())
+		if r.err == nil {
+			if err := checkPart(m.Size, m.Offset, n); err != nil {
+				return err
+			}
+		}
+		m.Value = r.bytes(n)
+	case Delete:
+		r.id(&m.Target)
+		r.id(&m.Publisher)
+		m.Version = r.u64()
+		m.TTL = r.u32()
+	case Deleted:
+		found := r.u8()
+		m.TTL = r.u32()
+		if r.err == nil && found > 1 {
+			return ErrInvalid
+		}
+		m.Found = found == 1
+	case Listen:
+		r.id(&m.Target)
+		m.TTL = r.u32()
+	case Listening:
+		m.TTL = r.u32()
+	case Notify:
+		r.id(&m.Target)
+		if err := r.record(&m.Record); err != nil {
+			return err
+		}
+	case Notified:
 	default:
 		return ErrUnknownType
 	}
@@ -435,6 +767,34 @@ func (r *reader) u32() uint32 {
 	v := binary.BigEndian.Uint32(r.b[r.off:])
 	r.off += 4
 	return v
+}
+
+func (r *reader) u64() uint64 {
+	if !r.need(8) {
+		return 0
+	}
+	v := binary.BigEndian.Uint64(r.b[r.off:])
+	r.off += 8
+	return v
+}
+
+// record decodes one Record into x, returning the rule it breaks, if any;
+// a truncation sticks in r.err as for any other read.
+func (r *reader) record(x *Record) error {
+	r.id(&x.Publisher)
+	x.Version = r.u64()
+	x.TTL = r.u32()
+	x.Deleted = r.u8()&recordDeleted != 0
+	x.Size = r.u32()
+	n := int(r.u16())
+	if r.err != nil {
+		return nil
+	}
+	if err := checkRecord(x.Deleted, x.Size, n); err != nil {
+		return err
+	}
+	x.Data = r.bytes(n)
+	return nil
 }
 
 func (r *reader) id(x *id.ID) {

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -35,6 +36,15 @@ var (
 	target = mustID("f0e0d0c0b0a090807060504030201000ffeeddcc")
 	c4     = id.Contact{ID: mustID("1111111111111111111111111111111111111111"), Addr: netip.MustParseAddrPort("127.0.0.1:4000")}
 	c6     = id.Contact{ID: mustID("2222222222222222222222222222222222222222"), Addr: netip.MustParseAddrPort("[::1]:4001")}
+	pub    = mustID("3333333333333333333333333333333333333333")
+	pub2   = mustID("4444444444444444444444444444444444444444")
+)
+
+// The examples' versions are what the library assigns by default: the Unix
+// time in microseconds at Put, here 2026-01-01T00:00:00Z and an hour later.
+const (
+	ver  = 1767225600000000
+	ver2 = 1767229200000000
 )
 
 func hdr(t Type) Message {
@@ -82,6 +92,58 @@ func goldenMessages() map[string]*Message {
 		m.Code = CodeUnknownType
 		m.Text = []byte("unknown request type")
 	})
+	add("error_stale", func(m *Message) {
+		m.Type = Error
+		m.Code = CodeStale
+		m.Text = []byte("store: not newer than the held version")
+	})
+
+	// The storage messages. A value of up to MaxPart bytes is one PUT; a
+	// 2405-byte value is three, at offsets 0, 1200 and 2400, the last
+	// carrying 5 bytes.
+	add("put", func(m *Message) {
+		m.Type, m.Target, m.Publisher, m.Version, m.TTL = Put, target, pub, ver, 3600
+		m.Size, m.Offset, m.Value = 5, 0, []byte("hello")
+	})
+	add("put_part", func(m *Message) {
+		m.Type, m.Target, m.Publisher, m.Version, m.TTL = Put, target, pub, ver, 3600
+		m.Size, m.Offset, m.Value = 2405, 2400, []byte("world")
+	})
+	add("put_ok", func(m *Message) { m.Type, m.Status, m.TTL = PutOK, StatusStored, 3600 })
+	add("put_ok_part", func(m *Message) { m.Type, m.Status = PutOK, StatusPart })
+	add("get", func(m *Message) { m.Type, m.Target = Get, target })
+	add("get_cursor", func(m *Message) {
+		m.Type, m.Target, m.Cursor, m.AfterVersion, m.AfterPublisher = Get, target, true, ver, pub
+	})
+	// Newest first: pub2's tombstone (the later version) before pub's value.
+	add("records", func(m *Message) {
+		m.Type = Records
+		m.Records = []Record{
+			{Publisher: pub2, Version: ver2, TTL: 86400, Deleted: true},
+			{Publisher: pub, Version: ver, TTL: 3600, Size: 5, Data: []byte("hello")},
+		}
+		m.More = true
+	})
+	add("records_fetch", func(m *Message) {
+		m.Type = Records
+		m.Records = []Record{{Publisher: pub, Version: ver, TTL: 3600, Size: 2405, Data: []byte{}}}
+	})
+	add("records_contacts", func(m *Message) { m.Type, m.Contacts = Records, []id.Contact{c4} })
+	add("fetch", func(m *Message) {
+		m.Type, m.Target, m.Publisher, m.Version, m.Offset = Fetch, target, pub, ver, 2400
+	})
+	add("part", func(m *Message) { m.Type, m.Size, m.Offset, m.Value = Part, 2405, 2400, []byte("world") })
+	add("delete", func(m *Message) {
+		m.Type, m.Target, m.Publisher, m.Version, m.TTL = Delete, target, pub, ver2, 3600
+	})
+	add("deleted", func(m *Message) { m.Type, m.Found, m.TTL = Deleted, true, 3600 })
+	add("listen", func(m *Message) { m.Type, m.Target, m.TTL = Listen, target, 600 })
+	add("listening", func(m *Message) { m.Type, m.TTL = Listening, 600 })
+	add("notify", func(m *Message) {
+		m.Type, m.Target = Notify, target
+		m.Record = Record{Publisher: pub, Version: ver, TTL: 3600, Size: 5, Data: []byte("hello")}
+	})
+	add("notified", func(m *Message) { m.Type = Notified })
 	return ms
 }
 
@@ -148,8 +210,22 @@ func equal(a, b *Message) bool {
 	if a.Observed != b.Observed || a.Code != b.Code || !bytes.Equal(a.Text, b.Text) {
 		return false
 	}
-	if len(a.Contacts) != len(b.Contacts) || len(a.Values) != len(b.Values) {
+	if a.Publisher != b.Publisher || a.Version != b.Version || a.Size != b.Size || a.Offset != b.Offset {
 		return false
+	}
+	if a.Status != b.Status || a.Found != b.Found || !equalRecord(&a.Record, &b.Record) {
+		return false
+	}
+	if a.Cursor != b.Cursor || a.AfterVersion != b.AfterVersion || a.AfterPublisher != b.AfterPublisher {
+		return false
+	}
+	if len(a.Contacts) != len(b.Contacts) || len(a.Values) != len(b.Values) || len(a.Records) != len(b.Records) {
+		return false
+	}
+	for i := range a.Records {
+		if !equalRecord(&a.Records[i], &b.Records[i]) {
+			return false
+		}
 	}
 	for i := range a.Contacts {
 		if a.Contacts[i] != b.Contacts[i] {
@@ -164,9 +240,16 @@ func equal(a, b *Message) bool {
 	return true
 }
 
+func equalRecord(a, b *Record) bool {
+	return a.Publisher == b.Publisher && a.Version == b.Version && a.TTL == b.TTL && a.Deleted == b.Deleted &&
+		a.Size == b.Size && bytes.Equal(a.Data, b.Data)
+}
+
 func describe(m *Message) string {
-	return fmt.Sprintf("%s flags=%d net=%x tx=%x sender=%s target=%s ttl=%d value=%q values=%v more=%v contacts=%v observed=%v code=%d text=%q",
-		m.Type, m.Flags, m.Network, m.TxID, m.Sender.Short(), m.Target.Short(), m.TTL, m.Value, m.Values, m.More, m.Contacts, m.Observed, m.Code, m.Text)
+	return fmt.Sprintf("%s flags=%d net=%x tx=%x sender=%s target=%s ttl=%d value=%q values=%v more=%v contacts=%v observed=%v code=%d text=%q"+
+		" publisher=%s version=%d size=%d offset=%d status=%d found=%v records=%+v record=%+v cursor=%v after=%d/%s",
+		m.Type, m.Flags, m.Network, m.TxID, m.Sender.Short(), m.Target.Short(), m.TTL, m.Value, m.Values, m.More, m.Contacts, m.Observed, m.Code, m.Text,
+		m.Publisher.Short(), m.Version, m.Size, m.Offset, m.Status, m.Found, m.Records, m.Record, m.Cursor, m.AfterVersion, m.AfterPublisher.Short())
 }
 
 func TestGoldenBytes(t *testing.T) {
@@ -354,7 +437,8 @@ func TestHeaderLayout(t *testing.T) {
 }
 
 func randomMessage(r *rand.Rand) *Message {
-	types := []Type{Ping, FindNode, FindValue, Store, Error, Pong, Nodes, Values, Stored}
+	types := []Type{Ping, FindNode, FindValue, Store, Error, Pong, Nodes, Values, Stored,
+		Put, Get, Fetch, Delete, Listen, Notify, PutOK, Records, Part, Deleted, Listening, Notified}
 	m := hdr(types[r.IntN(len(types))])
 	m.Flags = Flags(r.IntN(2))
 	m.Network = r.Uint32()
@@ -404,8 +488,74 @@ func randomMessage(r *rand.Rand) *Message {
 	case Error:
 		m.Code = ErrorCode(r.Uint32())
 		m.Text = randBytes(r.IntN(MaxErrorText + 1))
+	case Put:
+		m.Target, m.Publisher, m.Version, m.TTL = id.Random(r), id.Random(r), r.Uint64(), r.Uint32()
+		m.Size = randSize(r)
+		// A canonical part: one of the value's consecutive MaxPart slices.
+		parts := (int(m.Size) + MaxPart - 1) / MaxPart // 0 for an empty value, sent as one empty part
+		m.Offset = uint32(r.IntN(max(parts, 1)) * MaxPart)
+		m.Value = randBytes(int(min(MaxPart, m.Size-m.Offset)))
+	case PutOK:
+		m.Status, m.TTL = uint8(r.IntN(2)), r.Uint32()
+	case Get:
+		m.Target = id.Random(r)
+		if r.IntN(2) == 0 {
+			m.Cursor, m.AfterVersion, m.AfterPublisher = true, r.Uint64(), id.Random(r)
+		}
+	case Records:
+		for range r.IntN(6) {
+			m.Records = append(m.Records, randRecord(r, randBytes))
+		}
+		m.More = r.IntN(2) == 0
+		m.Contacts = randContacts(r.IntN(4))
+	case Fetch:
+		m.Target, m.Publisher, m.Version, m.Offset = id.Random(r), id.Random(r), r.Uint64(), r.Uint32()
+	case Part:
+		m.Size = randSize(r)
+		m.Offset = uint32(r.IntN(int(m.Size) + 1))
+		m.Value = randBytes(r.IntN(int(min(MaxPart, m.Size-m.Offset)) + 1))
+	case Delete:
+		m.Target, m.Publisher, m.Version, m.TTL = id.Random(r), id.Random(r), r.Uint64(), r.Uint32()
+	case Deleted:
+		m.Found, m.TTL = r.IntN(2) == 0, r.Uint32()
+	case Listen:
+		m.Target, m.TTL = id.Random(r), r.Uint32()
+	case Listening:
+		m.TTL = r.Uint32()
+	case Notify:
+		m.Target = id.Random(r)
+		m.Record = randRecord(r, randBytes)
 	}
 	return &m
+}
+
+// randSize draws a value size, often small, sometimes near MaxPart or up
+// to MaxRecordSize, where the length rules have their edges.
+func randSize(r *rand.Rand) uint32 {
+	switch r.IntN(4) {
+	case 0:
+		return uint32(r.IntN(16))
+	case 1:
+		return uint32(MaxPart - 2 + r.IntN(5))
+	case 2:
+		return uint32(MaxRecordSize - r.IntN(3))
+	}
+	return uint32(r.IntN(MaxRecordSize + 1))
+}
+
+// randRecord draws an inline value, a fetch-only value or a tombstone.
+func randRecord(r *rand.Rand, randBytes func(int) []byte) Record {
+	rec := Record{Publisher: id.Random(r), Version: r.Uint64(), TTL: r.Uint32()}
+	switch r.IntN(3) {
+	case 0:
+		rec.Data = randBytes(r.IntN(200))
+		rec.Size = uint32(len(rec.Data))
+	case 1:
+		rec.Size = max(1, randSize(r))
+	default:
+		rec.Deleted = true
+	}
+	return rec
 }
 
 func TestRoundTripRandomMessages(t *testing.T) {
@@ -441,6 +591,7 @@ func TestTrailingBytesAreIgnored(t *testing.T) {
 
 func TestEncodeCaps(t *testing.T) {
 	big := make([]byte, MaxValueSize+1)
+	huge := make([]byte, MaxPart+1)
 	many := make([]id.Contact, MaxContacts+1)
 	for i := range many {
 		many[i] = c4
@@ -461,6 +612,25 @@ func TestEncodeCaps(t *testing.T) {
 		{"values over MaxPacket", Message{Type: Values, Values: []Value{{Data: big[:MaxValueSize]}, {Data: big[:500]}}}, ErrTooLarge},
 		{"error text too long", Message{Type: Error, Text: make([]byte, MaxErrorText+1)}, ErrTooLarge},
 		{"unknown type", Message{Type: 0x42}, ErrUnknownType},
+		{"put part over MaxPart", Message{Type: Put, Size: MaxPart + 1, Value: huge[:MaxPart+1]}, ErrTooLarge},
+		{"put size over MaxRecordSize", Message{Type: Put, Size: MaxRecordSize + 1, Value: huge[:MaxPart]}, ErrTooLarge},
+		{"put part past the end", Message{Type: Put, Size: 4, Value: []byte("hello")}, ErrInvalid},
+		{"put part off the MaxPart grid", Message{Type: Put, Size: 2000, Offset: 100, Value: huge[:1200]}, ErrInvalid},
+		{"put short part before the end", Message{Type: Put, Size: 2000, Value: huge[:100]}, ErrInvalid},
+		{"put empty part at the end", Message{Type: Put, Size: 1200, Offset: 1200}, ErrInvalid},
+		{"put empty value is one empty part", Message{Type: Put}, nil},
+		{"put value of MaxRecordSize, last part", Message{Type: Put, Size: MaxRecordSize, Offset: MaxRecordSize / MaxPart * MaxPart, Value: huge[:MaxRecordSize%MaxPart]}, nil},
+		{"put_ok status unknown", Message{Type: PutOK, Status: StatusPart + 1}, ErrInvalid},
+		{"too many records", Message{Type: Records, Records: make([]Record, MaxRecords+1)}, ErrTooMany},
+		{"record data neither all nor none", Message{Type: Records, Records: []Record{{Size: 6, Data: []byte("hello")}}}, ErrInvalid},
+		{"record data without size", Message{Type: Records, Records: []Record{{Data: []byte("hello")}}}, ErrInvalid},
+		{"record inline over MaxPart", Message{Type: Records, Records: []Record{{Size: MaxPart + 1, Data: huge[:MaxPart+1]}}}, ErrTooLarge},
+		{"record size over MaxRecordSize", Message{Type: Records, Records: []Record{{Size: MaxRecordSize + 1}}}, ErrTooLarge},
+		{"tombstone with a size", Message{Type: Records, Records: []Record{{Deleted: true, Size: 5}}}, ErrInvalid},
+		{"records over MaxPacket", Message{Type: Records, Records: []Record{{Size: MaxPart, Data: huge[:MaxPart]}, {Size: 100, Data: huge[:100]}}}, ErrTooLarge},
+		{"part past the end", Message{Type: Part, Size: 2404, Offset: 2400, Value: []byte("world")}, ErrInvalid},
+		{"part over MaxPart", Message{Type: Part, Size: 5000, Value: huge[:MaxPart+1]}, ErrTooLarge},
+		{"notify tombstone with data", Message{Type: Notify, Record: Record{Deleted: true, Size: 5, Data: []byte("hello")}}, ErrInvalid},
 		{"contact without address", Message{Type: Nodes, Contacts: []id.Contact{{ID: sender}}}, ErrAddress},
 	}
 	for _, c := range cases {
@@ -489,6 +659,22 @@ func TestDecodeRejects(t *testing.T) {
 	nodes := valid("nodes")
 	store := valid("store")
 	values := valid("values")
+	records, recordsFetch := valid("records"), valid("records_fetch")
+	put, putPart, part := valid("put"), valid("put_part"), valid("part")
+	set16 := func(b []byte, off int, v uint16) []byte {
+		return mutate(b, func(b []byte) []byte { binary.BigEndian.PutUint16(b[off:], v); return b })
+	}
+	set32 := func(b []byte, off int, v uint32) []byte {
+		return mutate(b, func(b []byte) []byte { binary.BigEndian.PutUint32(b[off:], v); return b })
+	}
+	// withData cuts b at nAt, the offset of a u16 length, and writes there
+	// a length of n and n bytes of data, so that a length over a cap comes
+	// with the bytes it claims; then a RECORDS' more and contacts' count.
+	withData := func(b []byte, nAt, n int) []byte {
+		b = append(append([]byte(nil), b[:nAt]...), byte(n>>8), byte(n))
+		b = append(b, make([]byte, n)...)
+		return append(b, 0, 0)
+	}
 	cases := []struct {
 		name string
 		b    []byte
@@ -506,6 +692,38 @@ func TestDecodeRejects(t *testing.T) {
 		{"store truncated value", store[:len(store)-2], ErrTruncated},
 		{"values count over cap", mutate(values, func(b []byte) []byte { b[HeaderLen+1] = MaxValues + 1; return b }), ErrTooMany},
 		{"find_node truncated target", valid("find_node")[:HeaderLen+19], ErrTruncated},
+
+		// The storage messages' length rules (offsets: see docs/protocol.md).
+		{"record data neither all nor none", set16(records, recordAt(1)+recN, 4), ErrInvalid},
+		{"record data longer than its size", set16(records, recordAt(1)+recN, 6), ErrInvalid},
+		{"tombstone with a size", set32(records, recordAt(0)+recSize, 5), ErrInvalid},
+		{"value marked deleted keeps its size", mutate(records, func(b []byte) []byte { b[recordAt(1)+recFlags] = 1; return b }), ErrInvalid},
+		{"record size over MaxRecordSize", set32(recordsFetch, recordAt(0)+recSize, MaxRecordSize+1), ErrTooLarge},
+		{"record inline over MaxPart", withData(set32(recordsFetch, recordAt(0)+recSize, MaxPart+1), recordAt(0)+recN, MaxPart+1), ErrTooLarge},
+		{"records count over cap", mutate(records, func(b []byte) []byte { b[HeaderLen] = MaxRecords + 1; return b }), ErrTooMany},
+		{"records truncated inside a record", records[:recordAt(1)+recN+3], ErrTruncated},
+		{"records truncated before more", records[:len(records)-2], ErrTruncated},
+		{"put part past the end", set32(put, HeaderLen+putSize, 4), ErrInvalid},
+		{"put part over MaxPart", withData(set32(put, HeaderLen+putSize, MaxPart+1), HeaderLen+putN, MaxPart+1), ErrTooLarge},
+		{"put size over MaxRecordSize", set32(put, HeaderLen+putSize, MaxRecordSize+1), ErrTooLarge},
+		{"put offset past 2^32", set32(put, HeaderLen+putOffset, 0xffffffff), ErrInvalid},
+		{"put part off the MaxPart grid", set32(set32(putPart, HeaderLen+putSize, 2404), HeaderLen+putOffset, 2399), ErrInvalid},
+		{"put short part before the end", set32(putPart, HeaderLen+putSize, 3605), ErrInvalid},
+		{"put empty part at the end", set16(set32(putPart, HeaderLen+putSize, 2400), HeaderLen+putN, 0), ErrInvalid},
+		{"put truncated data", put[:len(put)-1], ErrTruncated},
+		{"part past the end", set32(part, HeaderLen, 2404), ErrInvalid},
+		{"part offset past 2^32", set32(part, HeaderLen+4, 0xffffffff), ErrInvalid},
+		{"part over MaxPart", withData(set32(set32(part, HeaderLen, 5000), HeaderLen+4, 0), HeaderLen+8, MaxPart+1), ErrTooLarge},
+		{"part truncated data", part[:len(part)-1], ErrTruncated},
+		{"put_ok status unknown", mutate(valid("put_ok"), func(b []byte) []byte { b[HeaderLen] = StatusPart + 1; return b }), ErrInvalid},
+		{"put_ok truncated ttl", valid("put_ok")[:HeaderLen+4], ErrTruncated},
+		{"deleted found neither 0 nor 1", mutate(valid("deleted"), func(b []byte) []byte { b[HeaderLen] = 2; return b }), ErrInvalid},
+		{"notify record data neither all nor none", set16(valid("notify"), HeaderLen+id.Len+recN, 4), ErrInvalid},
+		{"notify truncated record", valid("notify")[:HeaderLen+id.Len+recN], ErrTruncated},
+		{"get truncated cursor", valid("get_cursor")[:HeaderLen+id.Len+1+8+19], ErrTruncated},
+		{"fetch truncated offset", valid("fetch")[:HeaderLen+id.Len*2+8+3], ErrTruncated},
+		{"delete truncated ttl", valid("delete")[:HeaderLen+id.Len*2+8+3], ErrTruncated},
+		{"listen truncated ttl", valid("listen")[:HeaderLen+id.Len+3], ErrTruncated},
 	}
 	var m Message
 	for _, c := range cases {
@@ -516,6 +734,21 @@ func TestDecodeRejects(t *testing.T) {
 		})
 	}
 }
+
+// Offsets of a Record's fields from its start, and of a PUT's from the
+// body's, as docs/protocol.md lays them out.
+const (
+	recFlags  = id.Len + 8 + 4
+	recSize   = recFlags + 1
+	recN      = recSize + 4
+	putSize   = 2*id.Len + 8 + 4
+	putOffset = putSize + 4
+	putN      = putOffset + 4
+)
+
+// recordAt is the offset of the i-th record of the "records" examples,
+// every record before it a tombstone (39 bytes).
+func recordAt(i int) int { return HeaderLen + 1 + i*RecordLen(0) }
 
 func TestMappedIPv6DecodesAsIPv4(t *testing.T) {
 	m := hdr(Nodes)
@@ -545,15 +778,33 @@ func TestMappedIPv6DecodesAsIPv4(t *testing.T) {
 }
 
 func TestDecodedSlicesCannotOverwriteTheDatagram(t *testing.T) {
-	b, _ := goldenMessages()["store"].Append(nil)
-	b = append(b, 0xAA) // a trailing byte an append on Value must not reach
+	for name, data := range map[string]func(m *Message) []byte{
+		"store":  func(m *Message) []byte { return m.Value },
+		"put":    func(m *Message) []byte { return m.Value },
+		"part":   func(m *Message) []byte { return m.Value },
+		"notify": func(m *Message) []byte { return m.Record.Data },
+	} {
+		b, _ := goldenMessages()[name].Append(nil)
+		b = append(b, 0xAA) // a trailing byte an append on the data must not reach
+		var m Message
+		if err := Decode(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		_ = append(data(&m), 0x55)
+		if b[len(b)-1] != 0xAA {
+			t.Fatalf("%s: appending to a decoded slice wrote into the datagram", name)
+		}
+	}
+	// A record's data is followed by the next record: an append must not
+	// reach it either.
+	b, _ := goldenMessages()["records"].Append(nil)
 	var m Message
 	if err := Decode(b, &m); err != nil {
 		t.Fatal(err)
 	}
-	_ = append(m.Value, 0x55)
-	if b[len(b)-1] != 0xAA {
-		t.Fatal("appending to a decoded slice wrote into the datagram")
+	_ = append(m.Records[1].Data, 0x55)
+	if b[len(b)-2] != 1 { // more
+		t.Fatal("appending to a record's data wrote into the datagram")
 	}
 }
 
@@ -569,6 +820,25 @@ func TestDecodeAndEncodeDoNotAllocate(t *testing.T) {
 			t.Errorf("Append(%s) allocates %v times", name, n)
 		}
 	}
+	// The storage answers at their largest: as many records as a datagram
+	// holds, decoded into the Message's own array.
+	full := hdr(Records)
+	for i := range 30 {
+		full.Records = append(full.Records, Record{Publisher: pub, Version: uint64(i), TTL: 60, Size: 5000})
+	}
+	b, err := full.Append(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = Decode(b, &m) }); n != 0 {
+		t.Errorf("Decode(RECORDS of 30) allocates %v times", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _ = full.Append(buf[:0]) }); n != 0 {
+		t.Errorf("Append(RECORDS of 30) allocates %v times", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { m.Reset() }); n != 0 {
+		t.Errorf("Reset allocates %v times", n)
+	}
 	// Errors are sentinels: rejecting garbage allocates nothing either.
 	junk := []byte("this is not a message at all, but it is long enough")
 	if n := testing.AllocsPerRun(100, func() { _ = Decode(junk, &m) }); n != 0 {
@@ -581,13 +851,202 @@ func TestTypeNames(t *testing.T) {
 		t    Type
 		want string
 		req  bool
-	}{{Ping, "PING", true}, {Store, "STORE", true}, {Values, "VALUES", false}, {Error, "ERROR", false}, {0x42, "TYPE_0x42", true}} {
+	}{{Ping, "PING", true}, {Store, "STORE", true}, {Values, "VALUES", false}, {Error, "ERROR", false}, {0x42, "TYPE_0x42", true},
+		{Put, "PUT", true}, {Get, "GET", true}, {Fetch, "FETCH", true}, {Delete, "DELETE", true}, {Listen, "LISTEN", true}, {Notify, "NOTIFY", true},
+		{PutOK, "PUT_OK", false}, {Records, "RECORDS", false}, {Part, "PART", false}, {Deleted, "DELETED", false},
+		{Listening, "LISTENING", false}, {Notified, "NOTIFIED", false}} {
 		if tc.t.String() != tc.want || tc.t.IsRequest() != tc.req {
 			t.Errorf("%#x: %s %v", byte(tc.t), tc.t, tc.t.IsRequest())
 		}
 	}
 	if Type(0x42).Known() || !Stored.Known() {
 		t.Error("Known is wrong")
+	}
+	// Known, String, Append and Decode agree on which types exist: the
+	// known ones are exactly those with a name, and each request's answer
+	// is its number with the high bit set.
+	for i := range 256 {
+		typ := Type(i)
+		named := !strings.HasPrefix(typ.String(), "TYPE_0x")
+		_, err := (&Message{Type: typ}).Append(nil)
+		if typ.Known() != named || typ.Known() != !errors.Is(err, ErrUnknownType) {
+			t.Errorf("%s: Known %v, named %v, Append %v", typ, typ.Known(), named, err)
+		}
+		if typ.Known() && typ.IsRequest() && typ != Ping && !(typ | 0x80).Known() {
+			t.Errorf("%s has no answer type %#x", typ, byte(typ|0x80))
+		}
+	}
+}
+
+// Every message carrying data or records stays within MaxPacket at its
+// caps, so a node can always send one full part or one inline record; and
+// the length helpers a node sizes its answers with are the encoder's.
+func TestStorageMessagesFitAndHelpersMeasureThem(t *testing.T) {
+	full := make([]byte, MaxPart)
+	rec := Record{Publisher: pub, Version: ver, TTL: 1, Size: MaxPart, Data: full}
+	for name, m := range map[string]Message{
+		"PUT of MaxPart bytes":       {Type: Put, Size: MaxRecordSize, Value: full},
+		"PART of MaxPart bytes":      {Type: Part, Size: MaxRecordSize, Value: full},
+		"RECORDS with one full":      {Type: Records, Records: []Record{rec}, More: true},
+		"NOTIFY of a full record":    {Type: Notify, Record: rec},
+		"RECORDS of K IPv6 contacts": {Type: Records, Contacts: slices.Repeat([]id.Contact{c6}, 20)},
+	} {
+		if _, err := m.Append(nil); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	r := newRand(3, 4)
+	for range 2000 {
+		m := randomMessage(r)
+		b, err := m.Append(nil)
+		if err != nil {
+			continue
+		}
+		want := len(b)
+		switch m.Type {
+		case Records:
+			want = EmptyRecordsLen
+			for _, rec := range m.Records {
+				want += RecordLen(len(rec.Data))
+			}
+			for _, c := range m.Contacts {
+				want += ContactLen(c)
+			}
+		case Part:
+			want = PartLen(len(m.Value))
+		case Notify:
+			want = HeaderLen + id.Len + RecordLen(len(m.Record.Data))
+		}
+		if len(b) != want {
+			t.Fatalf("%s is %d bytes, the helpers say %d: %s", m.Type, len(b), want, describe(m))
+		}
+	}
+}
+
+// GET and FETCH are padded like FIND_VALUE, and the padding decodes away;
+// a GET without a cursor has one encoding, whatever the bytes after its
+// flags say.
+func TestGetAndFetchPadToMinFindValueLen(t *testing.T) {
+	g := goldenMessages()
+	for _, name := range []string{"get", "get_cursor", "fetch"} {
+		b, err := g[name].Append(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) > MinFindValueLen {
+			t.Fatalf("%s is %d bytes, more than its padded length", name, len(b))
+		}
+		var back Message
+		if err := Decode(Pad(b, 0, MinFindValueLen), &back); err != nil || !equal(g[name], &back) {
+			t.Fatalf("padded %s decodes to %v %s", name, err, describe(&back))
+		}
+	}
+	b, _ := g["get_cursor"].Append(nil)
+	b[HeaderLen+id.Len] = 0xfe // CURSOR clear, unknown bits set
+	var back Message
+	if err := Decode(b, &back); err != nil || back.Cursor || back.AfterVersion != 0 || back.AfterPublisher != (id.ID{}) {
+		t.Fatalf("GET without CURSOR decodes to %v %s", err, describe(&back))
+	}
+	if enc, _ := back.Append(nil); !bytes.Equal(enc, mustGolden(t, "get")) {
+		t.Fatalf("GET without CURSOR re-encodes as %x", enc)
+	}
+}
+
+func mustGolden(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := readGolden(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// Decode replaces every field: a Message reused for a storage message and
+// then a legacy one (or the other way round) carries nothing over.
+func TestDecodeReplacesEveryField(t *testing.T) {
+	g := goldenMessages()
+	var m Message
+	for first := range g {
+		for second, b := range g {
+			if err := Decode(mustGolden(t, first), &m); err != nil {
+				t.Fatal(err)
+			}
+			if err := Decode(mustGolden(t, second), &m); err != nil {
+				t.Fatal(err)
+			}
+			if !equal(&m, b) {
+				t.Fatalf("%s decoded after %s gives %s", second, first, describe(&m))
+			}
+		}
+	}
+}
+
+// equal, which every round-trip test relies on, compares every exported
+// field of Message and Record: setting any one of them makes a difference.
+func TestEqualSeesEveryField(t *testing.T) {
+	check := func(v reflect.Value, name string, differs func() bool) {
+		for i := range v.NumField() {
+			f := v.Field(i)
+			if !v.Type().Field(i).IsExported() {
+				continue
+			}
+			old := reflect.New(f.Type()).Elem()
+			old.Set(f)
+			setNonZero(f)
+			if !differs() {
+				t.Errorf("equal ignores %s.%s", name, v.Type().Field(i).Name)
+			}
+			f.Set(old)
+		}
+	}
+	var a, b Message
+	check(reflect.ValueOf(&a).Elem(), "Message", func() bool { return !equal(&a, &b) })
+	var ra, rb Record
+	check(reflect.ValueOf(&ra).Elem(), "Record", func() bool { return !equalRecord(&ra, &rb) })
+}
+
+// setNonZero sets f, an exported field of Message or Record, to a value
+// other than its zero value.
+func setNonZero(f reflect.Value) {
+	switch f.Kind() {
+	case reflect.Bool:
+		f.SetBool(true)
+	case reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		f.SetUint(1)
+	case reflect.Array: // id.ID
+		f.Index(0).SetUint(1)
+	case reflect.Slice:
+		e := reflect.New(f.Type().Elem()).Elem()
+		if e.Kind() == reflect.Uint8 {
+			e.SetUint(1)
+		}
+		f.Set(reflect.Append(reflect.MakeSlice(f.Type(), 0, 1), e))
+	case reflect.Struct:
+		switch f.Interface().(type) {
+		case netip.AddrPort:
+			f.Set(reflect.ValueOf(netip.MustParseAddrPort("127.0.0.1:1")))
+		default: // Record
+			f.Field(0).Index(0).SetUint(1)
+		}
+	default:
+		panic("setNonZero: unhandled " + f.Type().String())
+	}
+}
+
+// Reset clears every exported field, the storage ones included.
+func TestResetClearsEveryExportedField(t *testing.T) {
+	var m Message
+	v := reflect.ValueOf(&m).Elem()
+	for i := range v.NumField() {
+		if v.Type().Field(i).IsExported() {
+			setNonZero(v.Field(i))
+		}
+	}
+	m.Reset()
+	for i := range v.NumField() {
+		if f := v.Type().Field(i); f.IsExported() && !v.Field(i).IsZero() {
+			t.Errorf("Reset left %s = %v", f.Name, v.Field(i))
+		}
 	}
 }
 
