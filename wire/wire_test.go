@@ -1061,7 +1061,7 @@ func TestMessageZeroValueIsSafe(t *testing.T) {
 }
 
 func BenchmarkEncode(b *testing.B) {
-	for _, name := range []string{"find_value", "nodes", "values"} {
+	for _, name := range []string{"find_value", "nodes", "values", "records", "put"} {
 		m := goldenMessages()[name]
 		if name == "nodes" {
 			m.Contacts = make([]id.Contact, 20)
@@ -1081,7 +1081,7 @@ func BenchmarkEncode(b *testing.B) {
 }
 
 func BenchmarkDecode(b *testing.B) {
-	for _, name := range []string{"find_value", "nodes", "values"} {
+	for _, name := range []string{"find_value", "nodes", "values", "records", "put"} {
 		m := goldenMessages()[name]
 		if name == "nodes" {
 			m.Contacts = make([]id.Contact, 20)
