@@ -194,4 +194,3 @@ func writeFileAtomic(path string, b []byte) error {
 	}
 	return nil
 }
-

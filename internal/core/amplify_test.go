@@ -26,7 +26,7 @@ func TestAnswersToUnverifiedSendersAreBoundedByTheRequestSize(t *testing.T) {
 	}
 	key := id.Key("big")
 	now := tn.clk.Now()
-	if err := srv.Store().Put(key, make([]byte, 1000), netip.Addr{}, now.Add(time.Hour), now); err != nil {
+	if err := putValue(srv.Store(), key, make([]byte, 1000), netip.Addr{}, now.Add(time.Hour), now); err != nil {
 		t.Fatal(err)
 	}
 	victim := tn.listenPeer(netip.MustParseAddrPort("127.200.0.1:4000"), id.Key("victim"), nil)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dhtkit/dht/id"
+	"github.com/dhtkit/dht/store"
 	"github.com/dhtkit/dht/transport/memnet"
 	"github.com/dhtkit/dht/wire"
 )
@@ -151,7 +152,7 @@ func TestPutStoresOnTheKClosestAndGetFindsIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	if pr.Stored != 8 {
-		t.Fatalf("stored on %d nodes, want K=8 (refused %v, failed %d)", pr.Stored, pr.Refused, pr.Failed)
+		t.Fatalf("stored on %d nodes, want K=8 (refused %v, failed %d)", pr.Stored, pr.Refusals(), pr.Count(NoAnswer))
 	}
 	if len(gr.Values) != 1 || string(gr.Values[0]) != "203.0.113.7:4000" {
 		t.Fatalf("got %q", gr.Values)
@@ -197,10 +198,10 @@ func TestValuesExpireAfterTheirTTL(t *testing.T) {
 	}
 	tn.bootstrapAll(50 * time.Millisecond)
 	key := id.Key("short-lived")
-	if _, _, err := putGet(t, tn, tn.nodes[1], tn.nodes[2], key, []byte("v"), 10*time.Second); err != nil {
+	if _, _, err := putGet(t, tn, tn.nodes[1], tn.nodes[2], key, []byte("v"), 90*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	tn.clk.RunFor(11 * time.Second)
+	tn.clk.RunFor(91 * time.Second)
 	pending := 1
 	tn.nodes[5].Get(key, func(_ *LookupResult, err error) {
 		if !errors.Is(err, ErrNotFound) {
@@ -236,10 +237,10 @@ func TestRefusedStoreTellsThePublisherWhy(t *testing.T) {
 	pending := 1
 	client.Bootstrap([]netip.AddrPort{server.Addr()}, func(_ *BootstrapResult, err error) { pending-- })
 	tn.await(&pending, time.Second)
-	// Fill the server's per-key limit (16 values) so the next value is refused.
+	// Fill the server's per-key limit so the next value is refused.
 	key := id.Key("crowded")
-	for i := range 16 {
-		if err := server.Store().Put(key, []byte(fmt.Sprint(i)), netip.Addr{}, tn.clk.Now().Add(time.Hour), tn.clk.Now()); err != nil {
+	for i := range store.DefaultMaxPerKey {
+		if err := putValue(server.Store(), key, []byte(fmt.Sprint(i)), netip.Addr{}, tn.clk.Now().Add(time.Hour), tn.clk.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -248,7 +249,7 @@ func TestRefusedStoreTellsThePublisherWhy(t *testing.T) {
 		if !errors.Is(err, ErrRejected) {
 			t.Errorf("err = %v, want ErrRejected", err)
 		}
-		if r == nil || len(r.Refused) != 1 || r.Refused[0].Code != wire.CodeFull || !bytes.Contains([]byte(r.Refused[0].Text), []byte("16")) {
+		if r == nil || len(r.Refusals()) != 1 || r.Refusals()[0].Code != wire.CodeFull || !bytes.Contains([]byte(r.Refusals()[0].Reason), []byte(fmt.Sprint(store.DefaultMaxPerKey))) {
 			t.Errorf("refusal = %+v, want CodeFull naming the limit", r)
 		}
 		pending--

@@ -1,12 +1,15 @@
 package core
 
 import (
+	"crypto/sha1"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/dhtkit/dht/clock"
+	"github.com/dhtkit/dht/id"
+	"github.com/dhtkit/dht/store"
 	"github.com/dhtkit/dht/transport/memnet"
 )
 
@@ -85,4 +88,10 @@ func (tn *testNet) bootstrapAll(every time.Duration) {
 		})
 	}
 	tn.await(&pending, time.Duration(len(tn.nodes))*every+time.Minute)
+}
+
+// putValue stores data in st as an anonymous value (publisher SHA-1 of the
+// bytes, version 0), the way a legacy STORE does.
+func putValue(st store.Store, key id.ID, data []byte, src netip.Addr, expires, now time.Time) error {
+	return st.Put(key, store.Value{Publisher: sha1.Sum(data), Expires: expires, Data: data}, src, now)
 }

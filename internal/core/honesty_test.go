@@ -11,6 +11,7 @@ import (
 
 	"github.com/dhtkit/dht/id"
 	"github.com/dhtkit/dht/transport/memnet"
+	"github.com/dhtkit/dht/wire"
 )
 
 // byDistance returns the nodes sorted by distance to key, closest first.
@@ -34,11 +35,11 @@ func TestOneStaleHolderDoesNotDecideTheAnswer(t *testing.T) {
 	closest := byDistance(tn, key)
 	// The closest node, the first any lookup reaches, holds only "stale";
 	// the other seven of the K closest hold "current".
-	if err := closest[0].Store().Put(key, []byte("stale"), netip.Addr{}, now.Add(time.Hour), now); err != nil {
+	if err := putValue(closest[0].Store(), key, []byte("stale"), netip.Addr{}, now.Add(time.Hour), now); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range closest[1:8] {
-		if err := n.Store().Put(key, []byte("current"), netip.Addr{}, now.Add(time.Hour), now); err != nil {
+		if err := putValue(n.Store(), key, []byte("current"), netip.Addr{}, now.Add(time.Hour), now); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -62,35 +63,45 @@ func TestOneStaleHolderDoesNotDecideTheAnswer(t *testing.T) {
 	tn.await(&pending, time.Minute)
 }
 
-// A holder whose values do not fit one answer sets `more`; the get must say
-// that its answer may be incomplete rather than present a part as the whole.
-func TestGetSaysWhenAHolderHadMoreThanItSent(t *testing.T) {
-	tn := newTestNet(t, 102, memnet.Config{})
-	for range 10 {
-		tn.add(nil)
-	}
-	tn.bootstrapAll(20 * time.Millisecond)
-	key := id.Key("crowded")
-	now := tn.clk.Now()
-	big := func(i int) []byte { return []byte(fmt.Sprintf("%03d%0997d", i, 0)) } // 1000 bytes: one per answer
-	for _, n := range tn.nodes[1:] {
-		for i := range 3 {
-			if err := n.Store().Put(key, big(i), netip.Addr{}, now.Add(time.Hour), now); err != nil {
-				t.Fatal(err)
+// A holder whose records do not fit one answer sets `more`; the get asks
+// it again from the last record it sent (the cursor) until it has them all,
+// and fetches in parts the values an answer had no room for.
+func TestGetContinuesHoldersWhoseRecordsDoNotFitOneAnswer(t *testing.T) {
+	for _, tc := range []struct {
+		values int
+	}{
+		{values: 20},
+		{values: 64}, // a full key: 1 value inline per answer, the others to fetch
+	} {
+		t.Run(fmt.Sprint(tc.values), func(t *testing.T) {
+			tn := newTestNet(t, 102, memnet.Config{})
+			for range 10 {
+				tn.add(nil)
 			}
-		}
+			tn.bootstrapAll(20 * time.Millisecond)
+			key := id.Key("crowded")
+			now := tn.clk.Now()
+			big := func(i int) []byte { return []byte(fmt.Sprintf("%03d%0997d", i, 0)) } // 1000 bytes: one per answer
+			for _, n := range tn.nodes[1:] {
+				for i := range tc.values {
+					if err := putValue(n.Store(), key, big(i), netip.Addr{}, now.Add(time.Hour), now); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			pending := 1
+			tn.nodes[0].Get(key, func(r *LookupResult, err error) {
+				pending--
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(r.Values) != tc.values || r.Incomplete != "" {
+					t.Errorf("got %d of %d values, incomplete=%q: want them all", len(r.Values), tc.values, r.Incomplete)
+				}
+			})
+			tn.await(&pending, time.Minute)
+		})
 	}
-	pending := 1
-	tn.nodes[0].Get(key, func(r *LookupResult, err error) {
-		pending--
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !r.More || r.Incomplete == "" {
-			t.Fatalf("got %d values with more=%v, incomplete=%q: want the answer flagged incomplete", len(r.Values), r.More, r.Incomplete)
-		}
-	})
-	tn.await(&pending, time.Minute)
 }
 
 // A node whose every peer has gone cannot claim a put succeeded because it
@@ -273,8 +284,8 @@ func TestFullRequestTableDelaysLookupsInsteadOfFailingThem(t *testing.T) {
 			if err != nil {
 				t.Fatalf("put %d: %v", k, err)
 			}
-			if r.Lookup.Failed != 0 || r.Failed != 0 {
-				t.Errorf("put %d: lookup failed %d contacts, %d stores failed; want none", k, r.Lookup.Failed, r.Failed)
+			if r.Lookup.Failed != 0 || r.Count(NoAnswer) != 0 {
+				t.Errorf("put %d: lookup failed %d contacts, %d stores failed; want none", k, r.Lookup.Failed, r.Count(NoAnswer))
 			}
 		})
 		tn.await(&pending, time.Minute)
@@ -314,7 +325,7 @@ func TestGetOfALargeValueFromUnverifiedContactsAsksAgainPadded(t *testing.T) {
 	now := tn.clk.Now()
 	value := bytes.Repeat([]byte("v"), 1000)
 	for _, n := range tn.nodes[1:] {
-		if err := n.Store().Put(key, value, netip.Addr{}, now.Add(time.Hour), now); err != nil {
+		if err := putValue(n.Store(), key, value, netip.Addr{}, now.Add(time.Hour), now); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -329,4 +340,42 @@ func TestGetOfALargeValueFromUnverifiedContactsAsksAgainPadded(t *testing.T) {
 		}
 	})
 	tn.await(&pending, time.Minute)
+}
+
+// A hostile holder that answers every GET with a new record and `more`
+// would keep a get asking forever: continuations are bounded, and the get
+// says its answer may be incomplete.
+func TestGetBoundsContinuationsOfAnEndlessHolder(t *testing.T) {
+	tn := newTestNet(t, 103, memnet.Config{})
+	a := tn.add(nil)
+	key := id.Key("endless")
+	sid := key
+	sid[id.Len-1] ^= 1
+	ap := netip.AddrPortFrom(netip.MustParseAddr("127.66.0.9"), 4000)
+	asked := 0
+	tn.listenPeer(ap, sid, func(req *wire.Message, from netip.AddrPort) *wire.Message {
+		if req.Type != wire.Get {
+			return answer(req, from, nil)
+		}
+		asked++
+		pub := id.ID{byte(asked), byte(asked >> 8)}
+		return &wire.Message{Type: wire.Records, More: true, Records: []wire.Record{{Publisher: pub, Version: uint64(1<<40 - asked), TTL: 60, Size: 1, Data: []byte{1}}}}
+	})
+	pending := 1
+	a.Ping(ap, func(_ id.Contact, err error) { pending-- })
+	tn.await(&pending, time.Minute)
+	pending = 1
+	a.Get(key, func(r *LookupResult, err error) {
+		pending--
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Incomplete == "" {
+			t.Errorf("got %d values from an endless holder with no incomplete flag", len(r.Values))
+		}
+	})
+	tn.await(&pending, time.Minute)
+	if asked > maxContinuations+2 {
+		t.Errorf("the holder was asked %d times; continuations are bounded by %d", asked, maxContinuations)
+	}
 }

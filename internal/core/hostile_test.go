@@ -72,6 +72,17 @@ func answer(req *wire.Message, from netip.AddrPort, contacts []id.Contact) *wire
 		return &wire.Message{Type: wire.Values, Contacts: contacts}
 	case wire.Store:
 		return &wire.Message{Type: wire.Stored, TTL: req.TTL}
+	case wire.Get:
+		return &wire.Message{Type: wire.Records, Contacts: contacts}
+	case wire.Put:
+		if req.Offset+uint32(len(req.Value)) < req.Size {
+			return &wire.Message{Type: wire.PutOK, Status: wire.StatusPart}
+		}
+		return &wire.Message{Type: wire.PutOK, Status: wire.StatusStored, TTL: req.TTL}
+	case wire.Delete:
+		return &wire.Message{Type: wire.Deleted, TTL: req.TTL}
+	case wire.Listen:
+		return &wire.Message{Type: wire.Listening, TTL: req.TTL}
 	}
 	return nil
 }

@@ -173,7 +173,7 @@ func (n *Node) Listen(key id.ID, cb func(Event)) (cancel func()) {
 // cancelListen sends a LISTEN with a zero TTL.
 type cancelListen struct{}
 
-func (cancelListen) fill(m *wire.Message, _ *pending)                                         { m.TTL = 0 }
+func (cancelListen) fill(m *wire.Message, _ *pending)                                     { m.TTL = 0 }
 func (cancelListen) response(*Node, *pending, *wire.Message, time.Time, transport.Writer) {}
 func (cancelListen) failure(*Node, *pending, time.Time, transport.Writer)                 {}
 

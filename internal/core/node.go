@@ -57,11 +57,11 @@ type Node struct {
 	// contact, and sets the backoff (rejoin.go).
 	rejoinStreak int
 	encBuf       []byte
-	lastVersion  uint64                   // the last version a put without one got (see nextVersion)
-	parts        reassembly               // values arriving in parts
-	listeners    []listener               // other nodes' subscriptions to keys held here
+	lastVersion  uint64                    // the last version a put without one got (see nextVersion)
+	parts        reassembly                // values arriving in parts
+	listeners    []listener                // other nodes' subscriptions to keys held here
 	subs         map[id.ID][]*subscription // this node's own subscriptions
-	late         *scratch                 // for answers sent after a store's sync
+	late         *scratch                  // for answers sent after a store's sync
 	rpcTimer     timerSlot
 	mntTimer     timerSlot
 }
@@ -338,9 +338,16 @@ func (n *Node) reply(s *scratch, m *wire.Message, to netip.AddrPort, w transport
 // serve answers one request. The lock is held.
 func (n *Node) serve(s *scratch, m *wire.Message, from netip.AddrPort, now time.Time, w transport.Writer) {
 	if m.Type == wire.Notify {
-		// The one request a read-only node takes: its own subscriptions'.
+		// A read-only node takes its own subscriptions' notifications...
 		n.stats.served[m.Type]++
 		n.serveNotify(s, m, from, now, w)
+		return
+	}
+	if n.cfg.ReadOnly && m.Type == wire.Ping && len(n.subs) > 0 {
+		// ...and, while it listens, the PINGs that check its address
+		// before notifications are sent there.
+		n.stats.served[m.Type]++
+		n.reply(s, m, from, w, wire.Pong, func(o *wire.Message) { o.Observed = from })
 		return
 	}
 	if n.cfg.ReadOnly {

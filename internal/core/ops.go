@@ -1,7 +1,6 @@
 package core
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -731,7 +730,9 @@ func (n *Node) ping(o *opState, addr netip.AddrPort, now time.Time, w transport.
 	if !n.send(id.Contact{Addr: addr}, wire.Ping, id.ID{}, p, now, w) {
 		return false
 	}
-	o.onEnd(func() { p.txids.forget(n) })
+	if o != nil {
+		o.onEnd(func() { p.txids.forget(n) })
+	}
 	return true
 }
 

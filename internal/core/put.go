@@ -99,6 +99,17 @@ func (r *PutResult) Count(o Outcome) int {
 	return c
 }
 
+// Refusals returns the receipts of the nodes that refused.
+func (r *PutResult) Refusals() []Receipt {
+	var out []Receipt
+	for _, x := range r.Receipts {
+		if x.Outcome == Refused {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
 // Errors of a put.
 var (
 	// ErrRejected is reported when every node that answered refused.

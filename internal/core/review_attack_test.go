@@ -66,7 +66,7 @@ func TestGetQuorumCountsEachHostOnce(t *testing.T) {
 	key := id.Key("contested")
 	honest := tn.add(nil)
 	now := tn.clk.Now()
-	if err := honest.Store().Put(key, []byte("good"), netip.Addr{}, now.Add(time.Hour), now); err != nil {
+	if err := putValue(honest.Store(), key, []byte("good"), netip.Addr{}, now.Add(time.Hour), now); err != nil {
 		t.Fatal(err)
 	}
 	var addrs []netip.AddrPort
@@ -75,8 +75,8 @@ func TestGetQuorumCountsEachHostOnce(t *testing.T) {
 		sid[id.Len-1] ^= byte(i + 1) // far closer to the key than any honest node
 		ap := netip.AddrPortFrom(netip.MustParseAddr("127.66.0.1"), uint16(4001+i))
 		tn.listenPeer(ap, sid, func(req *wire.Message, from netip.AddrPort) *wire.Message {
-			if req.Type == wire.FindValue {
-				return &wire.Message{Type: wire.Values, Values: []wire.Value{{TTL: 3600, Data: []byte("bad")}}}
+			if req.Type == wire.Get {
+				return &wire.Message{Type: wire.Records, Records: []wire.Record{{Publisher: id.ID{1}, Version: 1, TTL: 3600, Size: 3, Data: []byte("bad")}}}
 			}
 			return answer(req, from, nil)
 		})
@@ -131,7 +131,7 @@ func TestForgedRequestsInAVerifiedContactsNameAreBoundedByTheRequestSize(t *test
 	srv := tn.add(nil)
 	key := id.Key("big")
 	now := tn.clk.Now()
-	if err := srv.Store().Put(key, make([]byte, 1000), netip.Addr{}, now.Add(time.Hour), now); err != nil {
+	if err := putValue(srv.Store(), key, make([]byte, 1000), netip.Addr{}, now.Add(time.Hour), now); err != nil {
 		t.Fatal(err)
 	}
 	vid := id.Key("victim")

@@ -75,7 +75,7 @@ func runChaos(t *testing.T, seed uint64) {
 			if rng.IntN(10) == 0 {
 				out.Sender = id.Random(rng)
 			}
-			types := []wire.Type{wire.Error, wire.Pong, wire.Nodes, wire.Values, wire.Stored}
+			types := []wire.Type{wire.Error, wire.Pong, wire.Nodes, wire.Values, wire.Stored, wire.Records, wire.PutOK, wire.Part}
 			switch m.Type {
 			case wire.Ping:
 				out.Type = wire.Pong
@@ -85,6 +85,12 @@ func runChaos(t *testing.T, seed uint64) {
 				out.Type = wire.Values
 			case wire.Store:
 				out.Type = wire.Stored
+			case wire.Get:
+				out.Type = wire.Records
+			case wire.Put:
+				out.Type = wire.PutOK
+			case wire.Fetch:
+				out.Type = wire.Part
 			}
 			if rng.IntN(6) == 0 {
 				out.Type = types[rng.IntN(len(types))]
@@ -101,6 +107,38 @@ func runChaos(t *testing.T, seed uint64) {
 						out.Values = append(out.Values, wire.Value{TTL: rng.Uint32(), Data: []byte{byte(rng.IntN(8))}})
 					}
 					out.More = rng.IntN(3) == 0
+				}
+			case wire.Records:
+				for range rng.IntN(6) {
+					out.Contacts = append(out.Contacts, contact())
+				}
+				if rng.IntN(2) == 0 {
+					out.Contacts = nil
+					for range 1 + rng.IntN(4) {
+						// Few publishers, so that versions, tombstones
+						// and fetch-only records collide.
+						r := wire.Record{Publisher: id.ID{byte(rng.IntN(3))}, Version: uint64(rng.IntN(4)), TTL: rng.Uint32()}
+						switch rng.IntN(3) {
+						case 0:
+							r.Deleted = true
+						case 1:
+							r.Size = uint32(1 + rng.IntN(3000)) // fetch-only
+						default:
+							r.Data = []byte{byte(rng.IntN(8))}
+							r.Size = 1
+						}
+						out.Records = append(out.Records, r)
+					}
+					out.More = rng.IntN(3) == 0
+				}
+			case wire.PutOK:
+				out.Status = uint8(rng.IntN(2))
+				out.TTL = rng.Uint32()
+			case wire.Part:
+				out.Size = uint32(rng.IntN(3000))
+				out.Offset = uint32(rng.IntN(3)) * wire.MaxPart
+				if out.Offset < out.Size {
+					out.Value = make([]byte, min(int(out.Size-out.Offset), wire.MaxPart))
 				}
 			case wire.Stored:
 				out.TTL = rng.Uint32()

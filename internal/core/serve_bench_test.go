@@ -44,7 +44,7 @@ func servingNodeOn(b *testing.B, clk clock.Clock) (*Node, map[string][]byte) {
 	}
 	n.mu.Unlock()
 	for i := range 1000 {
-		if err := n.store.Put(id.Key(fmt.Sprint(i)), make([]byte, 100), netip.Addr{}, clk.Now().Add(time.Hour), clk.Now()); err != nil {
+		if err := putValue(n.store, id.Key(fmt.Sprint(i)), make([]byte, 100), netip.Addr{}, clk.Now().Add(time.Hour), clk.Now()); err != nil {
 			b.Fatal(err)
 		}
 	}
