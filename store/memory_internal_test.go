@@ -69,66 +69,151 @@ func TestStampOfOrdersLikeTime(t *testing.T) {
 	}
 }
 
-// TestMemoryHeapStaysBounded checks that stale heap entries left by
-// refreshes and per-key purges are compacted away.
+// TestMemoryHeapStaysBounded checks that heap entries superseded by
+// refreshes, new versions and per-key purges are compacted away.
 func TestMemoryHeapStaysBounded(t *testing.T) {
 	m := NewMemory(Limits{})
 	keys := []id.ID{id.Key("a"), id.Key("b"), id.Key("c")}
+	stable, churn := id.Key("stable"), id.Key("churn")
 	now := base
 	for i := range 20_000 {
 		now = now.Add(time.Second)
 		k := keys[i%len(keys)]
-		// Refresh one value forever, and churn short-lived ones.
-		if err := m.Put(k, []byte("stable"), netip.Addr{}, now.Add(time.Hour), now); err != nil {
+		// Refresh one record forever, and churn short-lived versions and
+		// short-lived records.
+		if err := m.Put(k, Value{Publisher: stable, Version: 1, Expires: now.Add(time.Hour), Data: []byte("stable")}, netip.Addr{}, now); err != nil {
 			t.Fatal(err)
 		}
-		if err := m.Put(k, []byte{byte(i)}, netip.Addr{}, now.Add(2*time.Second), now); err != nil {
+		if err := m.Put(k, Value{Publisher: churn, Version: uint64(i), Expires: now.Add(time.Duration(1+i%5) * time.Second), Data: []byte{byte(i)}}, netip.Addr{}, now); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Put(k, Value{Publisher: id.Key(fmt.Sprint(i)), Expires: now.Add(2 * time.Second)}, netip.Addr{}, now); err != nil {
 			t.Fatal(err)
 		}
 		if limit := 2*m.n + compactSlack; len(m.exp) > limit {
-			t.Fatalf("after %d rounds the heap holds %d entries for %d values (limit %d)", i, len(m.exp), m.n, limit)
+			t.Fatalf("after %d rounds the heap holds %d entries for %d records (limit %d)", i, len(m.exp), m.n, limit)
 		}
 	}
 }
 
 // recount computes from the stored entries alone what the store's counters
 // must say.
-func recount(m *Memory) (n, bytes int, srcs map[source]usage) {
-	srcs = map[source]usage{}
-	for _, vals := range m.keys {
-		for _, v := range vals {
+func recount(m *Memory) (n, bytes int, pubs map[id.ID]int, srcs map[source]usage) {
+	pubs, srcs = map[id.ID]int{}, map[source]usage{}
+	for _, recs := range m.keys {
+		for _, e := range recs {
 			n++
-			bytes += len(v.Data)
-			for _, g := range []source{v.src, v.src.site()} {
+			bytes += len(e.Data)
+			pubs[e.Publisher]++
+			for _, g := range []source{e.src, e.src.site()} {
 				if g.kind != kindSelf {
 					u := srcs[g]
 					u.values++
-					u.bytes += len(v.Data)
+					u.bytes += len(e.Data)
 					srcs[g] = u
 				}
 			}
 		}
 	}
-	return n, bytes, srcs
+	return n, bytes, pubs, srcs
 }
 
-// TestMemoryAccountingMatchesRecount drives a store with random Puts from a
-// few sources, Gets, Sweeps and NextExpiry calls, and checks after every
-// step that its running counts of values, bytes and per-source and per-site
-// usage equal a recount from scratch, that the table of sources holds only
-// sources and sites that hold values, and that no limit or quota is exceeded. (The conformance
-// suite checks the answers against a model; this checks the bookkeeping
-// behind them.)
+// checkInvariants checks the bookkeeping behind the answers: the running
+// counts of records, bytes, and per-publisher, per-source and per-site
+// usage equal a recount from scratch; the tables hold only those that hold
+// records; no bound is passed; every key's records are in order, one per
+// publisher, with their stamps matching their expiries; every record has a
+// heap entry carrying its stamp.
+func checkInvariants(t *testing.T, where string, m *Memory) {
+	t.Helper()
+	n, b, pubs, want := recount(m)
+	l := m.limits
+	if m.n != n || m.bytes != b {
+		t.Fatalf("%s: counters say %d records, %d bytes; recount %d, %d", where, m.n, m.bytes, n, b)
+	}
+	if len(m.pubs) != len(pubs) {
+		t.Fatalf("%s: table holds %d publishers, %d hold records", where, len(m.pubs), len(pubs))
+	}
+	for p, c := range pubs {
+		if m.pubs[p] != c || c > l.MaxPerPublisher {
+			t.Fatalf("%s: table says %s holds %d, recount %d (limit %d)", where, p.Short(), m.pubs[p], c, l.MaxPerPublisher)
+		}
+	}
+	if len(m.srcs) != len(want) {
+		t.Fatalf("%s: table holds %d sources, %d hold records: %v vs %v", where, len(m.srcs), len(want), m.srcs, want)
+	}
+	for s, u := range want {
+		if m.srcs[s] != u {
+			t.Fatalf("%s: table says %s holds %+v, recount %+v", where, s, m.srcs[s], u)
+		}
+		qn, qb := m.storeQuotas(s)
+		if u.values > qn.limit || u.bytes > qb.limit {
+			t.Fatalf("%s: %s holds %+v, over its quotas", where, s, u)
+		}
+	}
+	inHeap := map[expiryEntry]bool{}
+	for _, e := range m.exp {
+		inHeap[e] = true
+	}
+	for k, recs := range m.keys {
+		if len(recs) == 0 {
+			t.Fatalf("%s: key %s is held with no records", where, k.Short())
+		}
+		kb := 0
+		held := map[source][2]int{}
+		for i, e := range recs {
+			kb += len(e.Data)
+			if i > 0 && !sortsBefore(recs[i-1].Version, recs[i-1].Publisher, e.Version, e.Publisher) {
+				t.Fatalf("%s: records of %s out of order at %d", where, k.Short(), i)
+			}
+			if e.at != stampOf(e.Expires) || (e.Deleted && e.Data != nil) {
+				t.Fatalf("%s: entry %+v is inconsistent", where, e)
+			}
+			if !inHeap[expiryEntry{at: e.at, key: k, pub: e.Publisher}] {
+				t.Fatalf("%s: the record of %s under %s has no heap entry", where, e.Publisher.Short(), k.Short())
+			}
+			for _, g := range e.src.groups() {
+				if g.kind != kindSelf {
+					h := held[g]
+					h[0]++
+					h[1] += len(e.Data)
+					held[g] = h
+				}
+			}
+		}
+		if len(recs) > l.MaxPerKey || kb > l.MaxBytesPerKey {
+			t.Fatalf("%s: key %s holds %d records, %d bytes, over its bounds", where, k.Short(), len(recs), kb)
+		}
+		for g, h := range held {
+			if qn, qb := m.keyQuotas(g); h[0] > qn.limit || h[1] > qb.limit {
+				t.Fatalf("%s: %s holds %v under %s, over its quotas", where, g, h, k.Short())
+			}
+		}
+	}
+	if n > l.MaxValues || b > l.MaxBytes {
+		t.Fatalf("%s: store holds %d records, %d bytes, over its limits", where, n, b)
+	}
+	if len(m.exp) > 2*m.n+compactSlack {
+		t.Fatalf("%s: heap holds %d entries for %d records", where, len(m.exp), m.n)
+	}
+}
+
+// TestMemoryAccountingMatchesRecount drives a store with random Puts of
+// values and tombstones from a few publishers and sources, Gets, Sweeps and
+// NextExpiry calls, and checks the bookkeeping after every step. (The
+// conformance suite checks the answers against a model; this checks the
+// bookkeeping behind them.)
 func TestMemoryAccountingMatchesRecount(t *testing.T) {
-	l := Limits{MaxValues: 30, MaxPerKey: 6, MaxValueSize: 50, MaxBytes: 700,
-		MaxPerSource: 12, MaxBytesPerSource: 200, MaxPerKeyPerSource: 2,
-		MaxPerSite: 18, MaxBytesPerSite: 300, MaxPerKeyPerSite: 3}
+	l := Limits{MaxValues: 30, MaxPerKey: 6, MaxBytesPerKey: 120, MaxValueSize: 50, MaxBytes: 700, MaxPerPublisher: 8,
+		MaxPerSource: 12, MaxBytesPerSource: 200, MaxPerKeyPerSource: 2, MaxBytesPerKeyPerSource: 60,
+		MaxPerSite: 18, MaxBytesPerSite: 300, MaxPerKeyPerSite: 3, MaxBytesPerKeyPerSite: 90}
 	srcs := []netip.Addr{{}, {},
 		netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("::ffff:192.0.2.1"),
 		netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("2001:db8::1"),
 		netip.MustParseAddr("2001:db8::2"), netip.MustParseAddr("2001:db8:0:1::1"),
 		netip.MustParseAddr("2001:db8:0:ff::1"), netip.MustParseAddr("2001:db8:1::1")}
 	outcomes := map[error]int{}
+	sentinels := []error{nil, ErrQuota, ErrFull, ErrKeyFull, ErrStale}
 	for seed := range uint64(6) {
 		r := rand.New(rand.NewPCG(seed, 7))
 		m := NewMemory(l)
@@ -140,13 +225,14 @@ func TestMemoryAccountingMatchesRecount(t *testing.T) {
 			k := id.Key(fmt.Sprint(r.IntN(10)))
 			switch op := r.IntN(10); {
 			case op < 7:
-				data := make([]byte, r.IntN(l.MaxValueSize+5))
-				if len(data) > 0 {
-					data[0] = byte(r.IntN(8))
+				v := Value{Publisher: id.Key(fmt.Sprint(r.IntN(12))), Version: uint64(r.IntN(4)),
+					Expires: now.Add(time.Duration(r.IntN(40_000)-1000) * time.Millisecond), Deleted: r.IntN(6) == 0}
+				v.Data = make([]byte, r.IntN(l.MaxValueSize+5))
+				if len(v.Data) > 0 {
+					v.Data[0] = byte(r.IntN(3))
 				}
-				exp := now.Add(time.Duration(r.IntN(40_000)-1000) * time.Millisecond)
-				err := m.Put(k, data, srcs[r.IntN(len(srcs))], exp, now)
-				for _, e := range []error{nil, ErrQuota, ErrFull, ErrKeyFull} {
+				err := m.Put(k, v, srcs[r.IntN(len(srcs))], now)
+				for _, e := range sentinels {
 					if errors.Is(err, e) {
 						outcomes[e]++
 					}
@@ -158,40 +244,7 @@ func TestMemoryAccountingMatchesRecount(t *testing.T) {
 			default:
 				m.NextExpiry()
 			}
-			n, b, want := recount(m)
-			if m.n != n || m.bytes != b {
-				t.Fatalf("seed %d step %d: counters say %d values, %d bytes; recount %d, %d", seed, step, m.n, m.bytes, n, b)
-			}
-			if len(m.srcs) != len(want) {
-				t.Fatalf("seed %d step %d: table holds %d sources, %d hold values: %v vs %v", seed, step, len(m.srcs), len(want), m.srcs, want)
-			}
-			for s, u := range want {
-				if m.srcs[s] != u {
-					t.Fatalf("seed %d step %d: table says %s holds %+v, recount %+v", seed, step, s, m.srcs[s], u)
-				}
-				_, values, bytes := m.quotas(s)
-				if u.values > values || u.bytes > bytes {
-					t.Fatalf("seed %d step %d: %s holds %+v, over its quotas", seed, step, s, u)
-				}
-			}
-			for k, vals := range m.keys {
-				held := map[source]int{}
-				for _, v := range vals {
-					for _, g := range v.src.groups() {
-						if g.kind != kindSelf {
-							held[g]++
-						}
-					}
-				}
-				for g, h := range held {
-					if limit, _, _ := m.quotas(g); h > limit {
-						t.Fatalf("seed %d step %d: %s holds %d values under %s, over its quota of %d", seed, step, g, h, k.Short(), limit)
-					}
-				}
-			}
-			if n > l.MaxValues || b > l.MaxBytes {
-				t.Fatalf("seed %d step %d: store holds %d values, %d bytes, over its limits", seed, step, n, b)
-			}
+			checkInvariants(t, fmt.Sprintf("seed %d step %d", seed, step), m)
 		}
 		// Sweeping everything away, or closing, leaves nothing behind.
 		if seed%2 == 0 {
@@ -199,13 +252,14 @@ func TestMemoryAccountingMatchesRecount(t *testing.T) {
 		} else {
 			_ = m.Close()
 		}
-		if m.n != 0 || m.bytes != 0 || m.srcs != nil || m.keys != nil {
-			t.Fatalf("seed %d: emptied store keeps %d values, %d bytes, %d sources, %d keys", seed, m.n, m.bytes, len(m.srcs), len(m.keys))
+		if m.n != 0 || m.bytes != 0 || m.srcs != nil || m.pubs != nil || m.keys != nil || m.exp != nil {
+			t.Fatalf("seed %d: emptied store keeps %d records, %d bytes, %d sources, %d publishers, %d keys, %d heap entries",
+				seed, m.n, m.bytes, len(m.srcs), len(m.pubs), len(m.keys), len(m.exp))
 		}
 	}
-	for _, e := range []error{nil, ErrQuota, ErrFull, ErrKeyFull} {
+	for _, e := range sentinels {
 		if outcomes[e] == 0 {
-			t.Errorf("no Put in the walk returned %v: it did not reach that limit", e)
+			t.Errorf("no Put in the walk returned %v: it did not reach that rule", e)
 		}
 	}
 	t.Logf("outcomes: %v", outcomes)
