@@ -226,9 +226,8 @@ func (s *Store) load(now time.Time) error {
 				expired = append(expired, rk)
 				continue
 			}
-			// The bytes live in the file's memory map, valid only
-			// during this transaction.
-			v.Data = clone(v.Data)
+			// v.Data points into the file's memory map, valid only
+			// during this transaction: Restore copies it.
 			if err := s.mem.Restore(key, v, src, now); err != nil {
 				return fmt.Errorf("record %s/%s does not fit the limits: %w", key, pub, err)
 			}
@@ -260,13 +259,6 @@ func (s *Store) load(now time.Time) error {
 		}
 		return nil
 	})
-}
-
-func clone(b []byte) []byte {
-	if len(b) == 0 {
-		return nil
-	}
-	return append([]byte(nil), b...)
 }
 
 // Put applies v under key as store.Memory does, then queues the change for

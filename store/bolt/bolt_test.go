@@ -17,6 +17,7 @@ import (
 	"github.com/dhtkit/dht/id"
 	"github.com/dhtkit/dht/store"
 	"github.com/dhtkit/dht/store/bolt"
+	"github.com/dhtkit/dht/store/storetest"
 )
 
 const waitFor = 10 * time.Second
@@ -68,6 +69,21 @@ func describe(s store.Store, keys []id.ID, now time.Time) string {
 	next, ok := s.NextExpiry()
 	fmt.Fprintf(&b, "len=%d bytes=%d next=%s/%v\n", s.Len(), s.Bytes(), next.UTC().Format(time.RFC3339Nano), ok)
 	return b.String()
+}
+
+// TestConforms runs the conformance suite on bolt stores, each in a file of
+// its own.
+func TestConforms(t *testing.T) {
+	dir := t.TempDir()
+	n := 0
+	storetest.Run(t, func(l store.Limits) store.Store {
+		n++
+		s, err := bolt.Open(filepath.Join(dir, fmt.Sprint(n)), l, bolt.Options{})
+		if err != nil {
+			panic(err)
+		}
+		return s
+	})
 }
 
 func TestReopenKeepsValuesTombstonesExpiriesAndCharges(t *testing.T) {
