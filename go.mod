@@ -4,6 +4,7 @@ go 1.25.0
 
 require (
 	github.com/schollz/progressbar/v3 v3.19.1
+	go.etcd.io/bbolt v1.5.0
 	golang.org/x/sys v0.47.0
 	gonum.org/v1/plot v0.17.0
 )
