@@ -465,7 +465,9 @@ func ownAddrs(listen []netip.AddrPort) func(netip.AddrPort) bool {
 			if l.Port() != a.Port() {
 				continue
 			}
-			if lip == ip || (lip.IsUnspecified() && (ip.IsLoopback() || local[ip])) {
+			// 0.0.0.0 takes IPv4 only; [::] may take both.
+			wild := lip.IsUnspecified() && (lip.Is6() || ip.Is4())
+			if lip == ip || (wild && (ip.IsLoopback() || local[ip])) {
 				return true
 			}
 		}
@@ -511,7 +513,7 @@ func (d *daemon) joinLoop(ctx context.Context) {
 			addEvent(s, time.Now(), EventJoinFailed, fmt.Sprintf("join attempt %d failed: %v", res.n, res.err))
 		})
 		d.log.Warn("join attempt failed", "attempt", res.n, "seeds", len(d.cfg.Seeds), "seeds_up", res.up,
-			"seeds_down", res.downText(), "saved_contacts_tried", res.fallback, "err", res.err, "retry_in", wait.Round(time.Millisecond))
+			"seeds_down", res.downText(), "saved_contacts_tried", res.fallback, "err", res.err, "retry_in", wait.Round(time.Millisecond).String())
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -568,60 +570,85 @@ func (d *daemon) attempt(ctx context.Context) attemptResult {
 			checks <- ck
 		}()
 	}
+	// Bootstrap through the first seed that answers, and say so as soon as
+	// it is done; the other seeds' checks are still recorded as they end.
 	boot := make(chan error, 1)
-	booting := false
-	for range seeds {
-		ck := <-checks
-		d.recordSeed(ck, time.Now())
-		switch ck.state {
-		case SeedUp:
-			res.up++
-			if !booting {
-				booting = true
-				go func() { boot <- d.n.Bootstrap(ctx, ck.ans.String()) }()
+	booting, booted, done := false, false, false
+	for remaining := len(seeds); remaining > 0 || (booting && !booted); {
+		select {
+		case ck := <-checks:
+			remaining--
+			d.recordSeed(ck, time.Now())
+			switch ck.state {
+			case SeedUp:
+				res.up++
+				if !booting {
+					booting = true
+					go func() { boot <- d.n.Bootstrap(ctx, ck.ans.String()) }()
+				}
+			case SeedDown, SeedUnresolved:
+				res.down = append(res.down, fmt.Sprintf("%s (%v)", seeds[ck.i].Addr(), ck.err))
 			}
-		case SeedDown, SeedUnresolved:
-			res.down = append(res.down, fmt.Sprintf("%s (%v)", seeds[ck.i].Addr(), ck.err))
-		}
-	}
-	via := "seeds"
-	var err error
-	if booting {
-		err = <-boot
-	} else if ctx.Err() == nil {
-		via = "saved contacts"
-		var targets []string
-		fromSaved := 0
-		for _, c := range d.fallback() {
-			targets = append(targets, c.Addr.String())
-			if c.saved {
-				fromSaved++
-			}
-		}
-		res.fallback = fromSaved
-		if fromSaved == 0 {
-			via = "incoming"
-		}
-		switch {
-		case len(targets) == 0 && len(seeds) == 0:
-			err = errors.New("no seeds, and no saved contacts")
-		case len(targets) == 0:
-			err = fmt.Errorf("no seed answered (%d down, %d this node), and there are no saved contacts", len(res.down), len(seeds)-len(res.down))
-		default:
-			if err = d.n.Bootstrap(ctx, targets...); err != nil {
-				err = fmt.Errorf("no seed answered, nor any of %d saved or known contact(s)", len(targets))
+		case err := <-boot:
+			booted = true
+			if res.err = d.joinedOrNot(ctx, err); res.err == nil {
+				d.markJoined("seeds", res, start, 0)
+				done = true
 			}
 		}
 	}
-	if err == nil && ctx.Err() == nil && len(d.n.Contacts()) == 0 {
-		err = errors.New("the nodes that answered know no other node")
-	}
-	if ctx.Err() != nil {
-		err = ctx.Err()
-	}
-	if res.err = err; err != nil {
+	if done || booting || ctx.Err() != nil {
+		if ctx.Err() != nil {
+			res.err = ctx.Err()
+		}
 		return res
 	}
+	// No seed answered: the saved contacts, and nodes that found this one.
+	via := "saved contacts"
+	var targets []string
+	for _, c := range d.fallback() {
+		targets = append(targets, c.Addr.String())
+		if c.saved {
+			res.fallback++
+		}
+	}
+	if res.fallback == 0 {
+		via = "incoming"
+	}
+	var err error
+	switch {
+	case len(targets) == 0 && len(seeds) == 0:
+		err = errors.New("no seeds, and no saved contacts")
+	case len(targets) == 0:
+		err = fmt.Errorf("no seed answered (%d down, %d this node), and there are no saved contacts", len(res.down), len(seeds)-len(res.down))
+	default:
+		if err = d.n.Bootstrap(ctx, targets...); err != nil {
+			err = fmt.Errorf("no seed answered, nor any of %d saved or known contact(s)", len(targets))
+		}
+		err = d.joinedOrNot(ctx, err)
+	}
+	if res.err = err; err == nil {
+		d.markJoined(via, res, start, len(targets))
+	}
+	return res
+}
+
+// joinedOrNot turns a bootstrap's outcome into the attempt's error: a
+// bootstrap that left the table empty (only this node answered) is no join.
+func (d *daemon) joinedOrNot(ctx context.Context, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case err != nil:
+		return err
+	case len(d.n.Contacts()) == 0:
+		return errors.New("the nodes that answered know no other node")
+	}
+	return nil
+}
+
+// markJoined records and reports a successful join attempt.
+func (d *daemon) markJoined(via string, res attemptResult, start time.Time, through int) {
 	contacts := len(d.n.Contacts())
 	took := time.Since(start).Round(time.Millisecond)
 	now := time.Now()
@@ -629,14 +656,12 @@ func (d *daemon) attempt(ctx context.Context) attemptResult {
 		s.Joined, s.JoinedAt, s.JoinedVia, s.LastError = true, now, via, ""
 		addEvent(s, now, EventJoined, fmt.Sprintf("joined through %s at attempt %d: %d contacts", via, res.n, contacts))
 	})
-	switch via {
-	case "seeds":
-		fmt.Fprintf(d.out, "joined through %d seed(s) in %v: %d contacts\n", res.up, took, contacts)
-	default:
-		fmt.Fprintf(d.out, "joined through %s in %v (no seed answered): %d contacts\n", via, took, contacts)
+	if via == "seeds" {
+		fmt.Fprintf(d.out, "joined through %d seed(s) in %v: %d contacts\n", max(res.up, 1), took, contacts)
+	} else {
+		fmt.Fprintf(d.out, "joined through %d %s in %v (no seed answered): %d contacts\n", through, via, took, contacts)
 	}
-	d.log.Info("joined", "via", via, "attempt", res.n, "seeds_up", res.up, "seeds_down", len(res.down), "contacts", contacts, "took", took)
-	return res
+	d.log.Info("joined", "via", via, "attempt", res.n, "seeds_up", res.up, "seeds_down", len(res.down), "contacts", contacts, "took", took.String())
 }
 
 // checkSeed resolves a seed's name (again at every attempt: a seed that
@@ -736,7 +761,7 @@ func (d *daemon) recordSeed(ck seedCheck, now time.Time) {
 	case (was == SeedDown || was == SeedUnresolved) && ck.state == SeedUp:
 		d.log.Info("seed found", "seed", seed, "addr", ck.ans, "id", ck.id.String())
 	case was == SeedPending && ck.state == SeedUp:
-		d.log.Debug("seed up", "seed", seed, "addr", ck.ans, "id", ck.id.String(), "rtt", ck.rtt)
+		d.log.Debug("seed up", "seed", seed, "addr", ck.ans, "id", ck.id.String(), "rtt", ck.rtt.String())
 	case was == SeedPending && ck.state == SeedSelf:
 		d.log.Info("seed is this node; not asking it", "seed", seed)
 	}

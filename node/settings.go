@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math"
 	"net"
@@ -464,21 +465,21 @@ func LoadConfig(args []string, getenv func(string) string) (*Loaded, error) {
 		getenv = func(string) string { return "" }
 	}
 	vals := map[string]raw{}
-	fs := flag.NewFlagSet("dht node", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
+	flags := flag.NewFlagSet("dht node", flag.ContinueOnError)
+	flags.SetOutput(io.Discard)
+	flags.Usage = func() {}
 	for _, s := range settings {
-		fs.Var(&flagValue{s: s, vals: vals}, s.name, s.help)
+		flags.Var(&flagValue{s: s, vals: vals}, s.name, s.help)
 	}
-	printConfig := fs.Bool("print-config", false, "print every effective setting and where it came from, then exit")
-	if err := fs.Parse(args); err != nil {
+	printConfig := flags.Bool("print-config", false, "print every effective setting and where it came from, then exit")
+	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return &Loaded{Help: true}, nil
 		}
 		return nil, flagError(err)
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q: dht node takes flags only", fs.Arg(0))
+	if flags.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q: dht node takes flags only", flags.Arg(0))
 	}
 	for _, s := range settings {
 		if _, ok := vals[s.name]; ok {
@@ -509,7 +510,11 @@ func LoadConfig(args []string, getenv func(string) string) (*Loaded, error) {
 	}
 	nw, ns, err := LoadNetwork(nr.v)
 	if err != nil {
-		return nil, &SettingError{Setting: "network", Value: nr.v, Source: nr.src, Origin: nr.origin, Problem: strings.TrimPrefix(err.Error(), "networks file "), Allowed: lookupSetting("network").allowed}
+		se := &SettingError{Setting: "network", Value: nr.v, Source: nr.src, Origin: nr.origin, Problem: strings.TrimPrefix(err.Error(), "networks file ")}
+		if errors.Is(err, fs.ErrNotExist) {
+			se.Allowed = lookupSetting("network").allowed // perhaps a name was meant
+		}
+		return nil, se
 	}
 	l.Networks = ns
 	c := &l.Config

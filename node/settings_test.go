@@ -305,3 +305,41 @@ func TestMemoryWithoutDataUsesTheRuntimeDir(t *testing.T) {
 		t.Errorf("DataDir %q", l.Config.DataDir)
 	}
 }
+
+// contrib/dht.example.toml is a valid config file that shows every setting
+// the file may hold.
+func TestExampleConfigFileIsValidAndShowsEverySetting(t *testing.T) {
+	const p = "../contrib/dht.example.toml"
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadConfig([]string{"--config", p, "--memory"}, nil); err != nil {
+		t.Fatalf("the example does not load: %v", err)
+	}
+	for _, s := range Settings() {
+		if !s.InFile {
+			continue
+		}
+		if !regexp.MustCompile(`(?m)^(# )?` + regexp.QuoteMeta(s.Name) + ` = `).Match(b) {
+			t.Errorf("the example does not show %s", s.Name)
+		}
+	}
+	// Uncommenting every default-valued line still loads.
+	uncommented := regexp.MustCompile(`(?m)^# ([a-z-]+ = )`).ReplaceAllString(string(b), "$1")
+	seen := map[string]bool{}
+	var lines []string
+	for _, ln := range strings.Split(uncommented, "\n") {
+		if m := regexp.MustCompile(`^([a-z-]+) = `).FindStringSubmatch(ln); m != nil {
+			if seen[m[1]] || m[1] == "network" || m[1] == "data" || m[1] == "seeds" {
+				continue // the first of each, and no paths or names that need a real network
+			}
+			seen[m[1]] = true
+		}
+		lines = append(lines, ln)
+	}
+	all := writeFile(t, t.TempDir(), "all.toml", strings.Join(lines, "\n"))
+	if _, err := LoadConfig([]string{"--config", all, "--memory"}, nil); err != nil {
+		t.Errorf("the example with its defaults uncommented does not load: %v", err)
+	}
+}
