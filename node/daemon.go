@@ -22,9 +22,9 @@ import (
 )
 
 // DaemonConfig configures Run. LoadConfig makes one from flags, environment
-// and config file; programs may also fill one in themselves. The zero value
-// runs a node with dht's defaults, no seeds, nothing on disk unless DataDir
-// is set, and no HTTP API.
+// and config file; programs may also fill one in themselves. DataDir must be
+// set unless Memory is; otherwise the zero value runs a node with dht's
+// defaults, no seeds and no HTTP API.
 type DaemonConfig struct {
 	// Node is the node's configuration: listen addresses, sockets, protocol
 	// constants, store limits. Its ID, when zero, comes from node.key (a

@@ -298,6 +298,34 @@ func ReadAPIInfo(dir string) (APIInfo, error) {
 	return info, nil
 }
 
+// FindAPI finds the running node's api.json for the CLI: in dataDir when it
+// is given, otherwise in RuntimeDir (where a --memory node writes it) and
+// then DefaultDataDir. It returns the file's content and the directory it
+// was in (whose api.token, if any, holds the token); the error wraps
+// fs.ErrNotExist when no node's API was found.
+func FindAPI(dataDir string) (APIInfo, string, error) {
+	dirs := []string{dataDir}
+	if dataDir == "" {
+		dirs = dirs[:0]
+		if d, err := RuntimeDir(); err == nil {
+			dirs = append(dirs, d)
+		}
+		if d, err := DefaultDataDir(); err == nil && (len(dirs) == 0 || dirs[0] != d) {
+			dirs = append(dirs, d)
+		}
+	}
+	for _, d := range dirs {
+		info, err := ReadAPIInfo(d)
+		if err == nil {
+			return info, d, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return APIInfo{}, d, err
+		}
+	}
+	return APIInfo{}, "", fmt.Errorf("no running node found (no %s in %s): %w", APIFile, strings.Join(dirs, " or "), fs.ErrNotExist)
+}
+
 // WriteFileAtomic replaces path with data so that a crash leaves either the
 // old file or the new one, never a mix: it writes a temporary file in the
 // same directory, syncs it, renames it over path and syncs the directory.

@@ -234,3 +234,30 @@ func TestDefaultDataDirFollowsXDG(t *testing.T) {
 		t.Errorf("no HOME: %v", err)
 	}
 }
+
+// FindAPI looks in the given directory, else the runtime directory (a
+// --memory node's), then the default data directory.
+func TestFindAPILooksWhereNodesWriteAPIFile(t *testing.T) {
+	home, run := t.TempDir(), t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("XDG_DATA_HOME", "")
+	t.Setenv("XDG_RUNTIME_DIR", run)
+	if _, _, err := FindAPI(""); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("nothing running: %v", err)
+	}
+	def, _ := DefaultDataDir()
+	dd, _ := OpenDataDir(def)
+	dd.WriteAPIInfo(APIInfo{Addr: "127.0.0.1:1", PID: 1})
+	if info, dir, err := FindAPI(""); err != nil || info.Addr != "127.0.0.1:1" || dir != def {
+		t.Errorf("default dir: %v %q %v", info, dir, err)
+	}
+	rd, _ := OpenDataDir(filepath.Join(run, "dht"))
+	rd.WriteAPIInfo(APIInfo{Addr: "127.0.0.1:2", PID: 2})
+	if info, _, err := FindAPI(""); err != nil || info.Addr != "127.0.0.1:2" {
+		t.Errorf("runtime dir first: %v %v", info, err)
+	}
+	other, _ := OpenDataDir(t.TempDir())
+	if _, _, err := FindAPI(other.Path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a given dir is the only place looked: %v", err)
+	}
+}

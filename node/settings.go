@@ -993,6 +993,9 @@ func parseSeeds(v string) ([]Seed, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(l) > maxSeeds {
+		return nil, fmt.Errorf("%d seeds: at most %d", len(l), maxSeeds)
+	}
 	out := make([]Seed, len(l))
 	for i, a := range l {
 		host, port, _ := net.SplitHostPort(a)
