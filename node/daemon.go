@@ -578,6 +578,9 @@ func (d *daemon) attempt(ctx context.Context) attemptResult {
 		select {
 		case ck := <-checks:
 			remaining--
+			if ctx.Err() != nil {
+				continue // stopping: a canceled ping says nothing of the seed
+			}
 			d.recordSeed(ck, time.Now())
 			switch ck.state {
 			case SeedUp:
