@@ -3,6 +3,7 @@ module github.com/dhtkit/dht
 go 1.25.0
 
 require (
+	github.com/BurntSushi/toml v1.6.0
 	github.com/schollz/progressbar/v3 v3.19.1
 	go.etcd.io/bbolt v1.5.0
 	golang.org/x/sys v0.47.0

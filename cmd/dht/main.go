@@ -9,7 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"sort"
@@ -131,43 +130,6 @@ func (c *common) check(fs *flag.FlagSet, stderr io.Writer) bool {
 
 func (c *common) apply(cfg *dht.Config) {
 	cfg.K, cfg.Alpha, cfg.NetworkID = c.k.v, c.alpha.v, c.network.v
-}
-
-func runNode(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("node", stderr)
-	var c common
-	c.register(fs, "comma-separated `HOST:PORT` of nodes to join through; none starts a new network")
-	listen := hostPorts{}
-	fs.Var(&listen, "listen", "comma-separated `HOST:PORT` to listen on (default 0.0.0.0:4000); add an IPv6 address for dual stack")
-	sockets := intRange{v: 1, min: 1, max: 64}
-	fs.Var(&sockets, "sockets", "`N` sockets per listen address (SO_REUSEPORT), 1 to 64")
-	logLevel := fs.String("log", "warn", "log `LEVEL`: debug, info, warn or error")
-	if code, ok := parse(fs, args); !ok {
-		return code
-	}
-	if !c.check(fs, stderr) || !noArgs(fs, stderr) {
-		return exitFailure
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintf(stderr, "dht node: invalid value %q for flag -log: must be debug, info, warn or error\n", *logLevel)
-		return exitFailure
-	}
-	if len(listen) == 0 {
-		listen = hostPorts{"0.0.0.0:4000"}
-	}
-	cfg := dht.DefaultConfig()
-	cfg.Listen = listen
-	cfg.Sockets = sockets.v
-	c.apply(&cfg)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	if err := node.Run(ctx, cfg, c.seeds, stdout, log); err != nil {
-		fmt.Fprintf(stderr, "dht node: %s\n", strings.TrimPrefix(err.Error(), "dht: "))
-		return exitFailure
-	}
-	return exitOK
 }
 
 func noArgs(fs *flag.FlagSet, stderr io.Writer) bool {

@@ -56,9 +56,9 @@ func TestBadFlagsNameTheFlagAndWhatIsAllowed(t *testing.T) {
 		{[]string{"node", "--listen", "nonsense"}, []string{"-listen", "HOST:PORT"}},
 		{[]string{"node", "--listen", "127.0.0.1:99999"}, []string{"-listen", "0 to 65535"}},
 		{[]string{"node", "--k", "0"}, []string{"-k", "1 to 32"}},
-		{[]string{"node", "--k", "20", "--alpha", "21"}, []string{"-alpha", "at most -k"}},
-		{[]string{"node", "--log", "loud"}, []string{"-log", "debug, info, warn or error"}},
-		{[]string{"node", "--network", "-1"}, []string{"-network", "4294967295"}},
+		{[]string{"node", "--k", "20", "--alpha", "21"}, []string{"-alpha", "at most k"}},
+		{[]string{"node", "--log-level", "loud"}, []string{"-log-level", "debug, info, warn or error"}},
+		{[]string{"node", "--network-id", "-1"}, []string{"-network-id", "4294967295"}},
 		{[]string{"node", "stray"}, []string{"unexpected argument"}},
 		{[]string{"put", "--seeds", "127.0.0.1:1", "--ttl", "0s", "k", "v"}, []string{"-ttl", "positive duration"}},
 		{[]string{"put", "k", "v"}, []string{"-seeds is required"}},
@@ -103,10 +103,10 @@ type proc struct {
 
 func startNode(t *testing.T, bin string, seeds string) *proc {
 	t.Helper()
-	args := []string{"node", "--listen", "127.0.0.1:0"}
-	if seeds != "" {
-		args = append(args, "--seeds", seeds)
+	if seeds == "" {
+		seeds = "none"
 	}
+	args := []string{"node", "--listen", "127.0.0.1:0", "--memory", "--seeds", seeds}
 	p := &proc{cmd: exec.Command(bin, args...), joined: make(chan struct{}), eof: make(chan struct{})}
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {

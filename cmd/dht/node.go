@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/dhtkit/dht/node"
+)
+
+// nodeHooks plugs the HTTP API and the persistent store into the daemon; the
+// packages that provide them set it (empty: no API, values in memory).
+var nodeHooks node.Hooks
+
+// runNode runs `dht node`: package node reads the settings (flags, DHT_*
+// variables, the config file, the network) and runs the daemon.
+func runNode(args []string, stdout, stderr io.Writer) int {
+	return runNodeEnv(args, os.Getenv, stdout, stderr)
+}
+
+func runNodeEnv(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	l, err := node.LoadConfig(args, getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "dht node: %s\nrun 'dht node --help' for usage\n", err)
+		return exitFailure
+	}
+	if l.Help {
+		node.Usage(stderr)
+		return exitOK
+	}
+	if l.PrintConfig {
+		if err := l.WriteConfig(stdout); err != nil {
+			return exitFailure
+		}
+		return exitOK
+	}
+	cfg := l.Config
+	cfg.Logger = node.NewLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	cfg.Out = stdout
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := node.Run(ctx, cfg, nodeHooks); err != nil {
+		fmt.Fprintf(stderr, "dht node: %s\n", strings.TrimPrefix(err.Error(), "dht: "))
+		return exitFailure
+	}
+	return exitOK
+}
