@@ -562,8 +562,11 @@ func TestRestore(t *testing.T) {
 	if err := m.Put(k, rec(1, 6, "333"), a, at(0)); err != nil {
 		t.Errorf("Put of a new version no larger, from a source over its quota = %v, want nil", err)
 	}
-	if err := m.Put(k, rec(1, 7, "4444"), a, at(0)); !errors.Is(err, ErrQuota) {
-		t.Errorf("Put of a larger version from a source over its bytes quota = %v, want ErrQuota", err)
+	// Growing in bytes is refused by the bytes quota alone: the record
+	// count, over its quota too, does not grow.
+	var le *LimitError
+	if err := m.Put(k, rec(1, 7, "4444"), a, at(0)); !errors.As(err, &le) || le.Bound != "MaxBytesPerKeyPerSource" {
+		t.Errorf("Put of a larger version from a source over its quotas = %v, want a refusal for MaxBytesPerKeyPerSource", err)
 	}
 	// The hard bounds hold, each refusing with its LimitError.
 	for _, tc := range []struct {
@@ -596,7 +599,6 @@ func TestRestore(t *testing.T) {
 			return rec(7, 1, "0123456789")
 		}()},
 	} {
-		var le *LimitError
 		if err := m.Restore(tc.key, tc.v, a, at(0)); !errors.As(err, &le) || le.Bound != tc.bound {
 			t.Errorf("Restore over %s = %v, want its LimitError", tc.bound, err)
 		}
