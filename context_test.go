@@ -22,7 +22,7 @@ func TestCallsReturnWhenTheirContextIsDone(t *testing.T) {
 	if _, err := a.Get(canceled, Key("k")); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Get with a canceled context: %v", err)
 	}
-	if _, err := a.Put(canceled, Key("k"), []byte("v"), time.Hour); !errors.Is(err, context.Canceled) {
+	if _, err := a.Put(canceled, Key("k"), []byte("v"), WithTTL(time.Hour)); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Put with a canceled context: %v", err)
 	}
 	b.Close() // a's only peer is gone: its lookups wait out timeouts and retries

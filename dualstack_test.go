@@ -45,11 +45,11 @@ func TestDualStackNodeBridgesIPv4AndIPv6(t *testing.T) {
 	if err := v6.Bootstrap(ctx, dualV6); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v4.Put(ctx, Key("from v4"), []byte("hello over IPv4"), time.Hour); err != nil {
+	if _, err := v4.Put(ctx, Key("from v4"), []byte("hello over IPv4"), WithTTL(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	got, err := v6.Get(ctx, Key("from v4"))
-	if err != nil || len(got.Values) != 1 || string(got.Values[0]) != "hello over IPv4" {
+	if err != nil || len(got.Values) != 1 || string(got.Values[0].Data) != "hello over IPv4" {
 		t.Fatalf("IPv6 node's get: %q, %v", got, err)
 	}
 	// The dual-stack node knows both by their own families.

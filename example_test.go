@@ -38,7 +38,7 @@ func Example() {
 	}
 
 	key := dht.Key("alice@id.example.org:address")
-	put, err := a.Put(ctx, key, []byte("203.0.113.7:4000"), time.Hour)
+	put, err := a.Put(ctx, key, []byte("203.0.113.7:4000"), dht.WithTTL(time.Hour))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("%s\n", got.Values[0])
+	fmt.Printf("%s\n", got.Values[0].Data)
 
 	_, err = b.Get(ctx, dht.Key("bob@id.example.org:address"))
 	fmt.Println(errors.Is(err, dht.ErrNotFound))

@@ -63,7 +63,7 @@ func TestFiftyUDPNodesFindEveryKey(t *testing.T) {
 		}
 	})
 	parallel(keys, 16, func(k int) {
-		pr, err := ns[k%nodes].Put(ctx, Key(fmt.Sprint("key-", k)), []byte(fmt.Sprint("value-", k)), time.Hour)
+		pr, err := ns[k%nodes].Put(ctx, Key(fmt.Sprint("key-", k)), []byte(fmt.Sprint("value-", k)), WithTTL(time.Hour))
 		if err != nil || pr.Stored < 20 {
 			t.Errorf("put %d: stored on %d, %v", k, pr.Stored, err)
 		}

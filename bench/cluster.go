@@ -232,7 +232,7 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (*ClusterReport, error) 
 	rep.Put = runPhase(ctx, cfg, 0x707574, func(octx context.Context, r *rand.Rand, i int) error {
 		ni := r.IntN(len(nodes))
 		putAt[i] = int32(ni)
-		pr, err := nodes[ni].Put(octx, keys[i], values[i], time.Hour)
+		pr, err := nodes[ni].Put(octx, keys[i], values[i], dht.WithTTL(time.Hour))
 		stored.Add(int64(pr.Stored))
 		return err
 	})
@@ -272,8 +272,8 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (*ClusterReport, error) 
 }
 
 // exactly reports whether a get returned the value put and nothing else.
-func exactly(got [][]byte, want []byte) bool {
-	return len(got) == 1 && bytes.Equal(got[0], want)
+func exactly(got []dht.Value, want []byte) bool {
+	return len(got) == 1 && bytes.Equal(got[0].Data, want)
 }
 
 // runPhase runs op for keys 0..cfg.Ops-1 with cfg.Concurrency in flight,

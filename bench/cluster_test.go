@@ -90,14 +90,14 @@ func TestOnlyExactlyTheValuePutIsCorrect(t *testing.T) {
 	v := []byte("the value")
 	cases := []struct {
 		name string
-		got  [][]byte
+		got  []dht.Value
 		want bool
 	}{
-		{"the value", [][]byte{[]byte("the value")}, true},
+		{"the value", []dht.Value{{Data: []byte("the value")}}, true},
 		{"nothing", nil, false},
-		{"another value", [][]byte{[]byte("the valuf")}, false},
-		{"a prefix", [][]byte{[]byte("the val")}, false},
-		{"the value and another", [][]byte{[]byte("the value"), []byte("x")}, false},
+		{"another value", []dht.Value{{Data: []byte("the valuf")}}, false},
+		{"a prefix", []dht.Value{{Data: []byte("the val")}}, false},
+		{"the value and another", []dht.Value{{Data: []byte("the value")}, {Data: []byte("x")}}, false},
 	}
 	for _, tc := range cases {
 		if got := exactly(tc.got, v); got != tc.want {

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/sha1"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -66,7 +67,10 @@ func startServeNode(keys []id.ID, values [][]byte, sockets int, seed uint64) (*d
 	st := store.NewMemory(store.Limits{MaxValues: max(len(keys), store.DefaultMaxValues), MaxValueSize: wire.MaxValueSize})
 	now := time.Now()
 	for i := range keys {
-		if err := st.Put(keys[i], values[i], netip.Addr{}, now.Add(24*time.Hour), now); err != nil {
+		// Anonymous records, as a legacy STORE makes: the load generators
+		// speak FIND_VALUE.
+		v := store.Value{Publisher: sha1.Sum(values[i]), Expires: now.Add(24 * time.Hour), Data: values[i]}
+		if err := st.Put(keys[i], v, netip.Addr{}, now); err != nil {
 			return nil, fmt.Errorf("bench: filling the node's store: %w", err)
 		}
 	}

@@ -439,6 +439,7 @@ func (c Constants) Apply(cfg *dht.Config) {
 	cfg.K = c.K
 	cfg.Alpha = c.Alpha
 	cfg.MaxTTL = c.MaxTTL
+	cfg.MinTTL = c.MinTTL
 	cfg.RefreshInterval = c.RefreshInterval
 	cfg.RequestTimeout = c.RequestTimeout
 }

@@ -50,7 +50,7 @@ func Put(ctx context.Context, cfg dht.Config, seeds []string, key string, value 
 		return dht.PutResult{}, err
 	}
 	defer n.Close()
-	return n.Put(ctx, dht.Key(key), value, ttl)
+	return n.Put(ctx, dht.Key(key), value, dht.WithTTL(ttl))
 }
 
 // Get returns the values under the string key through a client node.

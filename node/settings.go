@@ -312,11 +312,12 @@ var settings = []*settingDef{
 	},
 	{
 		name: "min-ttl", kind: kDuration, arg: "DURATION",
-		help:    "the shortest TTL a put through this node's API may ask for",
+		help:    "the shortest TTL a put through this node's API may ask for, and the least this node grants a stored value",
 		allowed: "a duration of at least 1s, at most max-ttl",
 		fromNet: func(nw Network) string { return fmtDuration(nw.Constants.MinTTL) },
 		apply: func(c *DaemonConfig, v string) (err error) {
 			c.MinTTL, err = parseDuration(v, time.Second, maxDuration)
+			c.Node.MinTTL = c.MinTTL // the least this node grants others, too
 			return
 		},
 	},
@@ -343,10 +344,10 @@ var settings = []*settingDef{
 	{
 		name: "max-value-size", kind: kInt, arg: "BYTES",
 		help:    "the largest value this node stores for others",
-		allowed: fmt.Sprintf("a whole number of bytes from 1 to %d (the most a request carries)", wire.MaxValueSize),
+		allowed: fmt.Sprintf("a whole number of bytes from 1 to %d (the most a record carries)", wire.MaxRecordSize),
 		def:     constDef(strconv.Itoa(store.DefaultMaxValueSize)),
 		apply: func(c *DaemonConfig, v string) (err error) {
-			c.Node.StoreLimits.MaxValueSize, err = parseInt(v, 1, wire.MaxValueSize)
+			c.Node.StoreLimits.MaxValueSize, err = parseInt(v, 1, wire.MaxRecordSize)
 			return
 		},
 	},
@@ -365,9 +366,9 @@ var settings = []*settingDef{
 		help:    "the most bytes of values this node stores for others",
 		allowed: "a whole number of bytes, at least max-value-size",
 		def: func(c *DaemonConfig) string {
-			return strconv.Itoa(c.Node.StoreLimits.MaxValues * c.Node.StoreLimits.MaxValueSize)
+			return strconv.Itoa(min(store.DefaultMaxBytes, c.Node.StoreLimits.MaxValues*c.Node.StoreLimits.MaxValueSize))
 		},
-		defDoc: "max-values × max-value-size",
+		defDoc: "the smaller of 256 MiB and max-values × max-value-size",
 		apply: func(c *DaemonConfig, v string) (err error) {
 			c.Node.StoreLimits.MaxBytes, err = parseInt(v, 1, math.MaxInt)
 			return

@@ -134,7 +134,7 @@ func TestPrintConfigShowsEverySettingAndItsSourceAndRoundTrips(t *testing.T) {
 		`http = "off"`, "# flag --http",
 		`pprof = true`,
 		`k = 20`, "# network main in built-in networks.json",
-		`max-bytes = 5000000`, "# default",
+		`max-bytes = 268435456`, "# default",
 	} {
 		if !strings.Contains(out, w) {
 			t.Errorf("--print-config does not say %q:\n%s", w, out)
@@ -182,7 +182,7 @@ func TestBadSettingsNameTheSettingItsSourceAndWhatIsAllowed(t *testing.T) {
 		{"duration", []string{"--request-timeout", "5"}, nil, []string{"request-timeout", "not a duration", "1ms to 1h"}},
 		{"ttl order", []string{"--min-ttl", "48h"}, nil, []string{`invalid min-ttl "48h"`, "at most max-ttl", "max-ttl is 24h, from network main"}},
 		{"default ttl", []string{"--default-ttl", "2s"}, nil, []string{`invalid default-ttl "2s"`, "at least min-ttl"}},
-		{"value size", []string{"--max-value-size", "100000"}, nil, []string{"max-value-size", "1 to 1000"}},
+		{"value size", []string{"--max-value-size", "2000000"}, nil, []string{"max-value-size", "1 to 1048576"}},
 		{"max bytes", []string{"--max-bytes", "10", "--max-value-size", "100"}, nil, []string{`invalid max-bytes "10"`, "at least max-value-size"}},
 		{"seeds port 0", []string{"--seeds", "127.0.0.1:0"}, nil, []string{"invalid seeds", "1 to 65535"}},
 		{"http", []string{"--http", "4001"}, nil, []string{"invalid http", "HOST:PORT", "or off"}},

@@ -192,8 +192,10 @@ func runPut(args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	fmt.Fprintf(stdout, "stored on %d node(s)\n", pr.Stored)
-	for _, r := range pr.Refused {
-		fmt.Fprintf(stdout, "refused by %v: %s\n", r.Node.Addr, r.Text)
+	for _, r := range pr.Receipts {
+		if r.Outcome == dht.Refused {
+			fmt.Fprintf(stdout, "refused by %v: %s\n", r.Node.Addr, r.Reason)
+		}
 	}
 	return exitOK
 }
@@ -224,7 +226,7 @@ func runGet(args []string, stdout, stderr io.Writer) int {
 	}
 	lines := make([]string, len(gr.Values))
 	for i, v := range gr.Values {
-		lines[i] = string(v)
+		lines[i] = string(v.Data)
 	}
 	sort.Strings(lines)
 	for _, l := range lines {

@@ -10,11 +10,18 @@ import (
 	"syscall"
 
 	"github.com/dhtkit/dht/node"
+	"github.com/dhtkit/dht/store"
+	"github.com/dhtkit/dht/store/bolt"
 )
 
-// nodeHooks plugs the HTTP API and the persistent store into the daemon; the
-// packages that provide them set it (empty: no API, values in memory).
-var nodeHooks node.Hooks
+// nodeHooks plugs the HTTP API and the persistent store into the daemon.
+var nodeHooks = node.Hooks{
+	// A node with a data directory keeps its values in it (bbolt), so
+	// that a restart, or kill -9, loses no acknowledged value.
+	OpenStore: func(path string, l store.Limits) (store.Store, error) {
+		return bolt.Open(path, l, bolt.Options{})
+	},
+}
 
 // runNode runs `dht node`: package node reads the settings (flags, DHT_*
 // variables, the config file, the network) and runs the daemon.
