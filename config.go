@@ -245,7 +245,8 @@ func checkStoreLimits(l store.Limits, haveStore bool) error {
 	case l.MaxPerKey < 0:
 		return fmt.Errorf("dht: Config.StoreLimits.MaxPerKey is %d: must be at least 0 (0 for the default %d)", l.MaxPerKey, store.DefaultMaxPerKey)
 	case l.MaxBytes < 0 || l.MaxPerSource < 0 || l.MaxBytesPerSource < 0 || l.MaxPerKeyPerSource < 0 ||
-		l.MaxPerSite < 0 || l.MaxBytesPerSite < 0 || l.MaxPerKeyPerSite < 0:
+		l.MaxPerSite < 0 || l.MaxBytesPerSite < 0 || l.MaxPerKeyPerSite < 0 || l.MaxBytesPerKey < 0 ||
+		l.MaxPerPublisher < 0 || l.MaxBytesPerKeyPerSource < 0 || l.MaxBytesPerKeyPerSite < 0:
 		return fmt.Errorf("dht: Config.StoreLimits %+v: a bound is negative; each must be at least 0 (0 for its default)", l)
 	case l.MaxValueSize < 0 || l.MaxValueSize > wire.MaxRecordSize:
 		return fmt.Errorf("dht: Config.StoreLimits.MaxValueSize is %d: must be between 0 (the default %d) and %d, the most a record carries", l.MaxValueSize, store.DefaultMaxValueSize, wire.MaxRecordSize)

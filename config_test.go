@@ -28,7 +28,8 @@ func TestValidateNamesTheFieldAndWhatIsAllowed(t *testing.T) {
 		{"negative per key", func(c *Config) { c.StoreLimits.MaxPerKey = -2 }, "Config.StoreLimits.MaxPerKey is -2: must be at least 0"},
 		{"negative source quota", func(c *Config) { c.StoreLimits.MaxPerSource = -1 }, "a bound is negative"},
 		{"negative site quota", func(c *Config) { c.StoreLimits.MaxPerKeyPerSite = -1 }, "a bound is negative"},
-		{"value larger than a request", func(c *Config) { c.StoreLimits.MaxValueSize = 1001 }, "Config.StoreLimits.MaxValueSize is 1001: must be between 0"},
+		{"value larger than a record", func(c *Config) { c.StoreLimits.MaxValueSize = 1<<20 + 1 }, "Config.StoreLimits.MaxValueSize is 1048577: must be between 0"},
+		{"negative per-key byte quota", func(c *Config) { c.StoreLimits.MaxBytesPerKeyPerSource = -1 }, "a bound is negative"},
 		{"limits with a store", func(c *Config) {
 			c.Store = store.NewMemory(store.Limits{})
 			c.StoreLimits.MaxPerKey = 4
