@@ -1,11 +1,13 @@
 package dht
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -535,4 +537,120 @@ func (n *Node) Contacts() []Contact {
 		out[i] = e.Contact
 	}
 	return out
+}
+
+// TraceQuery is one request of a traced lookup.
+type TraceQuery = core.TraceQuery
+
+// LookupTrace is what a traced lookup found and how.
+type LookupTrace struct {
+	Target ID
+	// Closest holds up to K nodes closest to Target that answered.
+	Closest []Contact
+	// Values holds, for a value lookup, what the holders asked returned
+	// inline (values too large for an answer are not fetched).
+	Values []Value
+	// Queries lists every request the lookup sent, in order.
+	Queries  []TraceQuery
+	Rounds   int
+	Duration time.Duration
+	// Incomplete says why the lookup may have stopped short, if it did.
+	Incomplete string
+}
+
+// Lookup runs one lookup of target, of its K closest nodes or (values) of
+// the records stored under it, and reports each request it made: whom it
+// asked in which round, how long each answer took and what it carried.
+func (n *Node) Lookup(ctx context.Context, target ID, values bool) (LookupTrace, error) {
+	r, err := wait(ctx, func(cb func(*core.LookupResult, error)) func() { return n.c.TraceLookup(target, values, cb) })
+	if err != nil {
+		return LookupTrace{}, fmt.Errorf("dht: lookup %s: %w", target.Short(), err)
+	}
+	out := LookupTrace{Target: target, Closest: r.Closest, Queries: r.Trace, Rounds: r.Rounds, Duration: r.Duration, Incomplete: r.Incomplete}
+	for _, rec := range r.Records {
+		out.Values = append(out.Values, Value{Data: rec.Data, Publisher: rec.Publisher, Version: rec.Version, TTL: rec.TTL})
+	}
+	return out, nil
+}
+
+// TableContact is one routing-table entry.
+type TableContact struct {
+	Contact
+	LastSeen time.Time
+	Verified bool // its address answered one of this node's requests
+	Failures int  // requests in a row it left unanswered
+}
+
+// Bucket is one k-bucket of the routing table.
+type Bucket struct {
+	// Index is the number of leading bits its contacts share with the
+	// node's ID; their XOR distance from it is in [2^(159-Index),
+	// 2^(160-Index)) (the last bucket: below 2^(160-Index)).
+	Index        int
+	Contacts     []TableContact
+	Replacements int
+	// LookedUp is when the node last looked up an ID in the bucket's range.
+	LookedUp time.Time
+}
+
+// Table returns the node's routing table, bucket by bucket, and K (each
+// bucket's capacity).
+func (n *Node) Table() ([]Bucket, int) {
+	bs, k := n.c.Table()
+	out := make([]Bucket, len(bs))
+	for i, b := range bs {
+		out[i] = Bucket{Index: b.Index, Replacements: b.Replacements, LookedUp: b.Touched}
+		for _, e := range b.Contacts {
+			out[i].Contacts = append(out[i].Contacts, TableContact{Contact: e.Contact, LastSeen: e.LastSeen, Verified: e.Verified, Failures: e.Failures})
+		}
+	}
+	return out, k
+}
+
+// StoredRecord is one record this node holds for the network.
+type StoredRecord struct {
+	Publisher ID
+	Version   uint64
+	Size      int
+	Expires   time.Time
+	Deleted   bool // a withdrawal, kept until Expires
+}
+
+// StoredKey is one key this node holds records under.
+type StoredKey struct {
+	Key     ID
+	Records []StoredRecord
+	Bytes   int
+}
+
+// StoredKeys returns up to limit of the keys this node holds, in
+// increasing order, starting after the key after (the zero ID: from the
+// first), and whether more follow.
+func (n *Node) StoredKeys(after ID, limit int) ([]StoredKey, bool) {
+	st := n.c.Store()
+	var keys []ID
+	st.Keys(func(k ID) bool {
+		if after.IsZero() || bytes.Compare(k[:], after[:]) > 0 {
+			keys = append(keys, k)
+		}
+		return true
+	})
+	slices.SortFunc(keys, func(a, b ID) int { return bytes.Compare(a[:], b[:]) })
+	more := false
+	if limit >= 0 && len(keys) > limit {
+		keys, more = keys[:limit], true
+	}
+	now := n.c.Config().Clock.Now()
+	out := make([]StoredKey, 0, len(keys))
+	for _, k := range keys {
+		sk := StoredKey{Key: k}
+		for _, v := range st.Records(k, now, nil) {
+			sk.Records = append(sk.Records, StoredRecord{Publisher: v.Publisher, Version: v.Version, Size: len(v.Data), Expires: v.Expires, Deleted: v.Deleted})
+			sk.Bytes += len(v.Data)
+		}
+		if len(sk.Records) > 0 {
+			out = append(out, sk)
+		}
+	}
+	return out, more
 }

@@ -861,6 +861,15 @@ func (t *Table) Touch(target id.ID, now time.Time) {
 	b.touched = max(b.touched, ns)
 }
 
+// Touched returns when bucket i was last looked up in (see Touch), or
+// created; the zero time before the table has seen a time.
+func (t *Table) Touched(i int) time.Time {
+	if i < 0 || i >= len(t.buckets) || !t.started {
+		return time.Time{}
+	}
+	return time.Unix(0, t.buckets[i].touched)
+}
+
 // Stale appends to dst the indexes, in increasing order, of the buckets last
 // touched (by Touch, or by their creation: the first call that passed a time
 // to the table, or the split that made them) before now-age, and returns the

@@ -409,6 +409,8 @@ type LookupResult struct {
 	Local    bool
 	Started  time.Time
 	Duration time.Duration
+	// Trace lists the lookup's requests, for a traced lookup (TraceLookup).
+	Trace []TraceQuery
 }
 
 // maxMerged bounds the distinct values a FIND_VALUE lookup keeps from all
@@ -441,7 +443,8 @@ type lookupOp struct {
 	// drew an answer too small for a value: each responder at most once
 	// (the second request is padded), so at most the lookup's queries.
 	reasked    []id.ID
-	continued  int // continuation GETs sent
+	continued  int           // continuation GETs sent
+	trace      *[]TraceQuery // non-nil when the lookup is traced
 	reaskDepth int
 	round      int
 
@@ -524,6 +527,7 @@ func (n *Node) advance(o *lookupOp, now time.Time, w transport.Writer) {
 		}
 		for _, c := range next {
 			if n.send(c, o.typ, o.target, o, now, w) {
+				o.traceSent(c, now)
 				o.msgs++
 			} else {
 				o.l.OnFailure(c.ID)
@@ -544,6 +548,7 @@ func (o *lookupOp) response(n *Node, p *pending, m *wire.Message, now time.Time,
 		want = wire.Records
 	}
 	if m.Type != want {
+		o.traceAnswer(p.to, -1, m, now)
 		if i := slices.Index(o.reasked, p.to.ID); i >= 0 {
 			o.reasked = slices.Delete(o.reasked, i, i+1)
 			o.more = true
@@ -559,6 +564,7 @@ func (o *lookupOp) response(n *Node, p *pending, m *wire.Message, now time.Time,
 		}
 	}
 	depth := o.l.OnResponse(p.to.ID, cs)
+	o.traceAnswer(p.to, depth, m, now)
 	if depth == 0 {
 		// Not a lookup request: perhaps the answer to a second ask or a
 		// continuation.
@@ -573,6 +579,7 @@ func (o *lookupOp) response(n *Node, p *pending, m *wire.Message, now time.Time,
 			// record. The holder answered, so it is verified now: ask it
 			// once more, padded, and wait for that answer before finishing.
 			if n.send(p.to, wire.Get, o.target, o, now, w) {
+				o.traceSent(p.to, now)
 				o.msgs++
 				o.reasked = append(o.reasked, p.to.ID)
 				o.reaskDepth = depth
@@ -594,6 +601,7 @@ func (o *lookupOp) response(n *Node, p *pending, m *wire.Message, now time.Time,
 			cur := &recordKey{publisher: last.Publisher, version: last.Version}
 			if o.continued < maxContinuations && n.sendReq(pending{to: p.to, typ: wire.Get, key: o.target, op: o, cursor: cur}, now, w) {
 				o.continued++
+				o.traceSent(p.to, now)
 				o.msgs++
 				o.reasked = append(o.reasked, p.to.ID)
 				o.reaskDepth = depth
@@ -646,6 +654,7 @@ func (o *lookupOp) stall(n *Node, p *pending, now time.Time, w transport.Writer)
 	if o.finished {
 		return
 	}
+	o.traceStalled(p.to)
 	o.l.OnStall(p.to.ID)
 	n.advance(o, now, w)
 }
@@ -658,6 +667,7 @@ func (o *lookupOp) failure(n *Node, p *pending, now time.Time, w transport.Write
 		o.reasked = slices.Delete(o.reasked, i, i+1)
 		o.more = true // its records stay unknown
 	}
+	o.traceFailed(p.to)
 	o.l.OnFailure(p.to.ID)
 	n.advance(o, now, w)
 }
@@ -682,6 +692,9 @@ func (n *Node) finishLookup(o *lookupOp, now time.Time, w transport.Writer) {
 		Stalled:    st.Stalled,
 		Started:    o.started,
 		Duration:   now.Sub(o.started),
+	}
+	if o.trace != nil {
+		r.Trace = *o.trace
 	}
 	if o.recs != nil {
 		r.Rounds = o.round
@@ -785,6 +798,37 @@ func (n *Node) FindNode(target id.ID, cb func(*LookupResult, error)) (cancel fun
 			}
 			n.end(o, func() { cb(r, nil) })
 		})
+		if !o.done {
+			o.onEnd(func() { n.abandon(lo) })
+		}
+	})
+	return n.canceler(o)
+}
+
+// TraceLookup runs a lookup of target, of the K closest nodes or (values)
+// of the records under it, and reports every request it made in
+// LookupResult.Trace. A value lookup fetches nothing in parts: the trace
+// is of the lookup alone.
+func (n *Node) TraceLookup(target id.ID, values bool, cb func(*LookupResult, error)) (cancel func()) {
+	var o *opState
+	n.run(func(now time.Time, w transport.Writer) {
+		if o = n.begin(func(err error) { cb(nil, err) }); o == nil {
+			return
+		}
+		typ := wire.FindNode
+		if values {
+			typ = wire.Get
+		}
+		var lo *lookupOp
+		lo = n.newLookup(typ, target, now, func(r *LookupResult, _ time.Time, _ transport.Writer) {
+			if r.Responded == 0 {
+				n.failOp(o, unanswered(r))
+				return
+			}
+			n.end(o, func() { cb(r, nil) })
+		})
+		lo.trace = new([]TraceQuery)
+		n.seed(lo, now, w)
 		if !o.done {
 			o.onEnd(func() { n.abandon(lo) })
 		}

@@ -1,6 +1,8 @@
 package core
 
 import (
+	"time"
+
 	"github.com/dhtkit/dht/id"
 	"github.com/dhtkit/dht/routing"
 	"github.com/dhtkit/dht/wire"
@@ -81,6 +83,32 @@ func (n *Node) Contacts() []routing.Entry {
 	var out []routing.Entry
 	n.table.ForEach(func(_ int, e routing.Entry) { out = append(out, e) })
 	return out
+}
+
+// BucketInfo is one k-bucket as the routing table holds it.
+type BucketInfo struct {
+	// Index is the bucket's number: its contacts share Index leading bits
+	// with the node's ID (the last bucket: at least Index), so their XOR
+	// distance from it lies in [2^(159-Index), 2^(160-Index)).
+	Index int
+	// Contacts are the bucket's entries, least recently seen first.
+	Contacts []routing.Entry
+	// Replacements counts the contacts waiting for a place.
+	Replacements int
+	// Touched is when the node last looked up an ID in the bucket's range.
+	Touched time.Time
+}
+
+// Table returns the routing table bucket by bucket, and K.
+func (n *Node) Table() ([]BucketInfo, int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]BucketInfo, n.table.Buckets())
+	for i := range out {
+		out[i] = BucketInfo{Index: i, Replacements: len(n.table.Replacements(i)), Touched: n.table.Touched(i)}
+	}
+	n.table.ForEach(func(b int, e routing.Entry) { out[b].Contacts = append(out[b].Contacts, e) })
+	return out, n.cfg.K
 }
 
 // Closest returns up to k contacts from the routing table closest to target,

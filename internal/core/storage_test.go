@@ -426,3 +426,33 @@ func testListener(t *testing.T, readOnly bool) {
 		}
 	}
 }
+
+// A traced lookup reports each request it made: whom, in which round, how
+// long the answer took, and what it carried; rounds run from 1 (the
+// routing table's contacts) up, and every answered query has a duration.
+func TestTraceLookupReportsEveryRequest(t *testing.T) {
+	tn := storageNet(t, 407, 40, 8, memnet.Config{})
+	var res *LookupResult
+	pending := 1
+	tn.nodes[3].TraceLookup(id.Key("traced"), false, func(r *LookupResult, err error) {
+		if err != nil {
+			t.Error(err)
+		}
+		res = r
+		pending--
+	})
+	tn.await(&pending, time.Minute)
+	if res == nil || len(res.Trace) != res.Messages {
+		t.Fatalf("trace of %d queries for %d requests sent", len(res.Trace), res.Messages)
+	}
+	rounds := map[int]int{}
+	for _, q := range res.Trace {
+		if q.Outcome == "answered" && (q.Round < 1 || q.Took <= 0) {
+			t.Errorf("answered query %+v: want a round from 1 and a duration", q)
+		}
+		rounds[q.Round]++
+	}
+	if rounds[1] == 0 || len(rounds) < 2 {
+		t.Errorf("rounds %v: want queries in round 1 and later ones", rounds)
+	}
+}
