@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dhtkit/dht"
+	"github.com/dhtkit/dht/store"
 	"github.com/dhtkit/dht/wire"
 )
 
@@ -40,6 +41,10 @@ type ClusterConfig struct {
 	Seed uint64 `json:"seed"`
 	// Progress, when set, receives progress lines.
 	Progress io.Writer `json:"-"`
+	// DataDir, when set, gives each node a data directory under it
+	// (node-1, node-2, ...), so that it keeps its values in bbolt; empty
+	// keeps them in memory.
+	DataDir string `json:"data_dir,omitempty"`
 }
 
 // DefaultClusterConfig returns the configuration `dht bench cluster` runs
@@ -82,8 +87,8 @@ func (c *ClusterConfig) validate() error {
 		return fmt.Errorf("bench: ClusterConfig.Ops is %d: must be from 1 to %d", c.Ops, MaxClusterOps)
 	case c.Concurrency < 1 || c.Concurrency > MaxConcurrency:
 		return fmt.Errorf("bench: ClusterConfig.Concurrency is %d: must be from 1 to %d", c.Concurrency, MaxConcurrency)
-	case c.ValueSize < 1 || c.ValueSize > wire.MaxValueSize:
-		return fmt.Errorf("bench: ClusterConfig.ValueSize is %d: must be from 1 to %d bytes", c.ValueSize, wire.MaxValueSize)
+	case c.ValueSize < 1 || c.ValueSize > store.DefaultMaxValueSize:
+		return fmt.Errorf("bench: ClusterConfig.ValueSize is %d: must be from 1 to %d bytes", c.ValueSize, store.DefaultMaxValueSize)
 	case c.K < 0 || c.K > wire.MaxContacts:
 		return fmt.Errorf("bench: ClusterConfig.K is %d: must be from 1 to %d (0 for the default)", c.K, wire.MaxContacts)
 	case c.Alpha < 0 || (c.Alpha > max(c.K, 0) && c.K > 0):
@@ -200,7 +205,7 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (*ClusterReport, error) 
 	}
 	rep := &ClusterReport{Config: cfg, Machine: thisMachine()}
 	t0 := time.Now()
-	nodes, err := startFleet(ctx, fleetConfig{n: cfg.Nodes, k: cfg.K, alpha: cfg.Alpha, seed: cfg.Seed, label: "node", progress: cfg.Progress})
+	nodes, err := startFleet(ctx, fleetConfig{n: cfg.Nodes, k: cfg.K, alpha: cfg.Alpha, seed: cfg.Seed, label: "node", progress: cfg.Progress, dataDir: cfg.DataDir})
 	if err != nil {
 		if ctx.Err() != nil {
 			rep.Interrupted = true

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/netip"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +28,7 @@ type fleetConfig struct {
 	seed     uint64
 	label    string
 	progress io.Writer
+	dataDir  string // each node's data directory is under it; empty: in memory
 }
 
 // fdReserve is the file descriptors kept for everything but the nodes'
@@ -75,6 +77,9 @@ func startFleet(ctx context.Context, cfg fleetConfig) ([]*dht.Node, error) {
 		c.Transport = tr
 		c.K, c.Alpha, c.RefreshInterval = cfg.k, cfg.alpha, cfg.refresh
 		c.Rand = rand.New(rand.NewPCG(cfg.seed, uint64(i)))
+		if cfg.dataDir != "" {
+			c.DataDir = filepath.Join(cfg.dataDir, fmt.Sprintf("node-%d", i+1))
+		}
 		var n *dht.Node
 		withLabel(cfg.label, func() { n, err = dht.New(c) })
 		if err != nil {

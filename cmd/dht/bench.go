@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dhtkit/dht/bench"
+	"github.com/dhtkit/dht/store"
 )
 
 // benchCommand is a subcommand of dht bench.
@@ -161,7 +162,7 @@ func runBenchServe(args []string, stdout, stderr io.Writer) int {
 	rounds := intRange{v: d.Rounds, min: 1, max: bench.MaxRounds}
 	timeout := durationRange{v: d.Timeout, min: time.Millisecond, max: time.Minute}
 	fs.Var(&keys, "keys", fmt.Sprintf("keys the node holds, one value each, 1 to %d", bench.MaxServeKeys))
-	fs.Var(&valueSize, "value-size", "bytes per value, 1 to 1000")
+	fs.Var(&valueSize, "value-size", fmt.Sprintf("bytes per value, 1 to %d", store.DefaultMaxValueSize))
 	fs.Var(&sockets, "sockets", "sockets of the node and of the echo server (SO_REUSEPORT), 1 to 64")
 	fs.Var(&clients, "clients", fmt.Sprintf("load generator clients, each with its share of the requests in flight and one socket (or its share of -senders), 1 to %d", bench.MaxClients))
 	fs.Var(&senders, "senders", fmt.Sprintf("distinct senders, each a socket with its own ID and 127.x.y.z address, that the requests take turns over, from -clients to %d; "+
@@ -238,8 +239,9 @@ func runBenchCluster(args []string, stdout, stderr io.Writer) int {
 	nodes := intRange{v: d.Nodes, min: 2, max: bench.MaxClusterNodes}
 	ops := intRange{v: d.Ops, min: 1, max: bench.MaxClusterOps}
 	concurrency := intRange{v: d.Concurrency, min: 1, max: bench.MaxConcurrency}
-	valueSize := intRange{v: d.ValueSize, min: 1, max: 1000}
+	valueSize := intRange{v: d.ValueSize, min: 1, max: store.DefaultMaxValueSize}
 	opTimeout := durationRange{v: d.OpTimeout, min: time.Millisecond, max: bench.MaxDuration}
+	data := fs.String("data", "", "`DIR` under which each node keeps its values in bbolt (a persistent store); empty keeps them in memory")
 	var nf nodeFlags
 	nf.register(fs, d.JoinConcurrency)
 	fs.Var(&nodes, "nodes", fmt.Sprintf("nodes in the network, 2 to %d (one socket each)", bench.MaxClusterNodes))
@@ -256,7 +258,7 @@ func runBenchCluster(args []string, stdout, stderr io.Writer) int {
 	cfg := bench.ClusterConfig{
 		Nodes: nodes.v, Ops: ops.v, Concurrency: concurrency.v, ValueSize: valueSize.v,
 		K: nf.k.v, Alpha: nf.alpha.v, Seeds: nf.seeds.v, JoinConcurrency: nf.joinConcurrency.v,
-		OpTimeout: opTimeout.v, Seed: f.seed, Progress: stderr,
+		OpTimeout: opTimeout.v, Seed: f.seed, Progress: stderr, DataDir: *data,
 	}
 	return f.execute(stdout, stderr, func(ctx context.Context) (report, bool, error) {
 		r, err := bench.RunCluster(ctx, cfg)
