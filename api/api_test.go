@@ -221,7 +221,7 @@ func TestKeysPagesThroughStoredKeysInOrder(t *testing.T) {
 		}
 	}
 	for _, q := range []string{"limit=0", "limit=1001", "limit=x", "after=xyz", "after=" + strings.Repeat("0", 39)} {
-		e.get("/api/v1/keys?" + q).fails(t, 400, api.CodeBadRequest)
+		e.get("/api/v1/keys?"+q).fails(t, 400, api.CodeBadRequest)
 	}
 }
 
@@ -261,7 +261,7 @@ func TestEveryKeyedRouteRefusesBadKeys(t *testing.T) {
 		t.Errorf("key= is not hashed with SHA-1")
 	}
 	var got api.GetResult
-	e.get("/api/v1/values?id=" + strings.ToUpper(id.Key(long).String())).ok(t, &got)
+	e.get("/api/v1/values?id="+strings.ToUpper(id.Key(long).String())).ok(t, &got)
 	if len(got.Values) != 1 {
 		t.Errorf("id= in upper case does not name the same key")
 	}
@@ -370,7 +370,7 @@ func TestPutBodyIsBounded(t *testing.T) {
 
 func TestQueryStringIsBounded(t *testing.T) {
 	e := newEnv(t, api.Options{})
-	e.get("/api/v1/keys?limit=1&" + strings.Repeat("x", api.MaxQuery)).fails(t, 413, api.CodeTooLarge)
+	e.get("/api/v1/keys?limit=1&"+strings.Repeat("x", api.MaxQuery)).fails(t, 413, api.CodeTooLarge)
 }
 
 func TestDeleteWithdrawsAndSaysWhenNothingWasThere(t *testing.T) {
@@ -413,7 +413,7 @@ func TestNodesAreTheClosestThatAnswered(t *testing.T) {
 		Target string        `json:"target"`
 		Nodes  []api.Contact `json:"nodes"`
 	}
-	e.get("/api/v1/nodes?id=" + target.String()).ok(t, &res)
+	e.get("/api/v1/nodes?id="+target.String()).ok(t, &res)
 	if res.Target != target.String() || len(res.Nodes) != 3 || res.Nodes[0] != e.f.Closest[1] {
 		t.Errorf("nodes %+v", res)
 	}
