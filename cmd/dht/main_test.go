@@ -191,7 +191,7 @@ func TestThirtyNodeProcesses(t *testing.T) {
 	const keys = 20
 	for k := range keys {
 		code, out, errOut := cli(t, bin, "put", "--seeds", nodes[3].addr, "--ttl", "10m", fmt.Sprint("user", k, "@id.example.org:address"), fmt.Sprint("203.0.113.", k, ":4000"))
-		if code != 0 || !strings.Contains(out, "stored on 20 node(s)") {
+		if code != 0 || !strings.HasPrefix(out, "stored on 20 of 20") {
 			t.Fatalf("put %d: exit %d, stdout %q, stderr %q", k, code, out, errOut)
 		}
 	}
