@@ -113,14 +113,16 @@ func New(b Backend, opts Options) *Server {
 		})
 	}
 	// Unknown paths and methods under the API get JSON errors too.
-	s.mux.HandleFunc(Base+"/", func(w http.ResponseWriter, r *http.Request) {
+	fallback := func(w http.ResponseWriter, r *http.Request) {
 		if ms, ok := allowed[r.URL.Path]; ok {
 			w.Header().Set("Allow", strings.Join(ms, ", "))
 			writeError(w, &Error{Code: CodeBadRequest, Message: fmt.Sprintf("method %s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(ms, ", "))}, nil)
 			return
 		}
 		writeError(w, &Error{Code: CodeNotFound, Message: "no such API route: " + r.URL.Path}, nil)
-	})
+	}
+	s.mux.HandleFunc(Base+"/", fallback)
+	s.mux.HandleFunc("/openapi.json", fallback)
 	if opts.Mux != nil {
 		opts.Mux(s.mux)
 	}
