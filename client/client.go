@@ -87,6 +87,10 @@ func (c *Client) request(ctx context.Context, method, path string, q url.Values,
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // it repeats the method and the whole URL
+		}
 		return nil, fmt.Errorf("client: %s %s: %w", method, path, err)
 	}
 	if resp.StatusCode/100 == 2 {

@@ -38,6 +38,7 @@ type cliFlags struct {
 
 	stdout, stderr io.Writer
 	fs             *flag.FlagSet
+	where          string // the node talked to, once found
 }
 
 // Usage texts of flags that more than one command defines itself.
@@ -229,6 +230,7 @@ func (f *cliFlags) backend(ctx context.Context) (*target, int, bool) {
 		if err != nil {
 			return nil, f.usage("bad -api: %v", err), false
 		}
+		f.where = where
 		return &target{Backend: c, where: where, c: c, close: func() {}}, 0, true
 	}
 	stop := f.progress(fmt.Sprintf("joining through %d seed(s)", len(f.seeds)))
@@ -254,6 +256,8 @@ func (f *cliFlags) fail(err error) int {
 		msg += " (give the node's token with -token or $DHT_TOKEN)"
 	case errors.Is(err, context.DeadlineExceeded):
 		msg = fmt.Sprintf("no answer within %v (-timeout)", f.timeout.v)
+	case !errors.As(err, &ae) && f.where != "":
+		msg = fmt.Sprintf("cannot reach %s: %s", f.where, strings.TrimPrefix(msg, "client: "))
 	}
 	fmt.Fprintf(f.stderr, "%s: %s\n", f.fs.Name(), msg)
 	return code

@@ -426,7 +426,7 @@ func TestNetworkFailuresExitThree(t *testing.T) {
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	gone := l.Addr().String()
 	l.Close()
-	if code, _, errOut := runCmd("status", "--api", gone); code != exitNetwork || !strings.Contains(errOut, "refused") {
+	if code, _, errOut := runCmd("status", "--api", gone); code != exitNetwork || !strings.Contains(errOut, "cannot reach the node at "+gone) || !strings.Contains(errOut, "refused") {
 		t.Errorf("nobody at --api: %d %q", code, errOut)
 	}
 	n.f.Block("Table")
@@ -458,8 +458,7 @@ func TestCommandsFindTheRunningNode(t *testing.T) {
 	def := filepath.Join(os.Getenv("XDG_DATA_HOME"), "dht")
 	os.MkdirAll(def, 0o700)
 	defer os.RemoveAll(def)
-	os.Setenv("DHT_DATA", "")
-	os.Unsetenv("DHT_DATA")
+	os.Unsetenv("DHT_DATA") // t.Setenv restores it
 	b, _ := os.ReadFile(filepath.Join(dir, "api.json"))
 	os.WriteFile(filepath.Join(def, "api.json"), b, 0o600)
 	if code, out, errOut := runCmd("status"); code != exitOK || !strings.Contains(out, def) {

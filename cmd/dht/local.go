@@ -28,6 +28,7 @@ import (
 // local is a short-lived client node.
 type local struct {
 	n       *dht.Node
+	k       int
 	started time.Time
 }
 
@@ -38,7 +39,7 @@ func startLocal(ctx context.Context, f *cliFlags) (*local, error) {
 	if err != nil {
 		return nil, localErr(err)
 	}
-	return &local{n: n, started: time.Now()}, nil
+	return &local{n: n, k: cfg.K, started: time.Now()}, nil
 }
 
 func (l *local) Close() { l.n.Close() }
@@ -119,7 +120,7 @@ func snake(s string) string {
 // nothing of their freshness.
 func (l *local) Table(context.Context) (api.Table, error) {
 	self := l.n.ID()
-	t := api.Table{Self: self, K: 20}
+	t := api.Table{Self: self, K: l.k}
 	byIndex := map[int]int{}
 	for _, c := range l.n.Contacts() {
 		i := id.Bits - 1 - self.CommonPrefixLen(c.ID)
