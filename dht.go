@@ -529,6 +529,10 @@ type Stats = core.Stats
 // Stats returns the node's counters.
 func (n *Node) Stats() Stats { return n.c.Stats() }
 
+// StoredBytes returns the bytes of the values this node holds for the
+// network.
+func (n *Node) StoredBytes() int { return n.c.Store().Bytes() }
+
 // Contacts returns the contacts in the node's routing table.
 func (n *Node) Contacts() []Contact {
 	es := n.c.Contacts()

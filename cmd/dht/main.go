@@ -1,30 +1,28 @@
-// Command dht runs a DHT node, talks to a network through a short-lived
-// node, simulates networks and benchmarks them. It parses flags and calls
-// the packages that do the work.
+// Command dht runs a DHT node, drives a running node through its HTTP API
+// (or a short-lived node of its own when none runs), simulates networks and
+// benchmarks them. It parses flags and calls the packages that do the work.
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"sort"
 	"strings"
-	"syscall"
-	"time"
 
 	"github.com/dhtkit/dht"
-	"github.com/dhtkit/dht/node"
 )
 
-// Exit codes.
+// Exit codes, documented in dht --help.
 const (
 	exitOK       = 0
-	exitNotFound = 1 // get: the network holds no value for the key
-	exitFailure  = 2 // bad usage, or the operation failed
+	exitNotFound = 1 // the network (or node) holds nothing for the key
+	exitUsage    = 2 // bad usage: a flag, an argument, nothing to talk to
+	exitNetwork  = 3 // the node or the network failed: unreachable, no peers, timeout, quorum not reached
+	// exitFailure is what node, sim and bench return when they fail, bad
+	// usage or not.
+	exitFailure = exitUsage
 )
 
 type command struct {
@@ -37,8 +35,16 @@ var commands []command
 func init() {
 	commands = []command{
 		{"node", "[flags]", "run a node in the foreground until SIGINT or SIGTERM", runNode},
-		{"put", "[flags] KEY VALUE", "store VALUE under KEY through a short-lived node", runPut},
-		{"get", "[flags] KEY", "print the values under KEY, one per line", runGet},
+		{"status", "[flags]", "describe the node: ID, addresses, network, seeds, contacts, stored values", runStatus},
+		{"table", "[flags]", "print the routing table, one row per distance range 2^i..2^(i+1)", runTable},
+		{"keys", "[flags]", "list the keys the node stores, with sizes, publishers and expiries", runKeys},
+		{"ping", "[flags] HOST:PORT", "ask a node whether it is alive, and how fast it answers", runPing},
+		{"lookup", "[flags] KEY", "find the nodes closest to KEY (with --trace: how the lookup went, round by round)", runLookup},
+		{"put", "[flags] KEY VALUE|-", "store VALUE (- reads standard input; or --file F) under KEY", runPut},
+		{"get", "[flags] KEY", "print the values under KEY, newest first, one per line", runGet},
+		{"del", "[flags] KEY", "withdraw this publisher's value from KEY", runDel},
+		{"listen", "[flags] KEY", "print every change to KEY's values as it happens, until interrupted", runListen},
+		{"version", "[flags]", "print the program's version", runVersion},
 		{"sim", "[flags]", "simulate a network of real nodes on a virtual clock and report", runSim},
 		{"bench", "serve|cluster|idle [flags]", "measure nodes over real UDP on loopback", runBench},
 	}
@@ -49,11 +55,12 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
+		usage(stderr)
+		return exitUsage
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "-help" || args[0] == "help" {
 		usage(stdout)
-		if len(args) == 0 {
-			return exitFailure
-		}
 		return exitOK
 	}
 	for _, c := range commands {
@@ -61,17 +68,31 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return c.run(args[1:], stdout, stderr)
 		}
 	}
-	fmt.Fprintf(stderr, "dht: unknown command %q\n\n", args[0])
-	usage(stderr)
-	return exitFailure
+	fmt.Fprintf(stderr, "dht: unknown command %q\nRun 'dht --help' for the commands.\n", trimArg(args[0]))
+	return exitUsage
 }
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "dht: a Kademlia distributed hash table.\n\nUsage: dht COMMAND [flags] [args]\n\nCommands:")
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-6s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-7s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nRun dht COMMAND --help for a command's flags.")
+	fmt.Fprint(w, `
+status, table, keys, ping, lookup, put, get, del and listen talk to the node
+running on this machine (found through DATA/api.json; DATA is --data, $DHT_DATA,
+or $XDG_DATA_HOME/dht, ~/.local/share/dht), or to the API at --api ADDR
+($DHT_API) with --token ($DHT_TOKEN). Given --seeds, they run a short-lived
+node of their own that joins through those seeds.
+
+Exit codes:
+  0  ok
+  1  not found: no value under the key (get, lookup --type value), nothing to withdraw (del)
+  2  usage: a bad flag or argument, or no node to talk to
+  3  network: the node or the network failed (unreachable, no peers, timeout,
+     quorum not reached, unauthorized)
+
+Run dht COMMAND --help for a command's flags.
+`)
 }
 
 // newFlags makes a command's flag set, with a usage text that lists every flag.
@@ -91,16 +112,48 @@ func newFlags(c string, stderr io.Writer) *flag.FlagSet {
 
 func upperFirst(s string) string { return strings.ToUpper(s[:1]) + s[1:] }
 
-// parse parses flags; it returns false with the exit code when the command
-// should stop (help asked for, or a bad flag).
+// parse parses flags, which may come before, between or after the
+// arguments ("--" ends them); it returns false with the exit code when the
+// command should stop: help asked for (the usage goes to the flag set's
+// output), or a bad flag (one line saying what is wrong, one pointing at
+// --help).
 func parse(fs *flag.FlagSet, args []string) (int, bool) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK, false
+	out := fs.Output()
+	usage := fs.Usage
+	fs.SetOutput(io.Discard) // the flag package's own message would come with the whole usage
+	fs.Usage = func() {}
+	defer func() { fs.SetOutput(out); fs.Usage = usage }()
+	var positional []string
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			fs.SetOutput(out)
+			if errors.Is(err, flag.ErrHelp) {
+				usage()
+				return exitOK, false
+			}
+			return usageError(fs, "%v", err), false
 		}
-		return exitFailure, false
+		rest := fs.Args()
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			positional = append(positional, rest...) // everything after "--" is an argument
+			break
+		}
+		if len(rest) == 0 {
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
 	}
+	fs.Parse(append([]string{"--"}, positional...)) // so that fs.Args() is the arguments
 	return 0, true
+}
+
+// usageError prints a usage error as the command line wants it: one line
+// naming the problem, one pointing at --help.
+func usageError(fs *flag.FlagSet, format string, args ...any) int {
+	fmt.Fprintf(fs.Output(), "%s: %s\n", fs.Name(), fmt.Sprintf(format, args...))
+	fmt.Fprintf(fs.Output(), "Run '%s --help' for usage.\n", fs.Name())
+	return exitUsage
 }
 
 // common are the flags every command that joins a network shares.
@@ -122,7 +175,8 @@ func (c *common) register(fs *flag.FlagSet, seedsHelp string) {
 
 func (c *common) check(fs *flag.FlagSet, stderr io.Writer) bool {
 	if c.alpha.v > c.k.v {
-		fmt.Fprintf(stderr, "%s: invalid value %d for flag -alpha: must be at most -k (%d)\n", fs.Name(), c.alpha.v, c.k.v)
+		fs.SetOutput(stderr)
+		usageError(fs, "invalid value %d for flag -alpha: must be at most -k (%d)", c.alpha.v, c.k.v)
 		return false
 	}
 	return true
@@ -134,103 +188,17 @@ func (c *common) apply(cfg *dht.Config) {
 
 func noArgs(fs *flag.FlagSet, stderr io.Writer) bool {
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "%s: unexpected argument %q (flags go before arguments)\n", fs.Name(), fs.Arg(0))
+		fs.SetOutput(stderr)
+		usageError(fs, "unexpected argument %q", trimArg(fs.Arg(0)))
 		return false
 	}
 	return true
 }
 
-// clientFlags are the flags of put and get.
-type clientFlags struct {
-	common
-	timeout positiveDuration
-}
-
-func (f *clientFlags) register(fs *flag.FlagSet) {
-	f.common.register(fs, "comma-separated `HOST:PORT` of nodes to ask (required)")
-	f.timeout = positiveDuration{30 * time.Second}
-	fs.Var(&f.timeout, "timeout", "give up after this `DURATION`")
-}
-
-func (f *clientFlags) start(fs *flag.FlagSet, stderr io.Writer, nargs int) (context.Context, context.CancelFunc, dht.Config, bool) {
-	if !f.check(fs, stderr) {
-		return nil, nil, dht.Config{}, false
+// trimArg shortens an argument for an error message.
+func trimArg(s string) string {
+	if len(s) > 60 {
+		return s[:60] + "..."
 	}
-	if len(f.seeds) == 0 {
-		fmt.Fprintf(stderr, "%s: flag -seeds is required: HOST:PORT of at least one node of the network\n", fs.Name())
-		return nil, nil, dht.Config{}, false
-	}
-	if fs.NArg() != nargs {
-		fmt.Fprintf(stderr, "%s: want %d argument(s), got %d\n", fs.Name(), nargs, fs.NArg())
-		fs.Usage()
-		return nil, nil, dht.Config{}, false
-	}
-	cfg := node.ClientConfig(f.seeds, f.network.v)
-	f.apply(&cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), f.timeout.v)
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	return ctx, func() { stop(); cancel() }, cfg, true
-}
-
-func runPut(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("put", stderr)
-	var f clientFlags
-	f.register(fs)
-	ttl := positiveDuration{time.Hour}
-	fs.Var(&ttl, "ttl", "`DURATION` nodes keep the value (each node caps it at its own maximum, 24h by default)")
-	if code, ok := parse(fs, args); !ok {
-		return code
-	}
-	ctx, cancel, cfg, ok := f.start(fs, stderr, 2)
-	if !ok {
-		return exitFailure
-	}
-	defer cancel()
-	pr, err := node.Put(ctx, cfg, f.seeds, fs.Arg(0), []byte(fs.Arg(1)), ttl.v)
-	if err != nil {
-		fmt.Fprintf(stderr, "dht put: %s\n", strings.TrimPrefix(err.Error(), "dht: "))
-		return exitFailure
-	}
-	fmt.Fprintf(stdout, "stored on %d node(s)\n", pr.Stored)
-	for _, r := range pr.Receipts {
-		if r.Outcome == dht.Refused {
-			fmt.Fprintf(stdout, "refused by %v: %s\n", r.Node.Addr, r.Reason)
-		}
-	}
-	return exitOK
-}
-
-func runGet(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("get", stderr)
-	var f clientFlags
-	f.register(fs)
-	if code, ok := parse(fs, args); !ok {
-		return code
-	}
-	ctx, cancel, cfg, ok := f.start(fs, stderr, 1)
-	if !ok {
-		return exitFailure
-	}
-	defer cancel()
-	gr, err := node.Get(ctx, cfg, f.seeds, fs.Arg(0))
-	if node.IsNotFound(err) {
-		fmt.Fprintln(stderr, "not found")
-		return exitNotFound
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "dht get: %s\n", strings.TrimPrefix(err.Error(), "dht: "))
-		return exitFailure
-	}
-	if gr.Incomplete != "" {
-		fmt.Fprintf(stderr, "dht get: the answer may be incomplete: %s\n", gr.Incomplete)
-	}
-	lines := make([]string, len(gr.Values))
-	for i, v := range gr.Values {
-		lines[i] = string(v.Data)
-	}
-	sort.Strings(lines)
-	for _, l := range lines {
-		fmt.Fprintln(stdout, l)
-	}
-	return exitOK
+	return s
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 
+	"github.com/dhtkit/dht/api"
 	"github.com/dhtkit/dht/node"
 	"github.com/dhtkit/dht/store"
 	"github.com/dhtkit/dht/store/bolt"
@@ -16,6 +18,16 @@ import (
 
 // nodeHooks plugs the HTTP API and the persistent store into the daemon.
 var nodeHooks = node.Hooks{
+	// The HTTP API (and what mounts on it) over the daemon's node.
+	Handler: func(s *node.Service) http.Handler {
+		b := node.NewBackend(s.Node, node.BackendOptions{
+			Status:  s.Status,
+			Network: api.Network{Name: s.Config.Network.Name, ID: s.Config.Node.NetworkID},
+			Version: version(),
+			PutTTL:  s.Config.PutTTL,
+		})
+		return api.New(b, api.Options{Token: s.Token, RequireAuthForReads: s.Public, Logger: s.Logger})
+	},
 	// A node with a data directory keeps its values in it (bbolt), so
 	// that a restart, or kill -9, loses no acknowledged value.
 	OpenStore: func(path string, l store.Limits) (store.Store, error) {

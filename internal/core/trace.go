@@ -20,8 +20,10 @@ type TraceQuery struct {
 	// Outcome is "answered", "refused" (an ERROR or an answer of the wrong
 	// type), "timeout" or "pending" (the lookup ended first).
 	Outcome string
-	// Contacts and Records count what the answer carried.
+	// Contacts and Records count what the answer carried; Found lists the
+	// contacts.
 	Contacts, Records int
+	Found             []id.Contact
 	// Stalled is set when the lookup moved on before the answer came.
 	Stalled bool
 }
@@ -60,6 +62,7 @@ func (o *lookupOp) traceAnswer(c id.Contact, depth int, m *wire.Message, now tim
 	q.To.ID = c.ID
 	q.Round, q.Took, q.Outcome = depth, now.Sub(o.started)-q.Sent, "answered"
 	q.Contacts, q.Records = len(m.Contacts), len(m.Records)
+	q.Found = append([]id.Contact(nil), m.Contacts...) // m's contacts alias the datagram
 	if depth < 0 { // an ERROR, or an answer of another type
 		q.Round, q.Outcome = 0, "refused"
 	}
