@@ -106,7 +106,7 @@ func startNode(t *testing.T, bin string, seeds string) *proc {
 	if seeds == "" {
 		seeds = "none"
 	}
-	args := []string{"node", "--listen", "127.0.0.1:0", "--memory", "--seeds", seeds}
+	args := []string{"node", "--listen", "127.0.0.1:0", "--memory", "--seeds", seeds, "--http", "off"}
 	p := &proc{cmd: exec.Command(bin, args...), joined: make(chan struct{}), eof: make(chan struct{})}
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {

@@ -44,7 +44,7 @@ func runNode(args []string, stdout, stderr io.Writer) int {
 func runNodeEnv(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	l, err := node.LoadConfig(args, getenv)
 	if err != nil {
-		fmt.Fprintf(stderr, "dht node: %s\nrun 'dht node --help' for usage\n", err)
+		fmt.Fprintf(stderr, "dht node: %s\nRun 'dht node --help' for usage.\n", err)
 		return exitFailure
 	}
 	if l.Help {

@@ -41,7 +41,7 @@ func TestNodeUsageErrorsAreOneLinePlusAPointerToHelp(t *testing.T) {
 		if !strings.HasPrefix(lines[0], "dht node: ") || !strings.Contains(lines[0], c.want) {
 			t.Errorf("%v: first line %q does not say %q", c.args, lines[0], c.want)
 		}
-		if lines[1] != "run 'dht node --help' for usage" {
+		if lines[1] != "Run 'dht node --help' for usage." {
 			t.Errorf("%v: second line %q", c.args, lines[1])
 		}
 	}

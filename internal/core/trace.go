@@ -63,7 +63,7 @@ func (o *lookupOp) traceAnswer(c id.Contact, depth int, m *wire.Message, now tim
 	q.Round, q.Took, q.Outcome = depth, now.Sub(o.started)-q.Sent, "answered"
 	q.Contacts, q.Records = len(m.Contacts), len(m.Records)
 	q.Found = append([]id.Contact(nil), m.Contacts...) // m's contacts alias the datagram
-	if depth < 0 { // an ERROR, or an answer of another type
+	if depth < 0 {                                     // an ERROR, or an answer of another type
 		q.Round, q.Outcome = 0, "refused"
 	}
 }
