@@ -139,7 +139,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			cum += h.Counts[i]
 			buckets[b] = cum
 		}
-		ch <- prometheus.MustNewConstHistogram(d, h.Count(), h.Sum, buckets, labels...)
+		ch <- prometheus.MustNewConstHistogram(d, h.Count, h.Sum, buckets, labels...)
 	}
 
 	counter(datagramsReceived, s.PacketsIn)

@@ -177,7 +177,7 @@ func TestCollectMatchesDescribe(t *testing.T) {
 // The collector maps each field of Stats to its series: counters as they
 // are, histograms with cumulative buckets.
 func TestCollectorMapsStatsFields(t *testing.T) {
-	lat := core.Histogram{Bounds: []float64{0.01, 0.1}, Counts: []uint64{2, 3, 1}, Sum: 0.5}
+	lat := core.Histogram{Bounds: []float64{0.01, 0.1}, Counts: []uint64{2, 3, 1}, Count: 6, Sum: 0.5}
 	st := dht.Stats{
 		Malformed:     4,
 		Sent:          map[string]core.RequestCounts{"GET": {Sent: 9, Answered: 5, Refused: 1, Timeouts: 2, Abandoned: 1}},

@@ -7,6 +7,7 @@ import (
 	"github.com/dhtkit/dht/id"
 	"github.com/dhtkit/dht/routing"
 	"github.com/dhtkit/dht/store"
+	"github.com/dhtkit/dht/transport"
 	"github.com/dhtkit/dht/transport/udp"
 	"github.com/dhtkit/dht/wire"
 )
@@ -335,21 +336,13 @@ type LookupCounts struct {
 
 // Histogram is a distribution over fixed buckets: Counts[i] counts the
 // observations no larger than Bounds[i] and larger than Bounds[i-1];
-// Counts[len(Bounds)] counts those above every bound. Sum is the
-// observations' total.
+// Counts[len(Bounds)] counts those above every bound. Count is the number
+// of observations (the sum of Counts), Sum their total.
 type Histogram struct {
 	Bounds []float64
 	Counts []uint64
+	Count  uint64
 	Sum    float64
-}
-
-// Count returns the number of observations.
-func (h Histogram) Count() uint64 {
-	var c uint64
-	for _, x := range h.Counts {
-		c += x
-	}
-	return c
 }
 
 // export makes a Histogram of h, whose values are in units of scale (1e-9
@@ -360,6 +353,9 @@ func (h *hist) export(bounds []uint64, scale float64) Histogram {
 		out.Bounds[i] = float64(b) * scale
 	}
 	copy(out.Counts, h.counts[:len(bounds)+1])
+	for _, c := range out.Counts {
+		out.Count += c
+	}
 	return out
 }
 
@@ -429,7 +425,7 @@ func (n *Node) Stats() Stats {
 	case *udp.Transport:
 		u := t.Stats()
 		st.SendDropped, st.SendErrors = u.SendDropped, u.SendErrors
-	case interface{ Dropped() uint64 }:
+	case *transport.Group:
 		st.NoRoute = t.Dropped()
 	}
 	return st

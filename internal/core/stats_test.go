@@ -69,8 +69,8 @@ func TestStatsCountRequestsSentByTypeAndOutcome(t *testing.T) {
 		t.Fatalf("Sent[FIND_NODE] = %+v, want zero", st.Sent["FIND_NODE"])
 	}
 	other := st.Latency["other"]
-	if other.Count() != 1 {
-		t.Fatalf("other latency has %d observations, want 1: %+v", other.Count(), other)
+	if other.Count != 1 {
+		t.Fatalf("other latency has %d observations, want 1: %+v", other.Count, other)
 	}
 	// 10ms each way on memnet: the round trip is 20ms, in (10ms, 25ms].
 	i := 0
@@ -80,7 +80,7 @@ func TestStatsCountRequestsSentByTypeAndOutcome(t *testing.T) {
 	if other.Counts[i] != 1 || other.Bounds[i] != 0.025 || other.Sum != 0.020 {
 		t.Fatalf("the 20ms round trip is not in the (10ms, 25ms] bucket: %+v", other)
 	}
-	if st.Latency["lookup"].Count() != 0 || st.Latency["store"].Count() != 0 {
+	if st.Latency["lookup"].Count != 0 || st.Latency["store"].Count != 0 {
 		t.Fatal("a ping was counted in another group")
 	}
 	if bs := b.Stats(); bs.Served["PING"] != 1 {
@@ -114,14 +114,14 @@ func TestStatsCountLookupsTheirRoundsAndTheTable(t *testing.T) {
 		t.Fatalf("value lookups: %+v, want one started and ended", value)
 	}
 	ended := node.Complete + node.Incomplete + node.NoAnswer
-	if node.Rounds.Count() != ended || node.Queried.Count() != ended || node.Duration.Count() != ended {
-		t.Fatalf("histograms hold %d, %d, %d lookups; %d ended", node.Rounds.Count(), node.Queried.Count(), node.Duration.Count(), ended)
+	if node.Rounds.Count != ended || node.Queried.Count != ended || node.Duration.Count != ended {
+		t.Fatalf("histograms hold %d, %d, %d lookups; %d ended", node.Rounds.Count, node.Queried.Count, node.Duration.Count, ended)
 	}
 	if node.Rounds.Sum < float64(ended) || node.Messages < uint64(node.Queried.Sum) {
 		t.Fatalf("every lookup has a round and asks its contacts: %+v", node)
 	}
-	if lk := st.Latency["lookup"]; lk.Count() == 0 || lk.Count() != st.Sent["FIND_NODE"].Answered+st.Sent["GET"].Answered+st.Sent["GET"].Refused+st.Sent["FIND_NODE"].Refused {
-		t.Fatalf("lookup latency holds %d round trips, sent %+v", lk.Count(), st.Sent)
+	if lk := st.Latency["lookup"]; lk.Count == 0 || lk.Count != st.Sent["FIND_NODE"].Answered+st.Sent["GET"].Answered+st.Sent["GET"].Refused+st.Sent["FIND_NODE"].Refused {
+		t.Fatalf("lookup latency holds %d round trips, sent %+v", lk.Count, st.Sent)
 	}
 	sum := 0
 	for _, c := range st.BucketSizes {
@@ -213,8 +213,8 @@ func TestStatsCountRefusalsOfThisNodesRequests(t *testing.T) {
 	if st.RequestErrors["stale"] != 1 {
 		t.Fatalf("RequestErrors = %v, want stale: 1", st.RequestErrors)
 	}
-	if st.Latency["store"].Count() != 2 {
-		t.Fatalf("store latency holds %d round trips, want 2", st.Latency["store"].Count())
+	if st.Latency["store"].Count != 2 {
+		t.Fatalf("store latency holds %d round trips, want 2", st.Latency["store"].Count)
 	}
 	if bs := b.Stats(); bs.StoreRefusals["stale"] != 1 {
 		t.Fatalf("b's refusals: %v", bs.StoreRefusals)
@@ -311,5 +311,21 @@ func TestRequestOutcomesDoNotAllocateAtInfo(t *testing.T) {
 	}
 	if got := n.Stats().Sent["FIND_NODE"]; got.Answered != 101 || got.Refused != 101 || got.Timeouts != 101 || got.Abandoned != 101 {
 		t.Fatalf("Sent[FIND_NODE] = %+v", got)
+	}
+}
+
+// Datagrams a transport.Group drops for want of a socket of the
+// destination's family show in Stats.
+func TestStatsShowTheTransportsDrops(t *testing.T) {
+	clk := clock.NewVirtual(epoch)
+	net := memnet.New(memnet.Config{Clock: clk})
+	n, err := New(Config{Transport: transport.Multi(net.NewEndpoint()), Clock: clk, Rand: rand.New(rand.NewPCG(1, 1))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	n.Ping(netip.MustParseAddrPort("[2001:db8::1]:4000"), func(id.Contact, error) {})
+	if st := n.Stats(); st.NoRoute != 1 {
+		t.Fatalf("NoRoute = %d, want 1", st.NoRoute)
 	}
 }
