@@ -50,7 +50,7 @@ func TestDualStackNodeBridgesIPv4AndIPv6(t *testing.T) {
 	}
 	got, err := v6.Get(ctx, Key("from v4"))
 	if err != nil || len(got.Values) != 1 || string(got.Values[0].Data) != "hello over IPv4" {
-		t.Fatalf("IPv6 node's get: %q, %v", got, err)
+		t.Fatalf("IPv6 node's get: %+v, %v", got, err)
 	}
 	// The dual-stack node knows both by their own families.
 	fams := map[bool]bool{}

@@ -54,6 +54,7 @@ func (n *Node) maintain(now time.Time, w transport.Writer) (rejoining bool) {
 	if swept := n.store.Sweep(now); swept > 0 {
 		n.stats.expired += uint64(swept)
 	}
+	n.summarizeRefusals(now) // obs: the info line on refused stores (trace.go)
 	if n.table.Len() == 0 {
 		return n.rejoin()
 	}

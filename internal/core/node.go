@@ -322,6 +322,7 @@ func (n *Node) reply(s *scratch, m *wire.Message, to netip.AddrPort, w transport
 	o.Type, o.Network, o.TxID, o.Sender = typ, n.cfg.Network, m.TxID, n.self
 	fill(o)
 	if typ == wire.Error {
+		n.noteError(m.Type, o) // obs: by code and store refusal reason (stats.go)
 		// An ERROR's text is the one part that can be cut to keep within
 		// the amplification limit.
 		o.Text = cutText(o.Text, s.limit-(wire.HeaderLen+3))
@@ -351,6 +352,8 @@ func (n *Node) serve(s *scratch, m *wire.Message, from netip.AddrPort, now time.
 		return
 	}
 	if n.cfg.ReadOnly {
+		// obs: a drop (stats.go)
+		n.stats.readOnlyDropped++
 		return // read-only nodes are in nobody's table; a request is a mistake or a probe
 	}
 	n.stats.served[m.Type]++
@@ -543,6 +546,7 @@ func (n *Node) handleResponse(m *wire.Message, from netip.AddrPort, now time.Tim
 		return
 	}
 	n.stats.responses++
+	n.noteAnswer(&p, m, now) // obs: outcome, round trip, debug line (stats.go)
 	n.done(&p)
 	if !p.to.ID.IsZero() && p.to.ID != m.Sender {
 		// Someone else answers at that address now (a restart with a new ID):

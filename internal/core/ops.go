@@ -37,6 +37,7 @@ type pending struct {
 	// cursor is set on a GET that continues a holder's answer after the
 	// record it names.
 	cursor *recordKey
+	sent   time.Time // when the last attempt went out (obs: round-trip times, stats.go)
 }
 
 // op is whatever sent a request and wants its outcome. Both methods run under
@@ -78,7 +79,7 @@ func (s *txset) untrack(txid uint64) {
 // outcome: nobody waits for them any more, and a late answer is unmatched.
 func (s *txset) forget(n *Node) {
 	for _, x := range *s {
-		n.rpc.Remove(x)
+		n.noteAbandoned(n.rpc.Remove(x)) // obs: counts it (stats.go)
 	}
 	*s = (*s)[:0]
 }
@@ -142,7 +143,7 @@ func (n *Node) sendReq(p pending, now time.Time, w transport.Writer) bool {
 // start sends a request now; the request table has room.
 func (n *Node) start(p pending, now time.Time, w transport.Writer) bool {
 	txid := n.rpc.NewTxID(n.rng)
-	p.txid, p.tries = txid, 1
+	p.txid, p.tries, p.sent = txid, 1, now // obs: sent for round-trip times
 	to, typ, o := p.to, p.typ, p.op
 	if typ == wire.FindNode || typ == wire.FindValue || typ == wire.Get {
 		// A contact that only ever sent us requests may be an address a
@@ -241,6 +242,7 @@ func (n *Node) write(txid uint64, p *pending, w transport.Writer) {
 		w.WriteTo(b, p.to.Addr)
 		n.stats.packetsOut++
 		n.stats.requests++
+		n.noteSent(p) // obs: by type (stats.go)
 	} else {
 		n.log.Error("encoding a request failed", "type", p.typ, "err", err)
 	}
@@ -278,6 +280,7 @@ func (n *Node) onRPCTimer(gen uint64) {
 		n.rpc.Expire(now, func(txid uint64, to netip.AddrPort, p pending) {
 			if d, ok := p.op.(deader); ok && d.dead() {
 				// Its operation ended while this batch was being expired.
+				n.noteAbandoned(p, true) // obs (stats.go)
 				n.done(&p)
 				return
 			}
@@ -291,6 +294,7 @@ func (n *Node) onRPCTimer(gen uint64) {
 			}
 			if p.tries < n.cfg.Attempts && !p.unverified {
 				p.tries++
+				p.sent = now // obs: the round trip counts from the last attempt
 				if n.rpc.Add(txid, to, now.Add(n.cfg.RequestTimeout), p) == nil {
 					n.stats.retries++
 					n.write(txid, &p, w)
@@ -298,6 +302,7 @@ func (n *Node) onRPCTimer(gen uint64) {
 				}
 			}
 			n.stats.timeouts++
+			n.noteTimeout(&p, now) // obs: by type, and the debug line (stats.go)
 			n.done(&p)
 			if !p.to.ID.IsZero() {
 				n.table.FailedAt(p.to, now)
@@ -472,6 +477,7 @@ func (n *Node) lookup(typ wire.Type, target id.ID, now time.Time, w transport.Wr
 func (n *Node) newLookup(typ wire.Type, target id.ID, now time.Time, then func(r *LookupResult, now time.Time, w transport.Writer)) *lookupOp {
 	l := lookupPool.Get().(*lookup.Lookup)
 	l.Reset(n.self, target, lookup.Config{K: n.cfg.K, Alpha: n.cfg.Alpha})
+	n.noteLookupStart(typ) // obs (stats.go)
 	return &lookupOp{
 		l:        l,
 		typ:      typ,
@@ -504,6 +510,7 @@ func (n *Node) abandon(o *lookupOp) {
 		return
 	}
 	o.finished = true
+	n.noteLookupAbandoned(o) // obs (stats.go)
 	o.txids.forget(n)
 	lookupPool.Put(o.l)
 	o.l = nil
@@ -706,6 +713,7 @@ func (n *Node) finishLookup(o *lookupOp, now time.Time, w transport.Writer) {
 	if r.Incomplete == "" && o.more {
 		r.Incomplete = "a holder has more values than its answer carried"
 	}
+	n.noteLookupEnd(o, r) // obs (stats.go)
 	// Finished lookups ignore late answers, so the shortlist can go back to
 	// the pool before the continuation starts lookups of its own.
 	lookupPool.Put(o.l)
