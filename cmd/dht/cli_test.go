@@ -338,7 +338,7 @@ func TestPutReadsStdinAndFiles(t *testing.T) {
 	for key, want := range map[string][]byte{"from-stdin": bin, "from-file": []byte("from a file")} {
 		g, err := n.f.Get(context.Background(), id.Key(key))
 		if err != nil || !bytes.Equal(g.Values[0].Data, want) {
-			t.Errorf("%s: %v %q", key, err, g.Values)
+			t.Errorf("%s: %v %+v", key, err, g.Values)
 		}
 	}
 	stdin = bytes.NewReader(bytes.Repeat([]byte("x"), api.MaxBody+1))
@@ -350,7 +350,7 @@ func TestPutReadsStdinAndFiles(t *testing.T) {
 		t.Errorf("put -- -5: %d %s", code, errOut)
 	}
 	if g, _ := n.f.Get(context.Background(), id.Key("dash")); len(g.Values) != 1 || string(g.Values[0].Data) != "-5" {
-		t.Errorf("put -- -5 stored %q", g.Values)
+		t.Errorf("put -- -5 stored %+v", g.Values)
 	}
 }
 
