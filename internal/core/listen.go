@@ -267,7 +267,7 @@ func (n *Node) serveListen(s *scratch, m *wire.Message, from netip.AddrPort, now
 			l.verified = true
 		} else {
 			key := m.Target
-			n.ping(nil, from, now, w, func(c id.Contact, ok bool, now time.Time, w transport.Writer) {
+			n.sendPing(&pingOp{quiet: true, then: func(c id.Contact, ok bool, now time.Time, w transport.Writer) {
 				j := slices.IndexFunc(n.listeners, func(l listener) bool { return l.key == key && l.addr == from })
 				switch {
 				case j < 0:
@@ -276,7 +276,7 @@ func (n *Node) serveListen(s *scratch, m *wire.Message, from netip.AddrPort, now
 				default:
 					n.listeners = slices.Delete(n.listeners, j, j+1)
 				}
-			})
+			}}, from, now, w)
 		}
 		n.listeners = append(n.listeners, l)
 	} else {

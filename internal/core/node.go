@@ -358,7 +358,7 @@ func (n *Node) serve(s *scratch, m *wire.Message, from netip.AddrPort, now time.
 	}
 	n.stats.served[m.Type]++
 	if m.Flags&wire.FlagReadOnly == 0 {
-		if ping, ok := n.observe(id.Contact{ID: m.Sender, Addr: from}, false, now, w); ok && ping.Addr == from {
+		if ping, ok := n.observe(id.Contact{ID: m.Sender, Addr: from}, false, s.limit-answerReserve(m.Type, n.cfg.Attempts), now, w); ok && ping.Addr == from {
 			// The ping the request made us send goes to its claimed source
 			// too: it counts against the answer's budget.
 			s.limit -= n.cfg.Attempts * wire.HeaderLen
@@ -408,6 +408,17 @@ func (n *Node) serve(s *scratch, m *wire.Message, from netip.AddrPort, now time.
 	case wire.Listen:
 		n.serveListen(s, m, from, now, w)
 	}
+}
+
+// answerReserve is the least part of a request's answer budget its answer
+// needs: a PONG's observed address, a LISTENING and the PING that checks
+// the listener's address; other answers shrink to fit what is left.
+func answerReserve(t wire.Type, attempts int) int {
+	const least = wire.HeaderLen + 19 // a header and an IPv6 address
+	if t == wire.Listen {
+		return least + attempts*wire.HeaderLen
+	}
+	return least
 }
 
 // closestExcept appends the K contacts closest to target for the requester
@@ -515,7 +526,12 @@ func (n *Node) serveStore(s *scratch, m *wire.Message, from netip.AddrPort, now 
 // verified says the contact answered a request of ours at c.Addr, which
 // proves the address; a request received proves nothing, since its source
 // may be forged.
-func (n *Node) observe(c id.Contact, verified bool, now time.Time, w transport.Writer) (pinged id.Contact, ok bool) {
+//
+// room, when not negative, is what a ping of c's own address may cost (a
+// request's answer budget, less what its answer needs at least): a ping
+// that does not fit is not sent, so that a request never draws more than
+// its amplification limit.
+func (n *Node) observe(c id.Contact, verified bool, room int, now time.Time, w transport.Writer) (pinged id.Contact, ok bool) {
 	if !usableAddr(c.Addr) {
 		return id.Contact{}, false
 	}
@@ -527,6 +543,10 @@ func (n *Node) observe(c id.Contact, verified bool, now time.Time, w transport.W
 		_, ping, need = n.table.Seen(c, now)
 	}
 	if !need {
+		return id.Contact{}, false
+	}
+	if room >= 0 && ping.Addr == c.Addr && room < n.cfg.Attempts*wire.HeaderLen {
+		n.table.CancelPing(ping.ID)
 		return id.Contact{}, false
 	}
 	if !n.send(ping, wire.Ping, id.ID{}, livenessCheck{}, now, w) {
@@ -552,14 +572,14 @@ func (n *Node) handleResponse(m *wire.Message, from netip.AddrPort, now time.Tim
 		// Someone else answers at that address now (a restart with a new ID):
 		// the contact we asked for is gone.
 		n.table.FailedAt(p.to, now)
-		n.observe(id.Contact{ID: m.Sender, Addr: from}, true, now, w)
+		n.observe(id.Contact{ID: m.Sender, Addr: from}, true, -1, now, w)
 		p.op.failure(n, &p, now, w)
 		return
 	}
-	if p.typ != wire.Notify {
-		// A listener may be a read-only client: it answers our NOTIFY but
-		// belongs in nobody's table.
-		n.observe(id.Contact{ID: m.Sender, Addr: from}, true, now, w)
+	if po, check := p.op.(*pingOp); p.typ != wire.Notify && !(check && po.quiet) {
+		// A listener may be a read-only client: it answers our NOTIFY and
+		// the PING that checks its address, but belongs in nobody's table.
+		n.observe(id.Contact{ID: m.Sender, Addr: from}, true, -1, now, w)
 	}
 	p.to.ID = m.Sender
 	p.op.response(n, &p, m, now, w)

@@ -724,6 +724,7 @@ func (n *Node) finishLookup(o *lookupOp, now time.Time, w transport.Writer) {
 // pingOp is a PING whose outcome then receives.
 type pingOp struct {
 	o     *opState // the operation it belongs to; nil for none
+	quiet bool     // its answer is not offered to the routing table
 	txids txset
 	then  func(c id.Contact, ok bool, now time.Time, w transport.Writer)
 }
@@ -747,7 +748,11 @@ func (p *pingOp) failure(n *Node, q *pending, now time.Time, w transport.Writer)
 // ping sends a PING on behalf of o and arranges for it to be forgotten when o
 // ends. It reports whether the ping could be sent.
 func (n *Node) ping(o *opState, addr netip.AddrPort, now time.Time, w transport.Writer, then func(c id.Contact, ok bool, now time.Time, w transport.Writer)) bool {
-	p := &pingOp{o: o, then: then}
+	return n.sendPing(&pingOp{o: o, then: then}, addr, now, w)
+}
+
+func (n *Node) sendPing(p *pingOp, addr netip.AddrPort, now time.Time, w transport.Writer) bool {
+	o := p.o
 	if !n.send(id.Contact{Addr: addr}, wire.Ping, id.ID{}, p, now, w) {
 		return false
 	}
