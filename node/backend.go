@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -28,6 +29,9 @@ type Backend struct {
 	ttl func(time.Duration) (time.Duration, error)
 	// every is the period of the event stream's samples.
 	every time.Duration
+
+	mu   sync.Mutex
+	hubs map[id.ID]*hub // one node subscription per listened-to key
 }
 
 // BackendOptions are the optional parts of a Backend.
@@ -262,33 +266,108 @@ func (b *Backend) Delete(ctx context.Context, key id.ID, o api.PutOptions) (api.
 	return res, apiErr(err)
 }
 
-// Listen reports every change of key's values until ctx ends.
+// Listen reports every change of key's values until ctx ends. All the
+// API's subscribers to one key share one subscription of the node: a
+// thousand browsers watching a key cost the network one subscription, not a
+// thousand. A subscriber that joins late is first told the latest value of
+// each publisher seen so far.
 func (b *Backend) Listen(ctx context.Context, key id.ID) (<-chan api.ValueEvent, error) {
-	ch, err := b.n.Listen(ctx, key)
-	if err != nil {
-		return nil, apiErr(err)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	h := b.hubs[key]
+	if h == nil {
+		hctx, cancel := context.WithCancel(context.Background())
+		ch, err := b.n.Listen(hctx, key)
+		if err != nil {
+			cancel()
+			return nil, apiErr(err)
+		}
+		h = &hub{cancel: cancel, subs: map[chan api.ValueEvent]struct{}{}, latest: map[dht.ID]api.ValueEvent{}, done: make(chan struct{})}
+		if b.hubs == nil {
+			b.hubs = map[id.ID]*hub{}
+		}
+		b.hubs[key] = h
+		go b.pump(key, h, ch)
 	}
-	out := make(chan api.ValueEvent, cap(ch))
-	go func() {
-		defer close(out)
-		for e := range ch {
-			k := api.EventPut
-			switch e.Kind {
-			case dht.EventReplace:
-				k = api.EventReplace
-			case dht.EventDelete:
-				k = api.EventDelete
-			}
+	out := make(chan api.ValueEvent, hubBuffer)
+	for _, e := range h.latest {
+		if e.Kind != api.EventDelete {
+			e.Kind = api.EventPut
 			select {
-			case out <- api.ValueEvent{Kind: k, Key: e.Key, Value: apiValue(e.Value)}:
-			case <-ctx.Done():
-				for range ch { // let the node's side finish
-				}
-				return
+			case out <- e:
+			default:
 			}
+		}
+	}
+	h.subs[out] = struct{}{}
+	go func() {
+		<-ctx.Done()
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if _, ok := h.subs[out]; ok {
+			delete(h.subs, out)
+			close(out)
+		}
+		if len(h.subs) == 0 && b.hubs[key] == h {
+			delete(b.hubs, key)
+			h.cancel()
 		}
 	}()
 	return out, nil
+}
+
+// hubBuffer is the events one API subscriber may fall behind by; the API
+// server has its own bounded buffer behind it, and past both the
+// subscriber misses events (the server tells it how many).
+const hubBuffer = 64
+
+// maxLatest bounds the publishers a hub remembers for late subscribers.
+const maxLatest = 1024
+
+// hub is the node's one subscription to a key and the API's subscribers
+// to it.
+type hub struct {
+	cancel func()
+	subs   map[chan api.ValueEvent]struct{}
+	latest map[dht.ID]api.ValueEvent
+	done   chan struct{} // closed when the node's subscription has ended
+}
+
+// pump hands the node's events for key to every subscriber of h, never
+// waiting for a slow one, until the node's subscription ends.
+func (b *Backend) pump(key id.ID, h *hub, ch <-chan dht.Event) {
+	defer close(h.done)
+	for e := range ch {
+		k := api.EventPut
+		switch e.Kind {
+		case dht.EventReplace:
+			k = api.EventReplace
+		case dht.EventDelete:
+			k = api.EventDelete
+		}
+		ev := api.ValueEvent{Kind: k, Key: e.Key, Value: apiValue(e.Value)}
+		b.mu.Lock()
+		if _, ok := h.latest[e.Value.Publisher]; ok || len(h.latest) < maxLatest {
+			h.latest[e.Value.Publisher] = ev
+		}
+		for sub := range h.subs {
+			select {
+			case sub <- ev:
+			default: // a slow subscriber misses this one
+			}
+		}
+		b.mu.Unlock()
+	}
+	// The node closed: end every subscriber's stream.
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for sub := range h.subs {
+		delete(h.subs, sub)
+		close(sub)
+	}
+	if b.hubs[key] == h {
+		delete(b.hubs, key)
+	}
 }
 
 // Ping asks the node at addr whether it is alive.
