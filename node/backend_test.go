@@ -9,7 +9,7 @@ import (
 	"github.com/dhtkit/dht/api"
 )
 
-func udpNodes(t *testing.T, n int) []*dht.Node {
+func udpNodes(t testing.TB, n int) []*dht.Node {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
