@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/dhtkit/dht/api"
+	"github.com/dhtkit/dht/metrics"
 	"github.com/dhtkit/dht/node"
 	"github.com/dhtkit/dht/store"
 	"github.com/dhtkit/dht/store/bolt"
@@ -26,7 +27,11 @@ var nodeHooks = node.Hooks{
 			Version: version(),
 			PutTTL:  s.Config.PutTTL,
 		})
-		return api.New(b, api.Options{Token: s.Token, RequireAuthForReads: s.Public, Logger: s.Logger})
+		stats := metrics.Handler(metrics.NewCollector(s.Node.Stats))
+		return api.New(b, api.Options{Token: s.Token, RequireAuthForReads: s.Public, Logger: s.Logger,
+			Mux: func(m *http.ServeMux) {
+				m.Handle("GET /metrics", stats)
+			}})
 	},
 	// A node with a data directory keeps its values in it (bbolt), so
 	// that a restart, or kill -9, loses no acknowledged value.
