@@ -160,6 +160,52 @@ func BenchmarkPut(b *testing.B) {
 	}
 }
 
+// BenchmarkReplace rewrites records of a store holding 100,000, with 256
+// putters waiting for their acks: "republish" rewrites them in the order
+// they were written (what periodic republishing does), "random" in random
+// order (the worst case for the file, whose old entries are then spread).
+func BenchmarkReplace(b *testing.B) {
+	const n = 100_000
+	data := make([]byte, 100)
+	for _, st := range []string{"memory", "bolt"} {
+		for _, order := range []string{"republish", "random"} {
+			b.Run(st+"/"+order, func(b *testing.B) {
+				var s store.Store = store.NewMemory(benchLimits())
+				if st == "bolt" {
+					bs, err := bolt.Open(filepath.Join(b.TempDir(), "db"), benchLimits(), bolt.Options{})
+					if err != nil {
+						b.Fatal(err)
+					}
+					s = bs
+				}
+				defer s.Close()
+				fill(b, s, n, 100)
+				var next atomic.Uint64
+				b.SetParallelism(256 / runtime.GOMAXPROCS(0))
+				b.ReportAllocs()
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					done := make(chan error, 1)
+					for pb.Next() {
+						i := next.Add(1)
+						k := i % n
+						if order == "random" {
+							k = (i * 0x9e3779b97f4a7c15 >> 1) % n
+						}
+						v := benchValue(data)
+						v.Version = 1 + i // above fill's, and rising
+						err := putAcked(s, benchKey(k), v, done)
+						if err != nil && !errors.Is(err, store.ErrStale) { // two putters on one record
+							b.Error(err)
+							return
+						}
+					}
+				})
+			})
+		}
+	}
+}
+
 // fill puts n records of size bytes (tombstones for size -1) into s and
 // waits until they are durable.
 func fill(b *testing.B, s store.Store, n, size int) {
