@@ -1,8 +1,10 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -325,5 +327,298 @@ func TestSourceOfGroupsLikePrefixes(t *testing.T) {
 	}
 	if s := sourceOf(netip.Addr{}); s != (source{}) {
 		t.Errorf("sourceOf(zero Addr) = %+v, want the node itself", s)
+	}
+}
+
+// change is one call of the observer, copied.
+type change struct {
+	key, pub id.ID
+	v        *Value
+	src      netip.Addr
+}
+
+// TestMemoryObserverReplayRestores checks what a persistent store relies
+// on: replaying every change the observer reported, with Restore into a new
+// store, rebuilds the same store, records, expiries, charges and all. It
+// drives an observed store with random Puts, Sweeps and expiries, keeps a
+// mirror from the observer's calls alone, and now and then restores the
+// mirror into a fresh store and compares everything, then drives both with
+// the same Puts for a while and compares every answer, so that a charge
+// restored to the wrong source or site would show.
+func TestMemoryObserverReplayRestores(t *testing.T) {
+	l := Limits{MaxValues: 40, MaxPerKey: 6, MaxBytesPerKey: 120, MaxValueSize: 50, MaxBytes: 800, MaxPerPublisher: 9,
+		MaxPerSource: 12, MaxBytesPerSource: 200, MaxPerKeyPerSource: 2, MaxBytesPerKeyPerSource: 60,
+		MaxPerSite: 18, MaxBytesPerSite: 300, MaxPerKeyPerSite: 3, MaxBytesPerKeyPerSite: 90}
+	srcs := []netip.Addr{{}, {}, netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("::ffff:192.0.2.2"),
+		netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8::2"), netip.MustParseAddr("2001:db8:0:1::1")}
+	type rk struct{ key, pub id.ID }
+	type held struct {
+		v   Value
+		src netip.Addr
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	mirror := map[rk]held{}
+	calls := 0
+	m := NewMemoryObserved(l, func(key, pub id.ID, v *Value, src netip.Addr) {
+		calls++
+		if v == nil {
+			if _, ok := mirror[rk{key, pub}]; !ok {
+				t.Fatalf("observer: deletion of %s/%s, which it never reported stored", key.Short(), pub.Short())
+			}
+			delete(mirror, rk{key, pub})
+			return
+		}
+		if v.Publisher != pub {
+			t.Fatalf("observer: record of %s reported for publisher %s", v.Publisher.Short(), pub.Short())
+		}
+		mirror[rk{key, pub}] = held{*v, src}
+	})
+	randomPut := func(now time.Time) (id.ID, Value, netip.Addr) {
+		v := Value{Publisher: id.Key(fmt.Sprint(r.IntN(12))), Version: uint64(r.IntN(4)),
+			Expires: now.Add(time.Duration(r.IntN(40_000)-1000) * time.Millisecond), Deleted: r.IntN(6) == 0}
+		v.Data = make([]byte, r.IntN(l.MaxValueSize+5))
+		if len(v.Data) > 0 {
+			v.Data[0] = byte(r.IntN(3))
+		}
+		return id.Key(fmt.Sprint(r.IntN(10))), v, srcs[r.IntN(len(srcs))]
+	}
+	now := base
+	for round := range 40 {
+		for range 200 {
+			if r.IntN(4) == 0 {
+				now = now.Add(time.Duration(r.IntN(3000)) * time.Millisecond)
+			}
+			if r.IntN(10) == 0 {
+				m.Sweep(now)
+				continue
+			}
+			k, v, src := randomPut(now)
+			_ = m.Put(k, v, src, now)
+		}
+		// Restore the mirror, as a persistent store opens its file.
+		restored := NewMemory(l)
+		for rec, h := range mirror {
+			if err := restored.Restore(rec.key, h.v, h.src, base); err != nil {
+				t.Fatalf("round %d: Restore(%s, %+v, %v) = %v", round, rec.key.Short(), h.v, h.src, err)
+			}
+		}
+		compare := func(where string) {
+			t.Helper()
+			if restored.n != m.n || restored.bytes != m.bytes || !maps.Equal(restored.srcs, m.srcs) || !maps.Equal(restored.pubs, m.pubs) {
+				t.Fatalf("%s: restored store holds %d records, %d bytes, sources %v, publishers %v; the original %d, %d, %v, %v",
+					where, restored.n, restored.bytes, restored.srcs, restored.pubs, m.n, m.bytes, m.srcs, m.pubs)
+			}
+			for i := range 10 {
+				k := id.Key(fmt.Sprint(i))
+				if got, want := restored.Records(k, base, nil), m.Records(k, base, nil); !slices.EqualFunc(got, want, equalValues) {
+					t.Fatalf("%s: restored key %d holds %+v, the original %+v", where, i, got, want)
+				}
+			}
+			e1, ok1 := restored.NextExpiry()
+			e2, ok2 := m.NextExpiry()
+			if ok1 != ok2 || !e1.Equal(e2) {
+				t.Fatalf("%s: restored NextExpiry %v, %v; the original %v, %v", where, e1, ok1, e2, ok2)
+			}
+		}
+		compare(fmt.Sprintf("round %d", round))
+		// The two behave alike from here on.
+		for step := range 100 {
+			k, v, src := randomPut(now)
+			e1, e2 := restored.Put(k, v, src, now), m.Put(k, v, src, now)
+			if fmt.Sprint(e1) != fmt.Sprint(e2) {
+				t.Fatalf("round %d step %d: Put(%s, %+v, %v) = %v on the restored store, %v on the original", round, step, k.Short(), v, src, e1, e2)
+			}
+		}
+		compare(fmt.Sprintf("round %d, after more puts", round))
+	}
+	if calls == 0 {
+		t.Fatal("the observer was never called")
+	}
+}
+
+func equalValues(a, b Value) bool {
+	return a.Publisher == b.Publisher && a.Version == b.Version && a.Deleted == b.Deleted &&
+		a.Expires.Equal(b.Expires) && bytes.Equal(a.Data, b.Data)
+}
+
+// TestMemoryObserverReportsEachChangeOnce checks which calls report what:
+// each change once, with the record as stored and the sender; deletions of
+// expired records, by Sweep or by a Put that finds them, as nil; and nothing
+// for what changes nothing, for Restore, and for Close.
+func TestMemoryObserverReportsEachChangeOnce(t *testing.T) {
+	var got []change
+	m := NewMemoryObserved(Limits{MaxPerKey: 3}, func(key, pub id.ID, v *Value, src netip.Addr) {
+		c := change{key: key, pub: pub, src: src}
+		if v != nil {
+			cp := *v
+			c.v = &cp
+		}
+		got = append(got, c)
+	})
+	k, p, q := id.Key("k"), id.Key("p"), id.Key("q")
+	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::1")
+	at := func(s int) time.Time { return base.Add(time.Duration(s) * time.Second) }
+	steps := []struct {
+		name string
+		do   func() error
+		want []change
+	}{
+		{"New", func() error {
+			return m.Put(k, Value{Publisher: p, Version: 1, Expires: at(10), Data: []byte("one")}, a, at(0))
+		},
+			[]change{{k, p, &Value{Publisher: p, Version: 1, Expires: at(10), Data: []byte("one")}, a}}},
+		{"RefreshExtends", func() error {
+			return m.Put(k, Value{Publisher: p, Version: 1, Expires: at(20), Data: []byte("one")}, b, at(0))
+		},
+			[]change{{k, p, &Value{Publisher: p, Version: 1, Expires: at(20), Data: []byte("one")}, b}}},
+		{"RefreshExtendsNothing", func() error {
+			return m.Put(k, Value{Publisher: p, Version: 1, Expires: at(5), Data: []byte("one")}, a, at(0))
+		}, nil},
+		{"Stale", func() error {
+			if err := m.Put(k, Value{Publisher: p, Version: 0, Expires: at(30), Data: []byte("zero")}, a, at(0)); !errors.Is(err, ErrStale) {
+				return fmt.Errorf("Put = %v, want ErrStale", err)
+			}
+			return nil
+		}, nil},
+		{"TooLarge", func() error {
+			if err := m.Put(k, Value{Publisher: p, Version: 5, Expires: at(30), Data: make([]byte, 70_000)}, a, at(0)); !errors.Is(err, ErrTooLarge) {
+				return fmt.Errorf("Put = %v, want ErrTooLarge", err)
+			}
+			return nil
+		}, nil},
+		{"NewVersion", func() error {
+			return m.Put(k, Value{Publisher: p, Version: 2, Expires: at(15), Data: []byte("two")}, a, at(1))
+		},
+			[]change{{k, p, &Value{Publisher: p, Version: 2, Expires: at(15), Data: []byte("two")}, a}}},
+		{"Tombstone", func() error {
+			return m.Put(k, Value{Publisher: p, Version: 3, Expires: at(5), Deleted: true}, netip.Addr{}, at(2))
+		},
+			[]change{{k, p, &Value{Publisher: p, Version: 3, Expires: at(15), Deleted: true}, netip.Addr{}}}},
+		{"Restore", func() error {
+			return m.Restore(k, Value{Publisher: q, Version: 1, Expires: at(8), Data: []byte("q")}, b, at(2))
+		}, nil},
+		{"PutFindsExpired", func() error {
+			return m.Put(k, Value{Publisher: p, Version: 4, Expires: at(30), Data: []byte("four")}, a, at(9))
+		},
+			[]change{{k, q, nil, netip.Addr{}}, {k, p, &Value{Publisher: p, Version: 4, Expires: at(30), Data: []byte("four")}, a}}},
+		{"Sweep", func() error {
+			if n := m.Sweep(at(30)); n != 1 {
+				return fmt.Errorf("Sweep = %d, want 1", n)
+			}
+			return nil
+		}, []change{{k, p, nil, netip.Addr{}}}},
+		{"Close", func() error {
+			if err := m.Restore(k, Value{Publisher: q, Version: 1, Expires: at(80), Data: []byte("q")}, b, at(30)); err != nil {
+				return err
+			}
+			return m.Close()
+		}, nil},
+	}
+	for _, st := range steps {
+		got = nil
+		if err := st.do(); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		if !slices.EqualFunc(got, st.want, func(a, b change) bool {
+			return a.key == b.key && a.pub == b.pub && a.src == b.src && (a.v == nil) == (b.v == nil) && (a.v == nil || equalValues(*a.v, *b.v))
+		}) {
+			t.Errorf("%s: observer saw %+v, want %+v", st.name, got, st.want)
+		}
+	}
+}
+
+// TestRestore checks that Restore puts a record back as given, whatever
+// the ordering rule and the quotas of sources and sites would say, but not
+// past the hard bounds, and that a store restored over its quotas refuses
+// what would add to them while accepting what does not.
+func TestRestore(t *testing.T) {
+	l := Limits{MaxValueSize: 10, MaxPerKey: 4, MaxBytesPerKey: 20, MaxValues: 8, MaxBytes: 60, MaxPerPublisher: 3,
+		MaxPerSource: 2, MaxBytesPerSource: 15, MaxPerKeyPerSource: 1, MaxBytesPerKeyPerSource: 10}
+	a := netip.MustParseAddr("192.0.2.1")
+	at := func(s int) time.Time { return base.Add(time.Duration(s) * time.Second) }
+	pubN := func(i int) id.ID { return id.Key(fmt.Sprint("publisher ", i)) }
+	rec := func(i int, ver uint64, data string) Value {
+		return Value{Publisher: pubN(i), Version: ver, Expires: at(100), Data: []byte(data)}
+	}
+	m := NewMemory(l)
+	k := id.Key("k")
+	// Over the source's quotas, under one key and over the store.
+	for i := range 3 {
+		if err := m.Restore(k, rec(i, 5, "0123456789"[:2+i]), a, at(0)); err != nil {
+			t.Fatalf("Restore %d: %v", i, err)
+		}
+	}
+	// An older version replaces a newer one.
+	if err := m.Restore(k, rec(0, 1, "older"), a, at(0)); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := m.Lookup(k, pubN(0), at(0)); v.Version != 1 || string(v.Data) != "older" {
+		t.Errorf("after restoring version 1 over 5, Lookup = %+v", v)
+	}
+	// The source, over its quotas, may not add, but may shrink or keep.
+	if err := m.Put(k, rec(9, 1, "x"), a, at(0)); !errors.Is(err, ErrQuota) {
+		t.Errorf("Put of a new record from a source over its quota = %v, want ErrQuota", err)
+	}
+	if err := m.Put(k, rec(1, 6, "333"), a, at(0)); err != nil {
+		t.Errorf("Put of a new version no larger, from a source over its quota = %v, want nil", err)
+	}
+	// Growing in bytes is refused by the bytes quota alone: the record
+	// count, over its quota too, does not grow.
+	var le *LimitError
+	if err := m.Put(k, rec(1, 7, "4444"), a, at(0)); !errors.As(err, &le) || le.Bound != "MaxBytesPerKeyPerSource" {
+		t.Errorf("Put of a larger version from a source over its quotas = %v, want a refusal for MaxBytesPerKeyPerSource", err)
+	}
+	// The hard bounds hold, each refusing with its LimitError.
+	for _, tc := range []struct {
+		bound string
+		key   id.ID
+		v     Value
+	}{
+		{"MaxValueSize", k, rec(5, 1, "01234567890")},
+		{"MaxPerKey", k, func() Value {
+			if err := m.Restore(k, rec(3, 1, "3"), a, at(0)); err != nil {
+				t.Fatal(err)
+			}
+			return rec(4, 1, "4")
+		}()},
+		{"MaxBytesPerKey", k, rec(3, 1, "0123456789")},
+		{"MaxPerPublisher", id.Key("k4"), func() Value {
+			for _, kk := range []string{"k2", "k3"} {
+				if err := m.Restore(id.Key(kk), rec(0, 1, "p"), a, at(0)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return rec(0, 1, "p")
+		}()},
+		{"MaxValues", id.Key("k5"), func() Value {
+			for _, kk := range []string{"k6", "k7"} {
+				if err := m.Restore(id.Key(kk), rec(6, 1, "0123456789"), a, at(0)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return rec(7, 1, "0123456789")
+		}()},
+	} {
+		if err := m.Restore(tc.key, tc.v, a, at(0)); !errors.As(err, &le) || le.Bound != tc.bound {
+			t.Errorf("Restore over %s = %v, want its LimitError", tc.bound, err)
+		}
+	}
+	if err := m.Restore(k, rec(0, 9, "late"), a, at(100)); !errors.Is(err, ErrExpired) {
+		t.Errorf("Restore of an expired record = %v, want ErrExpired", err)
+	}
+	checkInvariantsCounts(t, m)
+	_ = m.Close()
+	if err := m.Restore(k, rec(0, 9, "x"), a, at(0)); !errors.Is(err, ErrClosed) {
+		t.Errorf("Restore after Close = %v, want ErrClosed", err)
+	}
+}
+
+// checkInvariantsCounts checks the counters against a recount, for a store
+// that may be over its quotas.
+func checkInvariantsCounts(t *testing.T, m *Memory) {
+	t.Helper()
+	n, b, pubs, srcs := recount(m)
+	if m.n != n || m.bytes != b || !maps.Equal(m.pubs, pubs) || !maps.Equal(m.srcs, srcs) {
+		t.Fatalf("counters say %d, %d, %v, %v; recount %d, %d, %v, %v", m.n, m.bytes, m.pubs, m.srcs, n, b, pubs, srcs)
 	}
 }

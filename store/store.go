@@ -68,12 +68,16 @@ type LimitError struct {
 // Error says which bound refused the put and with which numbers, in at most
 // 255 bytes.
 func (e *LimitError) Error() string {
+	sentinel := e.err
+	if sentinel == nil {
+		sentinel = errors.New("store: limit") // a LimitError made outside the package
+	}
 	unit := "records"
 	if e.Bound == "MaxValueSize" || strings.Contains(e.Bound, "Bytes") {
 		unit = "bytes"
 	}
 	if e.Bound == "MaxValueSize" {
-		return fmt.Sprintf("%v: the value has %d bytes, over MaxValueSize %d", e.err, e.Want, e.Limit)
+		return fmt.Sprintf("%v: the value has %d bytes, over MaxValueSize %d", sentinel, e.Want, e.Limit)
 	}
 	who, where := e.Group, ""
 	switch {
@@ -85,7 +89,7 @@ func (e *LimitError) Error() string {
 		where = " under this key"
 	}
 	return fmt.Sprintf("%v: %s holds %d %s%s and this put adds %d, over %s %d",
-		e.err, who, e.Have, unit, where, e.Want, e.Bound, e.Limit)
+		sentinel, who, e.Have, unit, where, e.Want, e.Bound, e.Limit)
 }
 
 // Unwrap returns the sentinel the refusal matches.
