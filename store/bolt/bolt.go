@@ -124,7 +124,9 @@ func (o Options) withDefaults(l store.Limits) Options {
 }
 
 // Store is a store.Store and a store.Syncer backed by a bbolt file. Create it
-// with Open; it is safe for concurrent use.
+// with Open; it is safe for concurrent use. Besides its store.Memory it
+// keeps one map entry (about 80 bytes) per record in the file, bounded like
+// the records by the limits.
 type Store struct {
 	mem  *store.Memory
 	db   *bbolt.DB
