@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -30,8 +31,9 @@ var benchNow = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 // receiving records for many keys does.
 func benchKey(i uint64) id.ID {
 	var k id.ID
-	binary.BigEndian.PutUint64(k[:], i)
-	binary.BigEndian.PutUint64(k[12:], i*0x9e3779b97f4a7c15) // spread the keys in bbolt's order
+	// Multiplying by an odd constant is a bijection: distinct keys,
+	// spread over the keyspace in the random order SHA-1 keys come in.
+	binary.BigEndian.PutUint64(k[:], i*0x9e3779b97f4a7c15)
 	return k
 }
 
@@ -89,8 +91,8 @@ func syncAll(b *testing.B, s store.Store) {
 // "acked" waits for each put to be durable before the next (the memory
 // store is durable at once, as far as it ever is); "queued" lets the bbolt
 // store batch freely and syncs once at the end (within the timing); the
-// parallel variants have 64 putters each waiting for their own acks, as a
-// node answering many STOREs at once does.
+// parallel variants have 64 or 256 putters each waiting for their own
+// acks, as a node answering many STOREs at once does.
 func BenchmarkPut(b *testing.B) {
 	data := make([]byte, 100)
 	stores := []struct {
@@ -136,23 +138,71 @@ func BenchmarkPut(b *testing.B) {
 			}
 			syncAll(b, s)
 		})
-		b.Run(st.name+"/parallel64-acked", func(b *testing.B) {
-			s := st.open(b)
-			defer s.Close()
-			var next atomic.Uint64
-			v := benchValue(data)
-			b.SetParallelism(32) // 64 putters on 2 cores
-			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				done := make(chan error, 1)
-				for pb.Next() {
-					if err := putAcked(s, benchKey(next.Add(1)), v, done); err != nil {
-						b.Error(err)
-						return
+		for _, putters := range []int{64, 256} {
+			b.Run(fmt.Sprintf("%s/parallel%d-acked", st.name, putters), func(b *testing.B) {
+				s := st.open(b)
+				defer s.Close()
+				var next atomic.Uint64
+				v := benchValue(data)
+				b.SetParallelism(putters / runtime.GOMAXPROCS(0))
+				b.ReportAllocs()
+				b.RunParallel(func(pb *testing.PB) {
+					done := make(chan error, 1)
+					for pb.Next() {
+						if err := putAcked(s, benchKey(next.Add(1)), v, done); err != nil {
+							b.Error(err)
+							return
+						}
 					}
-				}
+				})
 			})
-		})
+		}
+	}
+}
+
+// BenchmarkReplace rewrites records of a store holding 100,000, with 256
+// putters waiting for their acks: "republish" rewrites them in the order
+// they were written (what periodic republishing does), "random" in random
+// order (the worst case for the file, whose old entries are then spread).
+func BenchmarkReplace(b *testing.B) {
+	const n = 100_000
+	data := make([]byte, 100)
+	for _, st := range []string{"memory", "bolt"} {
+		for _, order := range []string{"republish", "random"} {
+			b.Run(st+"/"+order, func(b *testing.B) {
+				var s store.Store = store.NewMemory(benchLimits())
+				if st == "bolt" {
+					bs, err := bolt.Open(filepath.Join(b.TempDir(), "db"), benchLimits(), bolt.Options{})
+					if err != nil {
+						b.Fatal(err)
+					}
+					s = bs
+				}
+				defer s.Close()
+				fill(b, s, n, 100)
+				var next atomic.Uint64
+				b.SetParallelism(256 / runtime.GOMAXPROCS(0))
+				b.ReportAllocs()
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					done := make(chan error, 1)
+					for pb.Next() {
+						i := next.Add(1)
+						k := i % n
+						if order == "random" {
+							k = (i * 0x9e3779b97f4a7c15 >> 1) % n
+						}
+						v := benchValue(data)
+						v.Version = 1 + i // above fill's, and rising
+						err := putAcked(s, benchKey(k), v, done)
+						if err != nil && !errors.Is(err, store.ErrStale) { // two putters on one record
+							b.Error(err)
+							return
+						}
+					}
+				})
+			})
+		}
 	}
 }
 

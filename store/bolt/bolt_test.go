@@ -182,6 +182,31 @@ func TestSweepDeletesFromTheFile(t *testing.T) {
 	}
 }
 
+func TestFileHoldsEachRecordOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	s := openT(t, path, store.Limits{}, bolt.Options{})
+	k, p := id.Key("k"), id.ID{1}
+	for ver := uint64(1); ver <= 5; ver++ {
+		put(t, s, k, store.Value{Publisher: p, Version: ver, Expires: t0.Add(time.Hour), Data: []byte{byte(ver)}}, netip.Addr{})
+		if ver%2 == 0 {
+			syncNow(t, s) // some replacements in later batches, some in the same one
+		}
+	}
+	put(t, s, k, store.Value{Publisher: p, Version: 5, Expires: t0.Add(2 * time.Hour), Data: []byte{5}}, netip.Addr{}) // a refresh
+	put(t, s, k, store.Value{Publisher: id.ID{2}, Version: 1, Expires: t0.Add(time.Hour), Data: []byte("other")}, netip.Addr{})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := fileRecords(t, path); n != 2 {
+		t.Fatalf("file holds %d entries for 2 records", n)
+	}
+	r := openT(t, path, store.Limits{}, bolt.Options{Now: t0})
+	v, ok := r.Lookup(k, p, t0)
+	if !ok || v.Version != 5 || !v.Expires.Equal(t0.Add(2*time.Hour)) {
+		t.Fatalf("after reopen: %+v %v, want v5 expiring at the refreshed time", v, ok)
+	}
+}
+
 func TestCloseFlushesWhatWasNotSynced(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "db")
 	s := openT(t, path, store.Limits{}, bolt.Options{MaxDelay: time.Hour, MaxBatch: 1 << 20})
@@ -304,8 +329,36 @@ func TestOpenRefusesWhatItCannotReadFaithfully(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			return recs.Put(bytes.Repeat([]byte{7}, 40), []byte{0xff})
+			return recs.Put([]byte{0, 0, 0, 0, 0, 0, 0, 7}, []byte{0xff})
 		}), want: "malformed"},
+		"record stored twice": {path: rawDB(t, "twice", func(tx *bbolt.Tx) error {
+			recs, err := buckets(tx, 1)
+			if err != nil {
+				return err
+			}
+			s := openT(t, filepath.Join(dir, "source"), store.Limits{}, bolt.Options{})
+			put(t, s, id.ID{1}, store.Value{Publisher: id.ID{2}, Version: 1, Expires: t0.Add(time.Hour)}, netip.Addr{})
+			if err := s.Close(); err != nil {
+				return err
+			}
+			var rec []byte
+			src, err := bbolt.Open(filepath.Join(dir, "source"), 0o600, nil)
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			if err := src.View(func(tx *bbolt.Tx) error {
+				_, v := tx.Bucket([]byte("records")).Cursor().First()
+				rec = bytes.Clone(v)
+				return nil
+			}); err != nil {
+				return err
+			}
+			if err := recs.Put([]byte{0, 0, 0, 0, 0, 0, 0, 1}, rec); err != nil {
+				return err
+			}
+			return recs.Put([]byte{0, 0, 0, 0, 0, 0, 0, 2}, rec)
+		}), want: "twice"},
 		"foreign bbolt file": {path: rawDB(t, "foreign", func(tx *bbolt.Tx) error {
 			_, err := tx.CreateBucket([]byte("records"))
 			return err

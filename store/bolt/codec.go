@@ -22,12 +22,20 @@ var (
 	formatKey     = []byte("format")
 )
 
-// recordKeyLen is the length of a bbolt key: the store key then the
-// publisher, so that one key's records are adjacent.
-const recordKeyLen = 2 * id.Len
+// A record's bbolt key is its sequence number, 8 bytes big-endian: every
+// write appends at the end of the bucket, so that a batch dirties a few
+// pages at its right edge instead of one page per record, as keys spread by
+// SHA-1 would. The record's key and publisher are in its value.
+const seqLen = 8
 
-// rkey is a bbolt key of the records bucket.
-type rkey [recordKeyLen]byte
+func seqKey(seq uint64) [seqLen]byte {
+	var k [seqLen]byte
+	binary.BigEndian.PutUint64(k[:], seq)
+	return k
+}
+
+// rkey names a record: its key then its publisher.
+type rkey [2 * id.Len]byte
 
 func recordKey(key, publisher id.ID) rkey {
 	var k rkey
@@ -57,7 +65,7 @@ const (
 // recordLen returns the exact length appendRecord will write for v and src.
 func recordLen(v *store.Value, src netip.Addr) int {
 	var tmp [binary.MaxVarintLen64]byte
-	n := 1 + binary.PutUvarint(tmp[:], v.Version)
+	n := len(rkey{}) + 1 + binary.PutUvarint(tmp[:], v.Version)
 	n += binary.PutVarint(tmp[:], v.Expires.Unix())
 	n += binary.PutUvarint(tmp[:], uint64(v.Expires.Nanosecond()))
 	switch {
@@ -70,9 +78,9 @@ func recordLen(v *store.Value, src netip.Addr) int {
 	return n + len(v.Data)
 }
 
-// appendRecord appends the on-disk form of v, charged to src, to dst (see
-// the package comment for the layout).
-func appendRecord(dst []byte, v *store.Value, src netip.Addr) []byte {
+// appendRecord appends the on-disk form of rk's record v, charged to src, to
+// dst (see the package comment for the layout).
+func appendRecord(dst []byte, rk *rkey, v *store.Value, src netip.Addr) []byte {
 	var flags byte
 	if v.Deleted {
 		flags |= flagDeleted
@@ -85,6 +93,7 @@ func appendRecord(dst []byte, v *store.Value, src netip.Addr) []byte {
 	default:
 		flags |= src16 << srcShift
 	}
+	dst = append(dst, rk[:]...)
 	dst = append(dst, flags)
 	dst = binary.AppendUvarint(dst, v.Version)
 	dst = binary.AppendVarint(dst, v.Expires.Unix())
@@ -104,58 +113,63 @@ func appendRecord(dst []byte, v *store.Value, src netip.Addr) []byte {
 var errRecord = errors.New("malformed record")
 
 // decodeRecord parses what appendRecord wrote. The returned Data aliases b
-// (nil when empty); the caller copies it if b does not outlive it.
-func decodeRecord(b []byte) (store.Value, netip.Addr, error) {
+// (nil when empty); the caller copies it if b does not outlive it. The
+// Publisher is rk's.
+func decodeRecord(b []byte) (rkey, store.Value, netip.Addr, error) {
+	var rk rkey
 	var v store.Value
 	var src netip.Addr
-	if len(b) < 1 {
-		return v, src, fmt.Errorf("%w: empty", errRecord)
+	if len(b) < len(rk)+1 {
+		return rk, v, src, fmt.Errorf("%w: %d bytes, too short", errRecord, len(b))
 	}
+	rk = rkey(b[:len(rk)])
+	b = b[len(rk):]
 	flags := b[0]
 	if flags&^flagsKnown != 0 {
-		return v, src, fmt.Errorf("%w: unknown flags %#x", errRecord, flags)
+		return rk, v, src, fmt.Errorf("%w: unknown flags %#x", errRecord, flags)
 	}
 	b = b[1:]
 	ver, n := binary.Uvarint(b)
 	if n <= 0 {
-		return v, src, fmt.Errorf("%w: bad version", errRecord)
+		return rk, v, src, fmt.Errorf("%w: bad version", errRecord)
 	}
 	b = b[n:]
 	sec, n := binary.Varint(b)
 	if n <= 0 {
-		return v, src, fmt.Errorf("%w: bad expiry seconds", errRecord)
+		return rk, v, src, fmt.Errorf("%w: bad expiry seconds", errRecord)
 	}
 	b = b[n:]
 	nsec, n := binary.Uvarint(b)
 	if n <= 0 || nsec >= uint64(time.Second) {
-		return v, src, fmt.Errorf("%w: bad expiry nanoseconds", errRecord)
+		return rk, v, src, fmt.Errorf("%w: bad expiry nanoseconds", errRecord)
 	}
 	b = b[n:]
 	switch (flags & srcMask) >> srcShift {
 	case srcNone:
 	case src4:
 		if len(b) < 4 {
-			return v, src, fmt.Errorf("%w: short IPv4 source", errRecord)
+			return rk, v, src, fmt.Errorf("%w: short IPv4 source", errRecord)
 		}
 		src = netip.AddrFrom4([4]byte(b[:4]))
 		b = b[4:]
 	case src16:
 		if len(b) < 16 {
-			return v, src, fmt.Errorf("%w: short IPv6 source", errRecord)
+			return rk, v, src, fmt.Errorf("%w: short IPv6 source", errRecord)
 		}
 		src = netip.AddrFrom16([16]byte(b[:16]))
 		b = b[16:]
 	default:
-		return v, src, fmt.Errorf("%w: unknown source kind", errRecord)
+		return rk, v, src, fmt.Errorf("%w: unknown source kind", errRecord)
 	}
+	_, v.Publisher = rk.split()
 	v.Version = ver
 	v.Expires = time.Unix(sec, int64(nsec))
 	v.Deleted = flags&flagDeleted != 0
 	if v.Deleted && len(b) > 0 {
-		return store.Value{}, netip.Addr{}, fmt.Errorf("%w: a tombstone with %d bytes of data", errRecord, len(b))
+		return rk, v, src, fmt.Errorf("%w: a tombstone with %d bytes of data", errRecord, len(b))
 	}
 	if len(b) > 0 {
 		v.Data = b
 	}
-	return v, src, nil
+	return rk, v, src, nil
 }

@@ -18,24 +18,27 @@ func TestRecordRoundTrip(t *testing.T) {
 		netip.MustParseAddr("2001:db8::1"),
 		netip.MustParseAddr("::ffff:198.51.100.1"),
 	}
+	pub := id.Key("publisher")
 	vals := []store.Value{
 		{Version: 0, Expires: time.Unix(0, 0)},
 		{Version: 1<<64 - 1, Expires: time.Date(2030, 1, 2, 3, 4, 5, 999_999_999, time.UTC), Data: []byte("hello")},
 		{Version: 7, Expires: time.Date(1969, 12, 31, 23, 59, 59, 1, time.UTC), Deleted: true},
 		{Version: 1_700_000_000_000_000, Expires: time.Unix(1<<40, 5), Data: bytes.Repeat([]byte{0}, 65536)},
 	}
+	rk := recordKey(id.Key("key"), pub)
 	for _, src := range srcs {
 		for _, v := range vals {
-			b := appendRecord([]byte("prefix"), &v, src)
+			v.Publisher = pub
+			b := appendRecord([]byte("prefix"), &rk, &v, src)
 			if got, want := len(b)-len("prefix"), recordLen(&v, src); got != want {
 				t.Fatalf("recordLen = %d, appendRecord wrote %d", want, got)
 			}
-			got, gotSrc, err := decodeRecord(b[len("prefix"):])
+			gotRK, got, gotSrc, err := decodeRecord(b[len("prefix"):])
 			if err != nil {
 				t.Fatalf("decode %v from %v: %v", v, src, err)
 			}
-			if got.Version != v.Version || !got.Expires.Equal(v.Expires) || got.Deleted != v.Deleted ||
-				!bytes.Equal(got.Data, v.Data) || gotSrc != src.WithZone("") {
+			if gotRK != rk || got.Publisher != pub || got.Version != v.Version || !got.Expires.Equal(v.Expires) ||
+				got.Deleted != v.Deleted || !bytes.Equal(got.Data, v.Data) || gotSrc != src.WithZone("") {
 				t.Fatalf("round trip of %+v from %v gave %+v from %v", v, src, got, gotSrc)
 			}
 		}
@@ -44,56 +47,66 @@ func TestRecordRoundTrip(t *testing.T) {
 
 func TestRecordDropsZone(t *testing.T) {
 	v := store.Value{Expires: time.Unix(1, 0)}
-	_, src, err := decodeRecord(appendRecord(nil, &v, netip.MustParseAddr("fe80::1%eth0")))
+	_, _, src, err := decodeRecord(appendRecord(nil, &rkey{}, &v, netip.MustParseAddr("fe80::1%eth0")))
 	if err != nil || src != netip.MustParseAddr("fe80::1") {
 		t.Fatalf("got %v, %v; want fe80::1 without zone", src, err)
 	}
 }
 
-func TestRecordKeyOrdersByKeyThenPublisher(t *testing.T) {
-	a, b := recordKey(id.ID{1}, id.ID{9}), recordKey(id.ID{2}, id.ID{0})
-	if bytes.Compare(a[:], b[:]) >= 0 {
-		t.Fatal("a key's records are not adjacent")
-	}
-	k, p := a.split()
+func TestRecordKeySplits(t *testing.T) {
+	k, p := recordKey(id.ID{1}, id.ID{9}).split()
 	if k != (id.ID{1}) || p != (id.ID{9}) {
 		t.Fatal("split does not invert recordKey")
 	}
 }
 
+func TestSeqKeysSortAsNumbers(t *testing.T) {
+	for _, pair := range [][2]uint64{{0, 1}, {255, 256}, {1<<32 - 1, 1 << 32}, {1<<63 + 5, 1<<64 - 1}} {
+		a, b := seqKey(pair[0]), seqKey(pair[1])
+		if bytes.Compare(a[:], b[:]) >= 0 {
+			t.Fatalf("seqKey(%d) does not sort before seqKey(%d)", pair[0], pair[1])
+		}
+	}
+}
+
 func TestDecodeRefusesMalformed(t *testing.T) {
-	ok := appendRecord(nil, &store.Value{Version: 3, Expires: time.Unix(10, 0)}, netip.MustParseAddr("2001:db8::1"))
-	tomb := appendRecord(nil, &store.Value{Version: 3, Expires: time.Unix(10, 0), Deleted: true}, netip.Addr{})
+	rk := recordKey(id.ID{1}, id.ID{2})
+	ok := appendRecord(nil, &rk, &store.Value{Version: 3, Expires: time.Unix(10, 0)}, netip.MustParseAddr("2001:db8::1"))
+	tomb := appendRecord(nil, &rk, &store.Value{Version: 3, Expires: time.Unix(10, 0), Deleted: true}, netip.Addr{})
+	head := rk[:]
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 	bad := map[string][]byte{
 		"empty":             {},
-		"unknown flag":      {0x80, 0, 0, 0},
-		"unknown src kind":  {3 << srcShift, 0, 0, 0},
-		"truncated version": {0, 0x80},
-		"nanos too big":     binary.AppendUvarint([]byte{0, 0, 0}, uint64(time.Second)),
+		"no flags":          head,
+		"unknown flag":      cat(head, []byte{0x80, 0, 0, 0}),
+		"unknown src kind":  cat(head, []byte{3 << srcShift, 0, 0, 0}),
+		"truncated version": cat(head, []byte{0, 0x80}),
+		"nanos too big":     binary.AppendUvarint(cat(head, []byte{0, 0, 0}), uint64(time.Second)),
 		"short IPv6 source": ok[:len(ok)-1],
 		"tombstone data":    append(tomb, 'x'),
 	}
 	for name, b := range bad {
-		if _, _, err := decodeRecord(b); err == nil {
+		if _, _, _, err := decodeRecord(b); err == nil {
 			t.Errorf("%s: decoded without error", name)
 		}
 	}
 }
 
 // FuzzDecodeRecord: no input makes decodeRecord panic, and whatever it
-// accepts encodes back to the same bytes.
+// accepts encodes back to the same record.
 func FuzzDecodeRecord(f *testing.F) {
-	f.Add(appendRecord(nil, &store.Value{Version: 3, Expires: time.Unix(10, 5), Data: []byte("x")}, netip.MustParseAddr("1.2.3.4")))
-	f.Add(appendRecord(nil, &store.Value{Deleted: true, Expires: time.Unix(-10, 0)}, netip.MustParseAddr("::1")))
+	rk := recordKey(id.ID{1}, id.ID{2})
+	f.Add(appendRecord(nil, &rk, &store.Value{Version: 3, Expires: time.Unix(10, 5), Data: []byte("x")}, netip.MustParseAddr("1.2.3.4")))
+	f.Add(appendRecord(nil, &rk, &store.Value{Deleted: true, Expires: time.Unix(-10, 0)}, netip.MustParseAddr("::1")))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		v, src, err := decodeRecord(b)
+		rk, v, src, err := decodeRecord(b)
 		if err != nil {
 			return
 		}
 		// Varints have several encodings of one number; compare values.
-		v2, src2, err := decodeRecord(appendRecord(nil, &v, src))
-		if err != nil || v2.Version != v.Version || !v2.Expires.Equal(v.Expires) || v2.Deleted != v.Deleted ||
-			!bytes.Equal(v2.Data, v.Data) || src2 != src {
+		rk2, v2, src2, err := decodeRecord(appendRecord(nil, &rk, &v, src))
+		if err != nil || rk2 != rk || v2.Publisher != v.Publisher || v2.Version != v.Version ||
+			!v2.Expires.Equal(v.Expires) || v2.Deleted != v.Deleted || !bytes.Equal(v2.Data, v.Data) || src2 != src {
 			t.Fatalf("re-encoding %x changed it: %+v %v vs %+v %v (%v)", b, v, src, v2, src2, err)
 		}
 	})
