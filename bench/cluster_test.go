@@ -136,7 +136,7 @@ func TestClusterConfigRejectsNonsenseNamingTheField(t *testing.T) {
 		{func(c *ClusterConfig) { c.Nodes = MaxClusterNodes + 1 }, "Nodes"},
 		{func(c *ClusterConfig) { c.Ops = -1 }, "Ops"},
 		{func(c *ClusterConfig) { c.Concurrency = -1 }, "Concurrency"},
-		{func(c *ClusterConfig) { c.ValueSize = 1001 }, "ValueSize"},
+		{func(c *ClusterConfig) { c.ValueSize = 64<<10 + 1 }, "ValueSize"},
 		{func(c *ClusterConfig) { c.K = 33 }, "K"},
 		{func(c *ClusterConfig) { c.K, c.Alpha = 4, 5 }, "Alpha"},
 		{func(c *ClusterConfig) { c.Nodes, c.Seeds = 3, 4 }, "Seeds"},
