@@ -33,6 +33,19 @@ for i in 1 2 3; do "$D" bench cluster > "$out/cluster$i.txt" 2>&1; done
 if [ "${LONG:-0}" = 1 ]; then
 	"$D" bench idle --nodes 10000 --idle 90m > "$out/idle-90m.txt" 2>&1
 fi
+# Storage and the node service (issues 8 and 9): puts into one node with its
+# values in memory and in bbolt, in the same run; the store on its own
+# (bytes on disk, reopen with 100,000 records); the cluster with every node on
+# bbolt; what the HTTP API adds to a get; 1,000 SSE subscribers.
+go test -run '^$' -bench 'BenchmarkNodePuts' -benchtime 20000x -count 5 . > "$out/node-puts.txt" 2>&1
+go test -run '^$' -bench . -count 3 ./store/bolt > "$out/bolt.txt" 2>&1
+for i in 1 2 3; do
+	"$D" bench cluster --nodes 50 --ops 5000 --concurrency 512 > "$out/cluster-mem$i.txt" 2>&1
+	rm -rf "$out/bolt-data"
+	"$D" bench cluster --nodes 50 --ops 5000 --concurrency 512 --data "$out/bolt-data" > "$out/cluster-bolt$i.txt" 2>&1
+done
+go test -run '^$' -bench 'BenchmarkGetLibraryVsHTTP' -benchtime 2000x -count 5 ./node > "$out/api-get.txt" 2>&1
+go test -run '^$' -bench 'BenchmarkSSESubscribers' -benchtime 100x -count 3 ./node > "$out/api-sse.txt" 2>&1
 # Where the CPU goes, for the targets not reached.
 "$D" bench cluster --cpuprofile "$out/cluster.prof" > "$out/cluster-prof.txt" 2>&1
 go tool pprof -top "$D" "$out/cluster.prof" > "$out/cluster-top.txt" 2>&1
