@@ -14,6 +14,7 @@ import (
 	"github.com/dhtkit/dht/node"
 	"github.com/dhtkit/dht/store"
 	"github.com/dhtkit/dht/store/bolt"
+	"github.com/dhtkit/dht/web"
 )
 
 // nodeHooks plugs the HTTP API and the persistent store into the daemon.
@@ -26,7 +27,7 @@ var nodeHooks = node.Hooks{
 			Version: version(),
 			PutTTL:  s.Config.PutTTL,
 		})
-		return api.New(b, api.Options{Token: s.Token, RequireAuthForReads: s.Public, Logger: s.Logger})
+		return api.New(b, api.Options{Token: s.Token, RequireAuthForReads: s.Public, Logger: s.Logger, Mux: web.Mount})
 	},
 	// A node with a data directory keeps its values in it (bbolt), so
 	// that a restart, or kill -9, loses no acknowledged value.
