@@ -15,6 +15,7 @@ import (
 	"github.com/dhtkit/dht/node"
 	"github.com/dhtkit/dht/store"
 	"github.com/dhtkit/dht/store/bolt"
+	"github.com/dhtkit/dht/web"
 )
 
 // nodeHooks plugs the HTTP API and the persistent store into the daemon.
@@ -31,6 +32,7 @@ var nodeHooks = node.Hooks{
 		return api.New(b, api.Options{Token: s.Token, RequireAuthForReads: s.Public, Logger: s.Logger,
 			Mux: func(m *http.ServeMux) {
 				m.Handle("GET /metrics", stats)
+				web.Mount(m) // the dashboard at /
 			}})
 	},
 	// A node with a data directory keeps its values in it (bbolt), so
