@@ -106,16 +106,10 @@ func (s *subscription) failure(*Node, *pending, time.Time, transport.Writer) {}
 // event reports record r of the subscription's key, unless it is not newer
 // than what the subscription has seen of its publisher.
 func (s *subscription) event(n *Node, r wire.Record, data []byte, from id.Contact) {
+	if !s.wants(&r) {
+		return
+	}
 	prev, ok := s.seen[r.Publisher]
-	if ok && !(r.Version > prev.version || (r.Version == prev.version && r.Deleted && !prev.deleted)) {
-		return
-	}
-	if !ok && r.Deleted {
-		return // a withdrawal of something never seen: nothing to tell
-	}
-	if !ok && len(s.seen) >= maxSeen {
-		return
-	}
 	s.seen[r.Publisher] = seenVersion{r.Version, r.Deleted}
 	e := Event{Kind: EventPut, Key: s.key, From: from,
 		Record: Record{Publisher: r.Publisher, Version: r.Version, TTL: time.Duration(r.TTL) * time.Second, Data: data}}
@@ -127,6 +121,19 @@ func (s *subscription) event(n *Node, r wire.Record, data []byte, from id.Contac
 	}
 	cb := s.cb
 	n.later(func() { cb(e) })
+}
+
+// wants reports whether event would report r: a newer version than the
+// subscription has seen of its publisher, or a first value.
+func (s *subscription) wants(r *wire.Record) bool {
+	prev, ok := s.seen[r.Publisher]
+	switch {
+	case ok:
+		return r.Version > prev.version || (r.Version == prev.version && r.Deleted && !prev.deleted)
+	case r.Deleted:
+		return false // a withdrawal of something never seen: nothing to tell
+	}
+	return len(s.seen) < maxSeen
 }
 
 // Listen subscribes to key: cb is told of every new, replaced or withdrawn
@@ -331,6 +338,11 @@ func (n *Node) serveNotify(s *scratch, m *wire.Message, from netip.AddrPort, now
 			continue
 		}
 		r := m.Record
+		if !sub.wants(&r) {
+			// A repeat (a retried NOTIFY) or an older version: not worth
+			// a fetch of up to 55 parts.
+			continue
+		}
 		if !r.Deleted && len(r.Data) != int(r.Size) {
 			// Too large for a notification: fetch it from the notifier.
 			n.fetchOne(sub, r, sub.nodes[i], now, w)
