@@ -77,7 +77,10 @@ type subscription struct {
 	nodes []id.Contact // where it is registered now
 	seen  map[id.ID]seenVersion
 	timer timerSlot
-	txids txset
+	// lookup is the registration's latest lookup, abandoned when the
+	// subscription ends (one field, not a stop per renewal).
+	lookup *lookupOp
+	txids  txset
 }
 
 type seenVersion struct {
@@ -152,6 +155,9 @@ func (n *Node) Listen(key id.ID, cb func(Event)) (cancel func()) {
 			s.timer.stop()
 			s.timer.gen++
 			s.txids.forget(n)
+			if s.lookup != nil {
+				n.abandon(s.lookup)
+			}
 			subs := n.subs[key]
 			if i := slices.Index(subs, s); i >= 0 {
 				subs = slices.Delete(subs, i, i+1)
@@ -211,7 +217,10 @@ func (n *Node) register(s *subscription, now time.Time, w transport.Writer) {
 			})
 		})
 	})
-	s.o.onEnd(func() { n.abandon(lo) })
+	if s.lookup != nil {
+		n.abandon(s.lookup) // finished long ago, unless renewals overlap
+	}
+	s.lookup = lo
 }
 
 // getInto runs a value lookup for an operation that keeps going after it

@@ -172,6 +172,21 @@ func TestForgedNotifiesDrawBoundedFetchTraffic(t *testing.T) {
 	}
 }
 
+// A subscription renews its registration every listenTTL/2 for as long as
+// it runs: the renewals must not pile up state in it.
+func TestRenewalsDoNotGrowTheSubscription(t *testing.T) {
+	ns := newNotifierSetup(t, 804)
+	stops := len(ns.subscription().o.stops)
+	renewed := ns.peer.received
+	ns.tn.clk.RunFor(50 * listenTTL) // 100 renewals
+	if ns.peer.received-renewed < 100 {
+		t.Fatalf("the notifier heard %d datagrams in 100 renewal periods: the subscription did not renew", ns.peer.received-renewed)
+	}
+	if got := len(ns.subscription().o.stops); got > stops+1 {
+		t.Errorf("100 renewals grew the subscription's stop list from %d to %d functions (one lookup kept per renewal)", stops, got)
+	}
+}
+
 // Listen's documentation promises cb "one call at a time per
 // subscription". Events are queued under the node's lock and run by
 // whichever goroutine releases it, so two goroutines entering the node
