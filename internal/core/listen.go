@@ -167,9 +167,14 @@ func (n *Node) Listen(key id.ID, cb func(Event)) (cancel func()) {
 			} else {
 				n.subs[key] = subs
 			}
-			// Tell the nodes it is registered at that it is gone.
+			// Tell the nodes it is registered at that it is gone. This
+			// runs in whatever call ends the subscription, long after
+			// Listen's writer went back to the pool: the cancellations
+			// wait in the send queue, which that call drains.
 			for _, c := range s.nodes {
-				n.send(c, wire.Listen, key, cancelListen{}, now, w)
+				if !n.closed {
+					n.queue = append(n.queue, queued{p: pending{to: c, typ: wire.Listen, key: key, op: cancelListen{}}})
+				}
 			}
 		})
 		n.register(s, now, w)

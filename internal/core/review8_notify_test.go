@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dhtkit/dht/id"
+	"github.com/dhtkit/dht/transport"
 	"github.com/dhtkit/dht/transport/memnet"
 	"github.com/dhtkit/dht/wire"
 )
@@ -23,6 +24,7 @@ type notifierSetup struct {
 	key    id.ID
 	events []Event
 	fetch  int // FETCHes the peer received
+	unlist int // LISTENs of ttl 0 (cancellations) the peer received
 	cancel func()
 }
 
@@ -35,7 +37,12 @@ func newNotifierSetup(t *testing.T, seed uint64) *notifierSetup {
 		case wire.Fetch:
 			ns.fetch++
 			return &wire.Message{Type: wire.Error, Code: wire.CodeNotFound, Text: []byte("no")}
-		case wire.Ping, wire.FindNode, wire.Get, wire.Listen:
+		case wire.Listen:
+			if req.TTL == 0 {
+				ns.unlist++
+			}
+			return answer(req, from, nil)
+		case wire.Ping, wire.FindNode, wire.Get:
 			return answer(req, from, nil)
 		}
 		return nil
@@ -184,6 +191,37 @@ func TestRenewalsDoNotGrowTheSubscription(t *testing.T) {
 	}
 	if got := len(ns.subscription().o.stops); got > stops+1 {
 		t.Errorf("100 renewals grew the subscription's stop list from %d to %d functions (one lookup kept per renewal)", stops, got)
+	}
+}
+
+// A subscription that ends tells the nodes it is registered at (LISTEN of
+// ttl 0). Its stop runs long after Listen returned, on whatever goroutine
+// ends it: the cancellations must go out through that call's writer, not
+// the batch Listen was given (back in the pool, and perhaps in another
+// goroutine's hands, by then: a data race, and a lost datagram).
+func TestEndedSubscriptionTellsTheNodesItWasRegisteredAt(t *testing.T) {
+	ns := newNotifierSetup(t, 806)
+	// Hold the pooled batches, Listen's among them, so that the cancel
+	// runs with a batch of its own, as it does on another goroutine.
+	var held []*transport.Batch
+	for range 64 {
+		held = append(held, batchPool.Get().(*transport.Batch))
+	}
+	defer func() {
+		for _, b := range held {
+			b.Reset()
+			batchPool.Put(b)
+		}
+	}()
+	ns.cancel()
+	for _, b := range held {
+		if b.Len() > 0 {
+			t.Errorf("the ended subscription wrote %d datagrams into a batch it does not own (Listen's, back in the pool)", b.Len())
+		}
+	}
+	ns.tn.clk.RunFor(5 * time.Second)
+	if ns.unlist != 1 {
+		t.Errorf("the notifier got %d cancellations of the ended subscription, want 1", ns.unlist)
 	}
 }
 
