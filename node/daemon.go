@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/dhtkit/dht"
+	"github.com/dhtkit/dht/api"
 	"github.com/dhtkit/dht/store"
 )
 
@@ -358,6 +359,8 @@ func (d *daemon) startHTTP(svc *Service, hooks Hooks, errc chan<- error) (func()
 		var h http.Handler = pprofMux()
 		if public {
 			h = requireToken(d.token, h)
+		} else {
+			h = tokenForForeignHost(d.token, h)
 		}
 		mux.Handle("/debug/pprof/", h)
 	}
@@ -411,6 +414,20 @@ func requireToken(token string, h http.Handler) http.Handler {
 		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
 			w.Header().Set("WWW-Authenticate", "Bearer")
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// tokenForForeignHost lets through requests whose Host names loopback, and
+// others only with the token: a web page whose name was pointed at
+// 127.0.0.1 (DNS rebinding) must not read a loopback pprof.
+func tokenForForeignHost(token string, h http.Handler) http.Handler {
+	guarded := requireToken(token, h)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Host != "" && api.NeedsAuthForReads(r.Host) {
+			guarded.ServeHTTP(w, r)
 			return
 		}
 		h.ServeHTTP(w, r)

@@ -77,7 +77,10 @@ type subscription struct {
 	nodes []id.Contact // where it is registered now
 	seen  map[id.ID]seenVersion
 	timer timerSlot
-	txids txset
+	// lookup is the registration's latest lookup, abandoned when the
+	// subscription ends (one field, not a stop per renewal).
+	lookup *lookupOp
+	txids  txset
 }
 
 type seenVersion struct {
@@ -106,16 +109,10 @@ func (s *subscription) failure(*Node, *pending, time.Time, transport.Writer) {}
 // event reports record r of the subscription's key, unless it is not newer
 // than what the subscription has seen of its publisher.
 func (s *subscription) event(n *Node, r wire.Record, data []byte, from id.Contact) {
+	if !s.wants(&r) {
+		return
+	}
 	prev, ok := s.seen[r.Publisher]
-	if ok && !(r.Version > prev.version || (r.Version == prev.version && r.Deleted && !prev.deleted)) {
-		return
-	}
-	if !ok && r.Deleted {
-		return // a withdrawal of something never seen: nothing to tell
-	}
-	if !ok && len(s.seen) >= maxSeen {
-		return
-	}
 	s.seen[r.Publisher] = seenVersion{r.Version, r.Deleted}
 	e := Event{Kind: EventPut, Key: s.key, From: from,
 		Record: Record{Publisher: r.Publisher, Version: r.Version, TTL: time.Duration(r.TTL) * time.Second, Data: data}}
@@ -127,6 +124,19 @@ func (s *subscription) event(n *Node, r wire.Record, data []byte, from id.Contac
 	}
 	cb := s.cb
 	n.later(func() { cb(e) })
+}
+
+// wants reports whether event would report r: a newer version than the
+// subscription has seen of its publisher, or a first value.
+func (s *subscription) wants(r *wire.Record) bool {
+	prev, ok := s.seen[r.Publisher]
+	switch {
+	case ok:
+		return r.Version > prev.version || (r.Version == prev.version && r.Deleted && !prev.deleted)
+	case r.Deleted:
+		return false // a withdrawal of something never seen: nothing to tell
+	}
+	return len(s.seen) < maxSeen
 }
 
 // Listen subscribes to key: cb is told of every new, replaced or withdrawn
@@ -145,6 +155,9 @@ func (n *Node) Listen(key id.ID, cb func(Event)) (cancel func()) {
 			s.timer.stop()
 			s.timer.gen++
 			s.txids.forget(n)
+			if s.lookup != nil {
+				n.abandon(s.lookup)
+			}
 			subs := n.subs[key]
 			if i := slices.Index(subs, s); i >= 0 {
 				subs = slices.Delete(subs, i, i+1)
@@ -154,9 +167,14 @@ func (n *Node) Listen(key id.ID, cb func(Event)) (cancel func()) {
 			} else {
 				n.subs[key] = subs
 			}
-			// Tell the nodes it is registered at that it is gone.
+			// Tell the nodes it is registered at that it is gone. This
+			// runs in whatever call ends the subscription, long after
+			// Listen's writer went back to the pool: the cancellations
+			// wait in the send queue, which that call drains.
 			for _, c := range s.nodes {
-				n.send(c, wire.Listen, key, cancelListen{}, now, w)
+				if !n.closed {
+					n.queue = append(n.queue, queued{p: pending{to: c, typ: wire.Listen, key: key, op: cancelListen{}}})
+				}
 			}
 		})
 		n.register(s, now, w)
@@ -204,7 +222,10 @@ func (n *Node) register(s *subscription, now time.Time, w transport.Writer) {
 			})
 		})
 	})
-	s.o.onEnd(func() { n.abandon(lo) })
+	if s.lookup != nil {
+		n.abandon(s.lookup) // finished long ago, unless renewals overlap
+	}
+	s.lookup = lo
 }
 
 // getInto runs a value lookup for an operation that keeps going after it
@@ -331,6 +352,11 @@ func (n *Node) serveNotify(s *scratch, m *wire.Message, from netip.AddrPort, now
 			continue
 		}
 		r := m.Record
+		if !sub.wants(&r) {
+			// A repeat (a retried NOTIFY) or an older version: not worth
+			// a fetch of up to 55 parts.
+			continue
+		}
 		if !r.Deleted && len(r.Data) != int(r.Size) {
 			// Too large for a notification: fetch it from the notifier.
 			n.fetchOne(sub, r, sub.nodes[i], now, w)
