@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dhtkit/dht/id"
+	"github.com/dhtkit/dht/internal/atomicfile"
 	"github.com/dhtkit/dht/internal/core"
 	"github.com/dhtkit/dht/store"
 	"github.com/dhtkit/dht/store/bolt"
@@ -161,36 +162,4 @@ func (d *dataDir) abort() {
 	}
 }
 
-// writeFileAtomic replaces path with b so that a crash leaves the old file
-// or the new one, never a torn one: a temporary file, synced, renamed over
-// it, and the directory synced.
-func writeFileAtomic(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	if dir, err := os.Open(filepath.Dir(path)); err == nil {
-		dir.Sync()
-		dir.Close()
-	}
-	return nil
-}
+func writeFileAtomic(path string, b []byte) error { return atomicfile.Write(path, b, 0o600) }
