@@ -191,19 +191,28 @@ type fetchOp struct {
 	recs  []*fetchRec
 	left  int
 	txids txset
-	done  func(now time.Time)
+	done  func(now time.Time, w transport.Writer)
+	// probe: a holder gets one FETCH at a time until it has sent a part,
+	// for a fetch that a NOTIFY started (it may be forged, and the
+	// notifier may hold nothing).
+	probe bool
 }
 
 // fetchRec is one record being fetched.
 type fetchRec struct {
 	m        *mergedRec
-	buf      []byte
+	buf      []byte // allocated when the first part arrives
 	got      []bool // per part
 	have     int
-	src      int // index into m.from of the holder asked now
-	next     int // next part to ask the current holder for
+	src      int  // index into m.from of the holder asked now
+	proven   bool // the holder asked now has sent a part of it
+	next     int  // next part to ask the current holder for
 	inFlight int
 	over     bool
+}
+
+func newFetchRec(m *mergedRec) *fetchRec {
+	return &fetchRec{m: m, got: make([]bool, (int(m.size)+wire.MaxPart-1)/wire.MaxPart)}
 }
 
 func (f *fetchOp) track(txid uint64)   { f.txids.track(txid) }
@@ -229,15 +238,14 @@ func (n *Node) fetchMissing(o *opState, lo *lookupOp, r *LookupResult, now time.
 			continue
 		}
 		budget -= int(m.size)
-		parts := (int(m.size) + wire.MaxPart - 1) / wire.MaxPart
-		f.recs = append(f.recs, &fetchRec{m: m, buf: make([]byte, m.size), got: make([]bool, parts)})
+		f.recs = append(f.recs, newFetchRec(m))
 	}
 	if len(f.recs) == 0 {
 		report(r, now)
 		return
 	}
 	f.left = len(f.recs)
-	f.done = func(now time.Time) {
+	f.done = func(now time.Time, _ transport.Writer) {
 		for _, fr := range f.recs {
 			if fr.have == len(fr.got) {
 				fr.m.data = fr.buf
@@ -258,7 +266,11 @@ func (n *Node) fetchMissing(o *opState, lo *lookupOp, r *LookupResult, now time.
 func (f *fetchOp) ask(n *Node, i int, now time.Time, w transport.Writer) {
 	fr := f.recs[i]
 	for !fr.over {
-		for fr.next < len(fr.got) && fr.inFlight < putWindow {
+		window := putWindow
+		if f.probe && !fr.proven {
+			window = 1
+		}
+		for fr.next < len(fr.got) && fr.inFlight < window {
 			j := fr.next
 			fr.next++
 			if fr.got[j] {
@@ -285,12 +297,12 @@ func (f *fetchOp) ask(n *Node, i int, now time.Time, w transport.Writer) {
 		if fr.src++; fr.src >= len(fr.m.from) {
 			break
 		}
-		fr.next = 0
+		fr.next, fr.proven = 0, false
 	}
 	if !fr.over {
 		fr.over = true
 		if f.left--; f.left == 0 && !f.o.done {
-			f.done(now)
+			f.done(now, w)
 		}
 	}
 }
@@ -303,14 +315,21 @@ func (f *fetchOp) response(n *Node, q *pending, m *wire.Message, now time.Time, 
 	fr := f.recs[i]
 	fr.inFlight--
 	j := int(q.off) / wire.MaxPart
-	want := min(wire.MaxPart, len(fr.buf)-int(q.off))
-	if m.Type != wire.Part || m.Offset != q.off || int(m.Size) != len(fr.buf) || len(m.Value) != want {
+	size := int(fr.m.size)
+	want := min(wire.MaxPart, size-int(q.off))
+	if m.Type != wire.Part || m.Offset != q.off || int(m.Size) != size || len(m.Value) != want {
 		// Not what we asked for: this holder is done.
 		fr.next = len(fr.got)
-	} else if !fr.got[j] {
-		fr.got[j] = true
-		fr.have++
-		copy(fr.buf[q.off:], m.Value)
+	} else {
+		fr.proven = true
+		if !fr.got[j] {
+			if fr.buf == nil {
+				fr.buf = make([]byte, size)
+			}
+			fr.got[j] = true
+			fr.have++
+			copy(fr.buf[q.off:], m.Value)
+		}
 	}
 	f.ask(n, i, now, w)
 }

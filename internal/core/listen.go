@@ -3,6 +3,7 @@ package core
 import (
 	"net/netip"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/dhtkit/dht/id"
@@ -30,12 +31,57 @@ const (
 	maxSeen = 1024
 )
 
+// Bounds of the NOTIFYs this node sends its listeners. A NOTIFY is caused by
+// a write, which anyone can send from any address, and goes to listeners,
+// whose slots one peer can hold: neither may crowd out the node's own
+// requests.
+const (
+	// notifyShare: NOTIFYs in flight take at most 1/notifyShare of the
+	// request table (Config.MaxInFlight); past it a notification is dropped
+	// and counted, never queued behind the node's own requests.
+	notifyShare = 8
+	// maxNotifiesPerListener bounds the NOTIFYs in flight to one listener.
+	maxNotifiesPerListener = 4
+	// maxNotifyStrikes is how many NOTIFYs in a row a listener may leave
+	// unanswered before it is dropped (it registers again when it renews).
+	// One lost datagram must not cost a listener its registration; an
+	// address that answers PING and ignores NOTIFY must not keep one.
+	maxNotifyStrikes = 2
+)
+
+// Bounds of what a subscription keeps while it fetches notified records too
+// large to travel in a NOTIFY.
+const (
+	// maxNotifyFetches bounds the fetches in progress per subscription: a
+	// NOTIFY costs its sender one datagram, a fetch up to 55 FETCHes.
+	maxNotifyFetches = 2
+	// maxFetchBacklog bounds the notified records waiting for a fetch (the
+	// newest version of each publisher); a NOTIFY that finds it full is
+	// dropped, counted and answered ERROR busy.
+	maxFetchBacklog = 8
+	// minFetchNotifyLen is the least length of a NOTIFY whose record must
+	// be fetched: the NOTIFIED and the first FETCH it draws (padded to
+	// MinFindValueLen so that the PART can answer) stay within
+	// AmplificationFactor times the NOTIFY, so that a NOTIFY forged under a
+	// notifier's address gains its sender nothing. A notifier pads such
+	// NOTIFYs to it; a shorter one is not fetched.
+	minFetchNotifyLen = (wire.MinFindValueLen + wire.HeaderLen + wire.AmplificationFactor - 1) / wire.AmplificationFactor
+)
+
+// Bounds of the events waiting for a subscription's callback.
+const (
+	maxQueuedEvents     = maxSeen
+	maxQueuedEventBytes = 4 << 20
+)
+
 // listener is a remote subscription held by this node.
 type listener struct {
 	key      id.ID
 	addr     netip.AddrPort
 	expires  time.Time
-	verified bool // its address answered our PING: notifications may go there
+	verified bool  // its address answered our PING: notifications may go there
+	inFlight uint8 // NOTIFYs sent to it and not yet answered or timed out
+	strikes  uint8 // NOTIFYs in a row it left unanswered
 }
 
 // EventKind says what changed under a key.
@@ -81,6 +127,18 @@ type subscription struct {
 	// subscription ends (one field, not a stop per renewal).
 	lookup *lookupOp
 	txids  txset
+	// fetches are the fetches of notified records in progress, backlog
+	// the notified records waiting for one; both bounded, both forgotten
+	// by the subscription's one stop.
+	fetches []*fetchOp
+	backlog []notified
+	events  eventQueue
+}
+
+// notified is a NOTIFY's record waiting for a fetch, and who sent it.
+type notified struct {
+	rec  wire.Record // Data nil: it is fetched
+	from id.Contact
 }
 
 type seenVersion struct {
@@ -122,8 +180,121 @@ func (s *subscription) event(n *Node, r wire.Record, data []byte, from id.Contac
 	case ok && !prev.deleted:
 		e.Kind = EventReplace
 	}
-	cb := s.cb
-	n.later(func() { cb(e) })
+	start, coalesced, lost := s.events.push(e)
+	n.stats.listen.eventsCoalesced += uint64(coalesced)
+	n.stats.listen.eventsLost += uint64(lost)
+	if start {
+		// This subscription's runner: it delivers the queue in order, and
+		// until it returns, events queued by other goroutines wait for it.
+		n.later(s.drain)
+	}
+}
+
+// eventQueue holds a subscription's events until its callback takes them:
+// one runner at a time delivers them, in the order they were queued, so
+// that a callback never runs twice at once and never sees a replacement
+// before the value it replaces, whichever goroutines queued them. It has
+// its own lock: the runner works outside the node's.
+type eventQueue struct {
+	mu      sync.Mutex
+	q       []Event
+	bytes   int
+	running bool // a runner is delivering; push need not start one
+	ended   bool // the subscription ended: deliver nothing more
+}
+
+// push queues e and reports whether the caller must start a runner. A
+// queue over its bounds (a callback that fell behind) first keeps only the
+// newest event of each publisher (coalesced counts those dropped so), then
+// drops its oldest events (lost).
+func (q *eventQueue) push(e Event) (start bool, coalesced, lost int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.ended {
+		return false, 0, 0
+	}
+	size := len(e.Record.Data)
+	if len(q.q)+1 > maxQueuedEvents || q.bytes+size > maxQueuedEventBytes {
+		before := len(q.q)
+		q.q = coalesce(q.q)
+		coalesced = before - len(q.q)
+		for len(q.q) > 0 && (len(q.q)+1 > maxQueuedEvents || q.bytes+size > maxQueuedEventBytes) {
+			q.q = q.q[1:]
+			lost++
+		}
+		q.bytes = 0
+		for _, x := range q.q {
+			q.bytes += len(x.Record.Data)
+		}
+	}
+	q.q = append(q.q, e)
+	q.bytes += size
+	if q.running {
+		return false, coalesced, lost
+	}
+	q.running = true
+	return true, coalesced, lost
+}
+
+// coalesce keeps the newest event of each publisher in q, in the order of
+// those newest events. A publisher whose first dropped event was a put
+// keeps it a put: the callback has not seen that publisher yet.
+func coalesce(q []Event) []Event {
+	last := make(map[id.ID]int, len(q))
+	first := make(map[id.ID]EventKind, len(q))
+	for i, e := range q {
+		last[e.Record.Publisher] = i
+		if _, ok := first[e.Record.Publisher]; !ok {
+			first[e.Record.Publisher] = e.Kind
+		}
+	}
+	out := q[:0]
+	for i, e := range q {
+		if last[e.Record.Publisher] != i {
+			continue
+		}
+		if e.Kind == EventReplace && first[e.Record.Publisher] == EventPut {
+			e.Kind = EventPut
+		}
+		out = append(out, e)
+	}
+	clear(q[len(out):])
+	return out
+}
+
+// pop takes the oldest event, or reports that the runner is done.
+func (q *eventQueue) pop() (Event, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.q) == 0 || q.ended {
+		q.running = false
+		q.q, q.bytes = nil, 0
+		return Event{}, false
+	}
+	e := q.q[0]
+	q.q[0] = Event{}
+	q.q = q.q[1:]
+	q.bytes -= len(e.Record.Data)
+	return e, true
+}
+
+func (q *eventQueue) end() {
+	q.mu.Lock()
+	q.ended = true
+	q.q, q.bytes = nil, 0
+	q.mu.Unlock()
+}
+
+// drain delivers the subscription's queued events, in order, outside the
+// node's lock.
+func (s *subscription) drain() {
+	for {
+		e, ok := s.events.pop()
+		if !ok {
+			return
+		}
+		s.cb(e)
+	}
 }
 
 // wants reports whether event would report r: a newer version than the
@@ -142,7 +313,13 @@ func (s *subscription) wants(r *wire.Record) bool {
 // Listen subscribes to key: cb is told of every new, replaced or withdrawn
 // value (starting with the values held now) until cancel is called or the
 // node closes. cb runs on no particular goroutine, one call at a time per
-// subscription, and must not block.
+// subscription, in the order the events were seen, and must not block:
+// events wait for it in a queue of at most 1024 events and 4 MiB. A queue
+// that would pass a bound keeps only the newest event of each publisher (a
+// callback that fell behind sees the latest version, not every one in
+// between; a publisher it has not seen yet is still reported as a put), and
+// if that is not enough drops the oldest events (Stats.Listen counts both).
+// After cancel returns, no event is delivered but the one being delivered.
 func (n *Node) Listen(key id.ID, cb func(Event)) (cancel func()) {
 	var o *opState
 	n.run(func(now time.Time, w transport.Writer) {
@@ -158,6 +335,11 @@ func (n *Node) Listen(key id.ID, cb func(Event)) (cancel func()) {
 			if s.lookup != nil {
 				n.abandon(s.lookup)
 			}
+			for _, f := range s.fetches {
+				f.txids.forget(n)
+			}
+			s.fetches, s.backlog = nil, nil
+			s.events.end()
 			subs := n.subs[key]
 			if i := slices.Index(subs, s); i >= 0 {
 				subs = slices.Delete(subs, i, i+1)
@@ -310,18 +492,75 @@ func (n *Node) expireListeners(now time.Time) {
 	n.listeners = slices.DeleteFunc(n.listeners, func(l listener) bool { return !now.Before(l.expires) })
 }
 
-// notifyOp is one NOTIFY: a record to push to one listener.
+// notifyOp is one change's NOTIFY, shared by the listeners it goes to.
 type notifyOp struct {
 	rec wire.Record
 }
 
 func (x *notifyOp) fill(m *wire.Message, _ *pending) { m.Record = x.rec }
-func (*notifyOp) response(*Node, *pending, *wire.Message, time.Time, transport.Writer) {
+
+// An answer of any kind, an ERROR included, shows the listener is there.
+func (*notifyOp) response(n *Node, p *pending, _ *wire.Message, _ time.Time, _ transport.Writer) {
+	n.notifyEnded(p, true)
 }
-func (*notifyOp) failure(*Node, *pending, time.Time, transport.Writer) {}
+
+func (*notifyOp) failure(n *Node, p *pending, _ time.Time, _ transport.Writer) {
+	n.notifyEnded(p, false)
+}
+
+// notifyEnded books the end of a NOTIFY to a listener: a listener that left
+// maxNotifyStrikes of them in a row unanswered is dropped.
+func (n *Node) notifyEnded(p *pending, answered bool) {
+	n.notifying--
+	i := slices.IndexFunc(n.listeners, func(l listener) bool { return l.key == p.key && l.addr == p.to.Addr })
+	if i < 0 {
+		return
+	}
+	l := &n.listeners[i]
+	if l.inFlight > 0 {
+		l.inFlight--
+	}
+	if answered {
+		l.strikes = 0
+		return
+	}
+	if l.strikes++; l.strikes >= maxNotifyStrikes {
+		n.listeners = slices.Delete(n.listeners, i, i+1)
+		n.stats.listen.listenersDropped++
+	}
+}
+
+// notifyLen is the length a NOTIFY of r is padded to: a record to be
+// fetched draws a padded FETCH, which the NOTIFY's length must cover (see
+// minFetchNotifyLen).
+func notifyLen(r *wire.Record) int {
+	if r.Deleted || len(r.Data) == int(r.Size) {
+		return 0
+	}
+	return minFetchNotifyLen
+}
+
+// refreshOnly reports whether storing v under key would only refresh the
+// record held (the same publisher, version and kind; the store refuses
+// other bytes at a held version, so the bytes are the same too): nothing
+// a listener needs to hear of. It is asked only when the key has listeners.
+func (n *Node) refreshOnly(key id.ID, v store.Value, now time.Time) bool {
+	if !slices.ContainsFunc(n.listeners, func(l listener) bool { return l.key == key }) {
+		return false
+	}
+	held, ok := n.store.Lookup(key, v.Publisher, now)
+	return ok && held.Version == v.Version && held.Deleted == v.Deleted
+}
 
 // changed tells the key's listeners, and this node's own subscriptions,
 // that v is now the record of its publisher under key. The lock is held.
+//
+// A NOTIFY is sent once, never retried: a listener registers at 4 nodes,
+// each of which notifies it of the change, so one lost datagram costs it
+// nothing, while a retry would double what an unanswering listener costs.
+// NOTIFYs never wait in the send queue and take at most a share of the
+// request table; past it, or past a few in flight to one listener, a
+// notification is dropped and counted.
 func (n *Node) changed(key id.ID, v store.Value, now time.Time, w transport.Writer) {
 	rec := wire.Record{Publisher: v.Publisher, Version: v.Version, TTL: ttlSeconds(v.Expires.Sub(now)), Deleted: v.Deleted, Size: uint32(len(v.Data))}
 	if len(v.Data) <= wire.MaxPart {
@@ -334,9 +573,24 @@ func (n *Node) changed(key id.ID, v store.Value, now time.Time, w transport.Writ
 		return
 	}
 	n.expireListeners(now)
-	for _, l := range n.listeners {
-		if l.key == key && l.verified {
-			n.sendReq(pending{to: id.Contact{Addr: l.addr}, typ: wire.Notify, key: key, op: &notifyOp{rec: rec}}, now, w)
+	n.drainIfRoom(now, w) // the node's own waiting requests go first
+	share := max(n.cfg.MaxInFlight/notifyShare, 1)
+	var op *notifyOp
+	for i := range n.listeners {
+		l := &n.listeners[i]
+		if l.key != key || !l.verified {
+			continue
+		}
+		if n.closed || l.inFlight >= maxNotifiesPerListener || n.notifying >= share || n.rpc.Len() >= n.rpc.Cap() {
+			n.stats.listen.notifiesDropped++
+			continue
+		}
+		if op == nil {
+			op = &notifyOp{rec: rec}
+		}
+		if n.start(pending{to: id.Contact{Addr: l.addr}, typ: wire.Notify, key: key, op: op}, now, w) {
+			l.inFlight++
+			n.notifying++
 		}
 	}
 }
@@ -346,6 +600,7 @@ func (n *Node) changed(key id.ID, v store.Value, now time.Time, w transport.Writ
 // feed it.
 func (n *Node) serveNotify(s *scratch, m *wire.Message, from netip.AddrPort, now time.Time, w transport.Writer) {
 	subs := n.subs[m.Target]
+	busy := false
 	for _, sub := range subs {
 		i := slices.IndexFunc(sub.nodes, func(c id.Contact) bool { return c.Addr == from })
 		if i < 0 {
@@ -358,11 +613,28 @@ func (n *Node) serveNotify(s *scratch, m *wire.Message, from netip.AddrPort, now
 			continue
 		}
 		if !r.Deleted && len(r.Data) != int(r.Size) {
-			// Too large for a notification: fetch it from the notifier.
-			n.fetchOne(sub, r, sub.nodes[i], now, w)
+			// Too large for a notification: fetch it from the notifier,
+			// if the NOTIFY is long enough to pay for the first FETCH.
+			if s.limit < wire.AmplificationFactor*minFetchNotifyLen {
+				n.stats.listen.notifiesShort++
+				continue
+			}
+			if !n.fetchNotified(sub, r, sub.nodes[i], now, w) {
+				busy = true
+			}
 			continue
 		}
 		sub.event(n, r, bytesClone(r.Data), sub.nodes[i])
+	}
+	if busy {
+		// Not NOTIFIED: the notifier must not take the record as
+		// delivered. It does not resend; the subscriber learns the record
+		// with the publisher's next change, or not at all (counted).
+		n.reply(s, m, from, w, wire.Error, func(o *wire.Message) {
+			o.Code = wire.CodeBusy
+			o.Text = append(s.text[:0], "too many notified records being fetched"...)
+		})
+		return
 	}
 	n.reply(s, m, from, w, wire.Notified, func(*wire.Message) {})
 }
@@ -374,17 +646,68 @@ func bytesClone(b []byte) []byte {
 	return append([]byte(nil), b...)
 }
 
-// fetchOne fetches a notified record's bytes from the node that notified
-// it, then reports it.
-func (n *Node) fetchOne(sub *subscription, r wire.Record, from id.Contact, now time.Time, w transport.Writer) {
+// fetchNotified takes a notified record that must be fetched: it joins the
+// fetch of the same version in progress (as one more holder to ask), or
+// starts a fetch, or waits in the backlog (replacing an older version of
+// its publisher there). It reports false when there is no room for it.
+func (n *Node) fetchNotified(sub *subscription, r wire.Record, from id.Contact, now time.Time, w transport.Writer) bool {
 	if int(r.Size) > n.cfg.MaxValueSize {
-		return
+		return true // no node that keeps our limits stored it: nothing to fetch
 	}
-	m := &mergedRec{pub: r.Publisher, version: r.Version, size: r.Size, ttl: time.Duration(r.TTL) * time.Second, from: []id.Contact{from}}
-	lo := &lookupOp{target: sub.key, recs: []*mergedRec{m}}
-	n.fetchMissing(sub.o, lo, &LookupResult{}, now, w, func(_ *LookupResult, _ time.Time) {
-		if m.data != nil {
-			sub.event(n, r, m.data, from)
+	r.Data = nil // it aliases the datagram
+	for _, f := range sub.fetches {
+		m := f.recs[0].m
+		if m.pub == r.Publisher && m.version == r.Version && m.size == r.Size {
+			if len(m.from) < maxSources && !slices.ContainsFunc(m.from, func(c id.Contact) bool { return c.Addr == from.Addr }) {
+				m.from = append(m.from, from)
+			}
+			return true
 		}
-	})
+	}
+	if len(sub.fetches) < maxNotifyFetches {
+		n.fetchOne(sub, r, from, now, w)
+		return true
+	}
+	for j := range sub.backlog {
+		b := &sub.backlog[j]
+		if b.rec.Publisher == r.Publisher {
+			if r.Version > b.rec.Version {
+				*b = notified{rec: r, from: from}
+			}
+			return true
+		}
+	}
+	if len(sub.backlog) < maxFetchBacklog {
+		sub.backlog = append(sub.backlog, notified{rec: r, from: from})
+		return true
+	}
+	n.stats.listen.fetchesDropped++
+	return false
+}
+
+// fetchOne fetches a notified record's bytes from the node that notified
+// it (and any other notifier of the same version), then reports it, and
+// starts the next fetch the backlog holds. The fetch is the subscription's:
+// it lives in sub.fetches, not in a stop of its own, and its buffer is
+// allocated when the first part arrives.
+func (n *Node) fetchOne(sub *subscription, r wire.Record, from id.Contact, now time.Time, w transport.Writer) {
+	m := &mergedRec{pub: r.Publisher, version: r.Version, size: r.Size, ttl: time.Duration(r.TTL) * time.Second, from: []id.Contact{from}}
+	f := &fetchOp{o: sub.o, key: sub.key, probe: true, recs: []*fetchRec{newFetchRec(m)}, left: 1}
+	f.done = func(now time.Time, w transport.Writer) {
+		if i := slices.Index(sub.fetches, f); i >= 0 {
+			sub.fetches = slices.Delete(sub.fetches, i, i+1)
+		}
+		if fr := f.recs[0]; fr.have == len(fr.got) && sub.wants(&r) {
+			sub.event(n, r, fr.buf, from)
+		}
+		for len(sub.backlog) > 0 && len(sub.fetches) < maxNotifyFetches && !sub.o.done {
+			b := sub.backlog[0]
+			sub.backlog = slices.Delete(sub.backlog, 0, 1)
+			if sub.wants(&b.rec) {
+				n.fetchOne(sub, b.rec, b.from, now, w)
+			}
+		}
+	}
+	sub.fetches = append(sub.fetches, f)
+	f.ask(n, 0, now, w)
 }

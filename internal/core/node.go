@@ -60,6 +60,7 @@ type Node struct {
 	lastVersion  uint64                    // the last version a put without one got (see nextVersion)
 	parts        reassembly                // values arriving in parts
 	listeners    []listener                // other nodes' subscriptions to keys held here
+	notifying    int                       // NOTIFYs in the request table (listen.go)
 	subs         map[id.ID][]*subscription // this node's own subscriptions
 	late         *scratch                  // for answers sent after a store's sync
 	rpcTimer     timerSlot
@@ -509,13 +510,16 @@ func (n *Node) serveStore(s *scratch, m *wire.Message, from netip.AddrPort, now 
 	}
 	ttl := n.grantTTL(m.TTL)
 	v := store.Value{Publisher: sha1.Sum(m.Value), Expires: now.Add(ttl), Data: m.Value}
+	refresh := n.refreshOnly(m.Target, v, now)
 	if err := n.store.Put(m.Target, v, from.Addr(), now); err != nil {
 		code, text := refusal(err)
 		n.refuse(s, m, from, w, code, text)
 		return
 	}
 	n.stats.storesAccepted++
-	n.changed(m.Target, v, now, w)
+	if !refresh {
+		n.changed(m.Target, v, now, w)
+	}
 	n.ack(s, m, from, w, wire.Stored, func(o *wire.Message) { o.TTL = ttlSeconds(ttl) })
 }
 

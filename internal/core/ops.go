@@ -237,6 +237,8 @@ func (n *Node) write(txid uint64, p *pending, w transport.Writer) {
 		b = wire.Pad(b, 0, max(wire.MinFindNodeLen, (wire.HeaderLen+1+n.cfg.K*(id.Len+19)+wire.AmplificationFactor-1)/wire.AmplificationFactor))
 	case p.typ == wire.FindValue, p.typ == wire.Get, p.typ == wire.Fetch:
 		b = wire.Pad(b, 0, wire.MinFindValueLen)
+	case p.typ == wire.Notify:
+		b = wire.Pad(b, 0, notifyLen(&m.Record)) // listen.go
 	}
 	if err == nil {
 		w.WriteTo(b, p.to.Addr)
@@ -292,7 +294,7 @@ func (n *Node) onRPCTimer(gen uint64) {
 					return
 				}
 			}
-			if p.tries < n.cfg.Attempts && !p.unverified {
+			if p.tries < n.cfg.Attempts && !p.unverified && p.typ != wire.Notify { // a NOTIFY goes once (listen.go)
 				p.tries++
 				p.sent = now // obs: the round trip counts from the last attempt
 				if n.rpc.Add(txid, to, now.Add(n.cfg.RequestTimeout), p) == nil {

@@ -42,6 +42,15 @@ type stats struct {
 	summaryAt      time.Time
 	// The debug log's rate limit (trace.go).
 	trace traceLimit
+
+	listen listenStats // listeners and subscriptions (listen.go)
+}
+
+// listenStats counts what the listen paths dropped (see ListenCounts).
+type listenStats struct {
+	notifiesDropped, listenersDropped uint64
+	notifiesShort, fetchesDropped     uint64
+	eventsCoalesced, eventsLost       uint64
 }
 
 // reqStats counts the requests of one type this node sent.
@@ -305,6 +314,30 @@ type Stats struct {
 	Listeners, Subscriptions int
 	// DebugSuppressed counts debug lines the log's rate limit dropped.
 	DebugSuppressed uint64
+	// Listen counts what the listen paths dropped to stay bounded.
+	Listen ListenCounts
+}
+
+// ListenCounts says what a node's listen paths dropped to keep their
+// bounds (docs/security.md lists them).
+type ListenCounts struct {
+	// NotifiesDropped counts NOTIFYs not sent: the NOTIFYs in flight held
+	// their share of the request table, or 4 were in flight to that
+	// listener already.
+	NotifiesDropped uint64
+	// ListenersDropped counts listeners dropped for leaving two NOTIFYs
+	// in a row unanswered.
+	ListenersDropped uint64
+	// NotifiesShort counts NOTIFYs of a record to fetch that were too
+	// short to pay for the fetch, and were ignored.
+	NotifiesShort uint64
+	// FetchesDropped counts notified records not fetched because the
+	// subscription's fetches and backlog were full (answered ERROR busy).
+	FetchesDropped uint64
+	// EventsCoalesced counts events a subscription's callback did not see
+	// because a newer event of the same publisher replaced them while it
+	// fell behind; EventsLost counts those dropped past that.
+	EventsCoalesced, EventsLost uint64
 }
 
 // RequestCounts is how the requests of one type that a node sent ended.
@@ -385,6 +418,11 @@ func (n *Node) Stats() Stats {
 		BucketSizes:     make([]int, n.table.Buckets()),
 		Listeners:       len(n.listeners),
 		DebugSuppressed: s.trace.suppressedTotal,
+		Listen: ListenCounts{
+			NotifiesDropped: s.listen.notifiesDropped, ListenersDropped: s.listen.listenersDropped,
+			NotifiesShort: s.listen.notifiesShort, FetchesDropped: s.listen.fetchesDropped,
+			EventsCoalesced: s.listen.eventsCoalesced, EventsLost: s.listen.eventsLost,
+		},
 	}
 	for t := wire.Ping; t <= wire.Notify; t++ {
 		st.Served[t.String()] = s.served[t]
