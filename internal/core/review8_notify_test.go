@@ -1,6 +1,7 @@
 package core
 
 import (
+	"fmt"
 	"net/netip"
 	"runtime"
 	"sync"
@@ -180,6 +181,46 @@ func TestForgedNotifiesDrawBoundedFetchTraffic(t *testing.T) {
 		t.Errorf("%d bytes of forged NOTIFYs drew %d bytes (%d FETCHes) at the notifier: %.1fx, over %dx",
 			sent, drawn, ns.fetch, float64(drawn)/float64(sent), wire.AmplificationFactor)
 	}
+	t.Logf("bursts: %d bytes of NOTIFYs drew %d bytes (%d FETCHes): %.2fx", sent, drawn, ns.fetch, float64(drawn)/float64(sent))
+}
+
+// The same forgery paced, each NOTIFY sent once the fetch the last one drew
+// has failed, so that every one finds the subscription's fetches free: each
+// draws one FETCH (the first window is one, and the notifier never proves
+// it holds the record), which the NOTIFY's padding pays for. A NOTIFY that
+// is not padded draws none.
+func TestPacedForgedNotifiesDrawBoundedFetchTraffic(t *testing.T) {
+	for _, padded := range []bool{true, false} {
+		t.Run(fmt.Sprint("padded=", padded), func(t *testing.T) {
+			ns := newNotifierSetup(t, 807)
+			sent, got := 0, len(ns.peer.sizes)
+			for i := range 100 {
+				r := wire.Record{Publisher: id.Key(fmt.Sprint("forged", i%7)), Version: uint64(i + 1), TTL: 600, Size: 64 << 10}
+				size := notifyLen(&r)
+				if !padded {
+					size = 0
+				}
+				sent += ns.notifyPadded(t, uint64(300+i), r, size)
+				ns.tn.clk.RunFor(100 * time.Millisecond)
+			}
+			ns.tn.clk.RunFor(10 * time.Second)
+			drawn := 0
+			for _, n := range ns.peer.sizes[got:] {
+				drawn += n
+			}
+			t.Logf("%d bytes of NOTIFYs drew %d bytes (%d FETCHes): %.2fx", sent, drawn, ns.fetch, float64(drawn)/float64(sent))
+			if drawn > wire.AmplificationFactor*sent {
+				t.Errorf("%d bytes of paced forged NOTIFYs drew %d bytes (%d FETCHes): %.1fx, over %dx",
+					sent, drawn, ns.fetch, float64(drawn)/float64(sent), wire.AmplificationFactor)
+			}
+			switch {
+			case padded && ns.fetch != 100:
+				t.Errorf("100 padded NOTIFYs of new versions, each with the fetches free, drew %d FETCHes; want one each", ns.fetch)
+			case !padded && ns.fetch != 0:
+				t.Errorf("100 NOTIFYs too short to pay for a FETCH drew %d", ns.fetch)
+			}
+		})
+	}
 }
 
 // A subscription renews its registration every listenTTL/2 for as long as
@@ -239,12 +280,14 @@ func TestSubscriptionCallbacksRunOneAtATime(t *testing.T) {
 	ns.cancel()
 	var mu sync.Mutex
 	running, overlap := 0, false
+	var order []uint64
 	entered, release := make(chan struct{}), make(chan struct{})
 	first := true
 	cancel := ns.sub.Listen(ns.key, func(e Event) {
 		mu.Lock()
 		running++
 		overlap = overlap || running > 1
+		order = append(order, e.Record.Version)
 		wait := first
 		first = false
 		mu.Unlock()
@@ -271,5 +314,12 @@ func TestSubscriptionCallbacksRunOneAtATime(t *testing.T) {
 	<-done
 	if overlap {
 		t.Errorf("two callbacks of one subscription ran at once")
+	}
+	// The first callback's goroutine delivers the second event once the
+	// first callback returns: both are delivered, in order.
+	mu.Lock()
+	defer mu.Unlock()
+	if len(order) != 2 || order[0] != 1 || order[1] != 2 {
+		t.Errorf("the callbacks saw versions %v, want [1 2]", order)
 	}
 }

@@ -312,4 +312,42 @@ func TestWriteFloodCannotFillTheRequestTableWithNotifies(t *testing.T) {
 	if queued > 0 {
 		t.Errorf("the user's Ping waits in the queue behind %d requests", queued)
 	}
+	// 200 writes of the same bytes are one change and 199 refreshes: one
+	// NOTIFY per listener, never retried.
+	tn.clk.RunFor(10 * time.Second)
+	st = srv.Stats()
+	if sent := st.Sent["NOTIFY"].Sent; sent != maxListenersPerKey {
+		t.Errorf("200 STOREs of one value sent %d NOTIFYs to %d listeners, want one each", sent, maxListenersPerKey)
+	}
+	if st.Retries != 0 {
+		t.Errorf("%d requests retried: a NOTIFY is sent once", st.Retries)
+	}
+
+	// Then 200 STOREs of distinct values, each a change: each listener
+	// gets at most maxNotifiesPerListener at once, and after its second
+	// unanswered NOTIFY it is dropped, so the flood costs a bounded number
+	// of NOTIFYs and leaves no listener that ignores them.
+	before := st.Sent["NOTIFY"].Sent
+	for i := range 200 {
+		m := wire.Message{Type: wire.Store, TxID: uint64(1000 + i), Sender: id.Random(rand.New(rand.NewPCG(uint64(i), 1))), Target: key, TTL: 3600, Value: []byte(fmt.Sprint("x", i))}
+		b, _ := m.Append(nil)
+		srv.HandlePacket(b, netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 90, byte(i >> 8), byte(i)}), 4000), &discard{})
+	}
+	srv.mu.Lock()
+	inFlight = srv.rpc.Len()
+	notifying := srv.notifying
+	srv.mu.Unlock()
+	if share := srv.Config().MaxInFlight / notifyShare; notifying > share || inFlight > srv.Config().MaxInFlight/2 {
+		t.Errorf("200 distinct STOREs: %d NOTIFYs in flight (share %d), %d requests", notifying, share, inFlight)
+	}
+	tn.clk.RunFor(10 * time.Second)
+	st = srv.Stats()
+	sent := st.Sent["NOTIFY"].Sent - before
+	t.Logf("200 distinct STOREs: %d NOTIFYs sent, %d dropped, %d listeners dropped, %d left", sent, st.Listen.NotifiesDropped, st.Listen.ListenersDropped, st.Listeners)
+	if sent > maxListenersPerKey*maxNotifiesPerListener {
+		t.Errorf("200 distinct STOREs sent %d NOTIFYs to %d listeners that never answer, over %d", sent, maxListenersPerKey, maxListenersPerKey*maxNotifiesPerListener)
+	}
+	if st.Listeners != 0 || st.Listen.ListenersDropped != maxListenersPerKey {
+		t.Errorf("%d listeners left, %d dropped; want every listener that ignored two NOTIFYs dropped", st.Listeners, st.Listen.ListenersDropped)
+	}
 }
