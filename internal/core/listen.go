@@ -38,7 +38,9 @@ const (
 const (
 	// notifyShare: NOTIFYs in flight take at most 1/notifyShare of the
 	// request table (Config.MaxInFlight); past it a notification is dropped
-	// and counted, never queued behind the node's own requests.
+	// and counted, never queued behind the node's own requests. The PINGs
+	// that check new listeners' addresses have a share of the same size:
+	// past it a LISTEN is refused busy.
 	notifyShare = 8
 	// maxNotifiesPerListener bounds the NOTIFYs in flight to one listener.
 	maxNotifiesPerListener = 4
@@ -134,6 +136,15 @@ type subscription struct {
 	backlog []notified
 	events  eventQueue
 }
+
+// listenLoad is the listen traffic in the request table, each kind held to
+// listenShare.
+type listenLoad struct {
+	notifies int // NOTIFYs
+	checks   int // PINGs checking a new listener's address
+}
+
+func (n *Node) listenShare() int { return max(n.cfg.MaxInFlight/notifyShare, 1) }
 
 // notified is a NOTIFY's record waiting for a fetch, and who sent it.
 type notified struct {
@@ -469,8 +480,20 @@ func (n *Node) serveListen(s *scratch, m *wire.Message, from netip.AddrPort, now
 		if e, ok := n.table.Get(m.Sender); ok && e.Contact.Addr == from && e.Verified {
 			l.verified = true
 		} else {
+			if n.listenLoad.checks >= n.listenShare() || n.rpc.Len() >= n.rpc.Cap() {
+				// Checks of LISTENs from addresses that may be forged must
+				// not crowd out the node's own requests.
+				n.stats.listen.listensRefused++
+				n.reply(s, m, from, w, wire.Error, func(o *wire.Message) {
+					o.Code = wire.CodeBusy
+					o.Text = append(s.text[:0], "too many listener checks in flight"...)
+				})
+				return
+			}
 			key := m.Target
-			n.sendPing(&pingOp{quiet: true, then: func(c id.Contact, ok bool, now time.Time, w transport.Writer) {
+			n.listenLoad.checks++
+			sent := n.sendPing(&pingOp{quiet: true, then: func(c id.Contact, ok bool, now time.Time, w transport.Writer) {
+				n.listenLoad.checks--
 				j := slices.IndexFunc(n.listeners, func(l listener) bool { return l.key == key && l.addr == from })
 				switch {
 				case j < 0:
@@ -480,6 +503,10 @@ func (n *Node) serveListen(s *scratch, m *wire.Message, from netip.AddrPort, now
 					n.listeners = slices.Delete(n.listeners, j, j+1)
 				}
 			}}, from, now, w)
+			if !sent {
+				n.listenLoad.checks--
+				return // closed
+			}
 		}
 		n.listeners = append(n.listeners, l)
 	} else {
@@ -511,7 +538,7 @@ func (*notifyOp) failure(n *Node, p *pending, _ time.Time, _ transport.Writer) {
 // notifyEnded books the end of a NOTIFY to a listener: a listener that left
 // maxNotifyStrikes of them in a row unanswered is dropped.
 func (n *Node) notifyEnded(p *pending, answered bool) {
-	n.notifying--
+	n.listenLoad.notifies--
 	i := slices.IndexFunc(n.listeners, func(l listener) bool { return l.key == p.key && l.addr == p.to.Addr })
 	if i < 0 {
 		return
@@ -574,14 +601,14 @@ func (n *Node) changed(key id.ID, v store.Value, now time.Time, w transport.Writ
 	}
 	n.expireListeners(now)
 	n.drainIfRoom(now, w) // the node's own waiting requests go first
-	share := max(n.cfg.MaxInFlight/notifyShare, 1)
+	share := n.listenShare()
 	var op *notifyOp
 	for i := range n.listeners {
 		l := &n.listeners[i]
 		if l.key != key || !l.verified {
 			continue
 		}
-		if n.closed || l.inFlight >= maxNotifiesPerListener || n.notifying >= share || n.rpc.Len() >= n.rpc.Cap() {
+		if n.closed || l.inFlight >= maxNotifiesPerListener || n.listenLoad.notifies >= share || n.rpc.Len() >= n.rpc.Cap() {
 			n.stats.listen.notifiesDropped++
 			continue
 		}
@@ -590,7 +617,7 @@ func (n *Node) changed(key id.ID, v store.Value, now time.Time, w transport.Writ
 		}
 		if n.start(pending{to: id.Contact{Addr: l.addr}, typ: wire.Notify, key: key, op: op}, now, w) {
 			l.inFlight++
-			n.notifying++
+			n.listenLoad.notifies++
 		}
 	}
 }

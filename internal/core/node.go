@@ -60,7 +60,7 @@ type Node struct {
 	lastVersion  uint64                    // the last version a put without one got (see nextVersion)
 	parts        reassembly                // values arriving in parts
 	listeners    []listener                // other nodes' subscriptions to keys held here
-	notifying    int                       // NOTIFYs in the request table (listen.go)
+	listenLoad   listenLoad                // listen traffic in the request table (listen.go)
 	subs         map[id.ID][]*subscription // this node's own subscriptions
 	late         *scratch                  // for answers sent after a store's sync
 	rpcTimer     timerSlot

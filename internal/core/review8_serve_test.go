@@ -335,7 +335,7 @@ func TestWriteFloodCannotFillTheRequestTableWithNotifies(t *testing.T) {
 	}
 	srv.mu.Lock()
 	inFlight = srv.rpc.Len()
-	notifying := srv.notifying
+	notifying := srv.listenLoad.notifies
 	srv.mu.Unlock()
 	if share := srv.Config().MaxInFlight / notifyShare; notifying > share || inFlight > srv.Config().MaxInFlight/2 {
 		t.Errorf("200 distinct STOREs: %d NOTIFYs in flight (share %d), %d requests", notifying, share, inFlight)

@@ -51,6 +51,7 @@ type listenStats struct {
 	notifiesDropped, listenersDropped uint64
 	notifiesShort, fetchesDropped     uint64
 	eventsCoalesced, eventsLost       uint64
+	listensRefused                    uint64
 }
 
 // reqStats counts the requests of one type this node sent.
@@ -338,6 +339,10 @@ type ListenCounts struct {
 	// because a newer event of the same publisher replaced them while it
 	// fell behind; EventsLost counts those dropped past that.
 	EventsCoalesced, EventsLost uint64
+	// ListensRefused counts LISTENs refused busy because the PINGs that
+	// check new listeners' addresses held their share of the request
+	// table.
+	ListensRefused uint64
 }
 
 // RequestCounts is how the requests of one type that a node sent ended.
@@ -422,6 +427,7 @@ func (n *Node) Stats() Stats {
 			NotifiesDropped: s.listen.notifiesDropped, ListenersDropped: s.listen.listenersDropped,
 			NotifiesShort: s.listen.notifiesShort, FetchesDropped: s.listen.fetchesDropped,
 			EventsCoalesced: s.listen.eventsCoalesced, EventsLost: s.listen.eventsLost,
+			ListensRefused: s.listen.listensRefused,
 		},
 	}
 	for t := wire.Ping; t <= wire.Notify; t++ {
