@@ -229,13 +229,15 @@ func (q *eventQueue) push(e Event) (start bool, coalesced, lost int) {
 		before := len(q.q)
 		q.q = coalesce(q.q)
 		coalesced = before - len(q.q)
-		for len(q.q) > 0 && (len(q.q)+1 > maxQueuedEvents || q.bytes+size > maxQueuedEventBytes) {
-			q.q = q.q[1:]
-			lost++
-		}
 		q.bytes = 0
 		for _, x := range q.q {
 			q.bytes += len(x.Record.Data)
+		}
+		for len(q.q) > 0 && (len(q.q)+1 > maxQueuedEvents || q.bytes+size > maxQueuedEventBytes) {
+			q.bytes -= len(q.q[0].Record.Data)
+			q.q[0] = Event{}
+			q.q = q.q[1:]
+			lost++
 		}
 	}
 	q.q = append(q.q, e)
