@@ -462,7 +462,14 @@ const listenBuffer = 256
 // of every new, replaced or withdrawn value under it, starting with the
 // values held now, until ctx ends or the node closes (then the channel is
 // closed). The subscription follows the key's closest nodes as they change.
-// A reader that falls more than 256 events behind loses the newest ones.
+// Events arrive in the order the node saw them, so a replacement never
+// comes before the value it replaces. A reader that falls more than 256
+// events behind loses the newest ones (the node never blocks on it); the
+// node's own queue behind the channel keeps, when events come faster than
+// even that, only the newest event of each publisher (Stats counts what it
+// coalesced or lost). Values too large for a notification are fetched from
+// the node that notified them, at most two at a time with eight waiting;
+// beyond that a change is missed until its publisher's next one.
 func (n *Node) Listen(ctx context.Context, key ID) (<-chan Event, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
