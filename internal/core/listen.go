@@ -595,8 +595,13 @@ func (n *Node) changed(key id.ID, v store.Value, now time.Time, w transport.Writ
 	if len(v.Data) <= wire.MaxPart {
 		rec.Data = v.Data
 	}
-	for _, s := range n.subs[key] {
-		s.event(n, rec, v.Data, id.Contact{ID: n.self, Addr: n.Addr()})
+	if subs := n.subs[key]; len(subs) > 0 {
+		// v.Data may alias the datagram that made the change, and an
+		// event may wait in its queue for another goroutine's runner.
+		data := bytesClone(v.Data)
+		for _, s := range subs {
+			s.event(n, rec, data, id.Contact{ID: n.self, Addr: n.Addr()})
+		}
 	}
 	if len(n.listeners) == 0 {
 		return
