@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dhtkit/dht/id"
+	"github.com/dhtkit/dht/transport/memnet"
 	"github.com/dhtkit/dht/wire"
 )
 
@@ -148,5 +149,45 @@ func TestEventQueueCoalescesPerPublisherWhenFull(t *testing.T) {
 	}
 	if want := 200 - maxQueuedEventBytes/(64<<10); lost != want {
 		t.Errorf("200 events of 64 KiB from 200 publishers: %d lost, want %d (the oldest past 4 MiB)", lost, want)
+	}
+}
+
+// Honest nodes end to end: a read-only listener of a key hears of a 20 KiB value put
+// two hops away through NOTIFYs its notifiers pad, fetches it once (the
+// NOTIFYs of the same version from its other notifiers join that fetch as
+// holders, they do not start their own), and reports it, then its
+// replacement.
+func TestListenerFetchesALargeNotifiedValueOnce(t *testing.T) {
+	tn := storageNet(t, 813, 20, 6, memnet.Config{})
+	key := id.Key("large listened value")
+	publisher := tn.nodes[13]
+	// A read-only client: it holds no values, so every event comes through
+	// NOTIFYs (and fetches), none from a copy of its own.
+	listener := tn.add(func(c *Config) { c.K = 6; c.ReadOnly = true })
+	pending := 1
+	listener.Bootstrap([]netip.AddrPort{tn.nodes[0].Addr()}, func(*BootstrapResult, error) { pending-- })
+	tn.await(&pending, time.Minute)
+	var events []Event
+	cancel := listener.Listen(key, func(e Event) { events = append(events, e) })
+	defer cancel()
+	tn.clk.RunFor(5 * time.Second)
+	value := func(b byte) []byte { return bytes.Repeat([]byte{b}, 20<<10) }
+	parts := (20<<10 + wire.MaxPart - 1) / wire.MaxPart
+	for i, b := range []byte{'a', 'b'} {
+		before := listener.Stats().Sent["FETCH"].Sent
+		if _, err := putRec(t, tn, publisher, PutRequest{Key: key, Value: value(b), TTL: time.Hour, Publisher: id.Key("pub"), Version: uint64(i + 1)}); err != nil {
+			t.Fatal(err)
+		}
+		tn.clk.RunFor(10 * time.Second)
+		want := []EventKind{EventPut, EventReplace}[i]
+		if len(events) != i+1 || events[i].Kind != want || !bytes.Equal(events[i].Record.Data, value(b)) {
+			t.Fatalf("after put %d: %d events; want a %v of the 20 KiB value", i+1, len(events), want)
+		}
+		if fetched := listener.Stats().Sent["FETCH"].Sent - before; fetched > uint64(parts)+maxSources {
+			t.Errorf("the listener sent %d FETCHes for a value of %d parts", fetched, parts)
+		}
+	}
+	if st := listener.Stats(); st.Listen.NotifiesShort != 0 || st.Listen.FetchesDropped != 0 {
+		t.Errorf("honest NOTIFYs: %d too short, %d not fetched", st.Listen.NotifiesShort, st.Listen.FetchesDropped)
 	}
 }
