@@ -102,6 +102,11 @@ var (
 	listeners     = desc("listeners", "Other nodes' subscriptions to keys held by this node.")
 	subscriptions = desc("subscriptions", "This node's own subscriptions (listens) in progress.")
 	suppressed    = desc("debug_lines_suppressed_total", "Debug log lines dropped by the log's rate limit.")
+	listenDropped = desc("listen_dropped_total",
+		"What the listen paths dropped to stay bounded, by reason: notify (a NOTIFY not sent: the NOTIFYs in flight held their share), "+
+			"listener (a listener that left two NOTIFYs unanswered), short_notify (a NOTIFY too short to pay for its fetch), "+
+			"fetch (a notified record not fetched: the subscription's fetches were full), coalesced (an event replaced by a newer one "+
+			"of its publisher while the callback fell behind), lost (an event dropped past that), listen (a LISTEN refused busy).", "reason")
 )
 
 var allDescs = []*prometheus.Desc{
@@ -110,7 +115,7 @@ var allDescs = []*prometheus.Desc{
 	requestsServed, errorsSent,
 	lookupsStarted, lookupsEnded, lookupRequests, lookupRounds, lookupQueried, lookupDuration, refreshes, rejoins,
 	storesAccepted, storeRefusals, expired, storedRecords, storedBytes,
-	tableContacts, tableBuckets, listeners, subscriptions, suppressed,
+	tableContacts, tableBuckets, listeners, subscriptions, suppressed, listenDropped,
 }
 
 // Describe sends the descriptions of every metric c exports.
@@ -208,4 +213,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(listeners, s.Listeners)
 	gauge(subscriptions, s.Subscriptions)
 	counter(suppressed, s.DebugSuppressed)
+	ld := s.Listen
+	counter(listenDropped, ld.NotifiesDropped, "notify")
+	counter(listenDropped, ld.ListenersDropped, "listener")
+	counter(listenDropped, ld.NotifiesShort, "short_notify")
+	counter(listenDropped, ld.FetchesDropped, "fetch")
+	counter(listenDropped, ld.EventsCoalesced, "coalesced")
+	counter(listenDropped, ld.EventsLost, "lost")
+	counter(listenDropped, ld.ListensRefused, "listen")
 }
