@@ -358,15 +358,13 @@ func checkTable(t *testing.T, bctx context.Context, b api.Backend) {
 	}
 }
 
-// checkTokenFlow serves the page beside an API that wants the token for
-// reads: the page asks for it, then reads the table and the event stream
-// (the fetch-based reader, as EventSource cannot send the header).
+// checkTokenFlow serves the page as a node on a public address does (the
+// API wants the token for every read; the page's files need none): the
+// page loads, asks for the token, then reads the table and the event
+// stream (the fetch-based reader, as EventSource cannot send the header).
 func checkTokenFlow(t *testing.T, bctx context.Context, b api.Backend) {
 	t.Helper()
-	mux := http.NewServeMux()
-	mux.Handle("/", Handler())
-	mux.Handle(api.Base+"/", api.New(b, api.Options{Token: "secret", RequireAuthForReads: true}))
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(api.New(b, api.Options{Token: "secret", RequireAuthForReads: true, Mux: Mount}))
 	defer srv.Close()
 	tctx, cancel := chromedp.NewContext(bctx) // a new tab
 	defer cancel()
