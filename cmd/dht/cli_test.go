@@ -20,6 +20,7 @@ import (
 	"github.com/dhtkit/dht/api"
 	"github.com/dhtkit/dht/api/apitest"
 	"github.com/dhtkit/dht/id"
+	"github.com/dhtkit/dht/node"
 )
 
 // The tests never find the developer's own node: every directory a
@@ -606,5 +607,43 @@ func TestSeedsRunAShortLivedNode(t *testing.T) {
 	}
 	if code, out, _ := runCmd("status", "--seeds", seed, "--json"); code != exitOK || !strings.Contains(out, `"read_only": true`) {
 		t.Errorf("status: %d %q", code, out)
+	}
+}
+
+// The HTTP handler `dht node` serves, on a public address: the dashboard
+// loads without the token, the API and the metrics need it.
+func TestNodeHandlerOnAPublicAddress(t *testing.T) {
+	cfg := dht.DefaultConfig()
+	cfg.Listen = []string{"127.0.0.1:0"}
+	n, err := dht.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	h := nodeHooks.Handler(&node.Service{Node: n, Status: &node.Status{}, Token: testToken, Public: true, Config: &node.DaemonConfig{Node: cfg}})
+	get := func(path, auth string) int {
+		req := httptest.NewRequest("GET", path, nil)
+		req.Host = "192.0.2.10:4001"
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w.Code
+	}
+	for _, p := range []string{"/", "/app.js", "/style.css"} {
+		if code := get(p, ""); code != 200 {
+			t.Errorf("GET %s without the token: %d, want 200", p, code)
+		}
+	}
+	for _, p := range []string{"/api/v1/info", "/api/v1/events", "/metrics", "/openapi.json"} {
+		if code := get(p, ""); code != 401 {
+			t.Errorf("GET %s without the token: %d, want 401", p, code)
+		}
+	}
+	for _, p := range []string{"/api/v1/info", "/metrics"} {
+		if code := get(p, "Bearer "+testToken); code != 200 {
+			t.Errorf("GET %s with the token: %d, want 200", p, code)
+		}
 	}
 }
