@@ -507,6 +507,7 @@
       s.appendChild(document.createTextNode(label + ' ' + fmtNum(cur) + c.unit));
     }
     box.dataset.samples = String(samples.length);
+    box.dataset.peak = String(peak); // the highest value drawn: tests read it
   }
   for (const c of CHARTS) drawChart(c);
 
