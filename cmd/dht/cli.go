@@ -23,6 +23,7 @@ import (
 	"github.com/dhtkit/dht/client"
 	"github.com/dhtkit/dht/id"
 	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
 )
 
 // cliFlags are the flags of the commands that drive a node. Each name means
@@ -233,7 +234,7 @@ func (f *cliFlags) backend(ctx context.Context) (*target, int, bool) {
 		f.where = where
 		return &target{Backend: c, where: where, c: c, close: func() {}}, 0, true
 	}
-	stop := f.progress(fmt.Sprintf("joining through %d seed(s)", len(f.seeds)))
+	stop := f.progress(fmt.Sprintf("joining through %d seed(s)…", len(f.seeds)))
 	l, err := startLocal(ctx, f)
 	stop()
 	if err != nil {
@@ -273,22 +274,54 @@ func (f *cliFlags) printJSON(v any) {
 	f.stdout.Write(append(b, '\n'))
 }
 
-// progress shows what a command waits for, on a terminal only; the
-// returned function clears it.
+// progressDelay is how long an operation runs before its progress shows,
+// so that a quick one draws nothing; zero or less draws at once (tests).
+var progressDelay = 300 * time.Millisecond
+
+// stderrIsTerminal reports whether w is a terminal: a spinner on anything
+// else (a pipe, a file, /dev/null, a CI log) would be noise in it. Tests
+// replace it.
+var stderrIsTerminal = func(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// progress shows what a command waits for (joining, a put waiting for its
+// nodes, a slow lookup) as a spinner line on stderr once it has taken
+// progressDelay, on a terminal only; the returned function stops it and
+// clears the line.
 func (f *cliFlags) progress(what string) func() {
-	if !isTerminal(f.stderr) {
+	if !stderrIsTerminal(f.stderr) {
 		return func() {}
 	}
-	bar := progressbar.NewOptions(-1,
-		progressbar.OptionSetWriter(f.stderr),
-		progressbar.OptionSetDescription(what),
-		progressbar.OptionSpinnerType(14),
-		progressbar.OptionClearOnFinish(),
-		progressbar.OptionThrottle(100*time.Millisecond))
+	newBar := func() *progressbar.ProgressBar {
+		bar := progressbar.NewOptions(-1,
+			progressbar.OptionSetWriter(f.stderr),
+			progressbar.OptionSetDescription(what),
+			progressbar.OptionSpinnerType(14),
+			progressbar.OptionClearOnFinish(),
+			progressbar.OptionThrottle(100*time.Millisecond))
+		bar.RenderBlank()
+		return bar
+	}
+	var bar *progressbar.ProgressBar
+	if progressDelay <= 0 {
+		bar = newBar()
+	}
 	done := make(chan struct{})
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
+		if bar == nil {
+			wait := time.NewTimer(progressDelay)
+			defer wait.Stop()
+			select {
+			case <-done:
+				return // over before it was worth showing
+			case <-wait.C:
+			}
+			bar = newBar()
+		}
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
 		for {

@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -800,5 +802,114 @@ func TestNetworkFileRunsAShortLivedNodeOnThatNetwork(t *testing.T) {
 	}
 	if code, _, errOut := runCmd("get", "--network", file+":lab", "--api", "127.0.0.1:1", "k"); code != exitUsage || !strings.Contains(errOut, "not both") {
 		t.Errorf("--network with --api: exit %d %q, want a usage error", code, errOut)
+	}
+}
+
+// termWriter stands for a terminal: it keeps what is written and says when
+// the first bytes came.
+type termWriter struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	first chan struct{}
+}
+
+func (w *termWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.buf.Len() == 0 && len(p) > 0 {
+		close(w.first)
+	}
+	return w.buf.Write(p)
+}
+
+func (w *termWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// withProgressNow draws progress at once (no delay) for one test, with
+// isTerm deciding what is a terminal (nil: the real check).
+func withProgressNow(t *testing.T, isTerm func(io.Writer) bool) {
+	oldDelay, oldTerm := progressDelay, stderrIsTerminal
+	progressDelay = 0
+	if isTerm != nil {
+		stderrIsTerminal = isTerm
+	}
+	t.Cleanup(func() { progressDelay, stderrIsTerminal = oldDelay, oldTerm })
+}
+
+// On a terminal, a put shows what it waits for while it waits, and clears
+// the line when done: the node answers only once the spinner was drawn.
+func TestProgressShowsOnATerminalWhileTheOperationWaits(t *testing.T) {
+	withProgressNow(t, func(w io.Writer) bool { _, ok := w.(*termWriter); return ok })
+	tw := &termWriter{first: make(chan struct{})}
+	inner := api.New(apitest.New(), api.Options{Token: testToken})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-tw.first:
+		case <-time.After(10 * time.Second):
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	var out bytes.Buffer
+	code := run([]string{"put", "--api", srv.Listener.Addr().String(), "--token", testToken, "--quorum", "1", "k", "v"}, &out, tw)
+	select {
+	case <-tw.first:
+	default:
+		t.Fatalf("put on a terminal: exit %d, nothing written to the terminal while it waited", code)
+	}
+	got := tw.String()
+	if code != exitOK || !strings.Contains(got, "waiting for 1 node(s) to accept") || !strings.HasSuffix(got, "\r") {
+		t.Errorf("put on a terminal: exit %d, terminal %q: want the spinner's description, then the line cleared", code, got)
+	}
+	if !strings.HasPrefix(out.String(), "stored on") {
+		t.Errorf("stdout %q", out.String())
+	}
+}
+
+// Where stderr is not a terminal (a pipe, a file, /dev/null, a buffer),
+// nothing but the command's own messages is written to it, even with no
+// delay before the spinner would show.
+func TestProgressStaysQuietWhenStderrIsNotATerminal(t *testing.T) {
+	withProgressNow(t, nil) // the real terminal check
+	n := newFakeNode(t)
+	dir := t.TempDir()
+	file, err := os.Create(filepath.Join(dir, "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	devNull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devNull.Close()
+	if stderrIsTerminal(devNull) || stderrIsTerminal(pw) || stderrIsTerminal(file) || stderrIsTerminal(&bytes.Buffer{}) {
+		t.Fatal("a pipe, a file, /dev/null or a buffer taken for a terminal")
+	}
+	var buf bytes.Buffer
+	for _, w := range []io.Writer{file, pw, devNull, &buf} {
+		for _, args := range [][]string{{"put", "--quorum", "1", "k", "v"}, {"get", "k"}, {"lookup", "k"}, {"del", "k"}, {"ping", "127.0.0.1:4000"}} {
+			var out bytes.Buffer
+			full := append([]string{args[0], "--api", n.addr, "--token", testToken}, args[1:]...)
+			if code := run(full, &out, w); code != exitOK {
+				t.Fatalf("%v: exit %d", args, code)
+			}
+		}
+	}
+	pw.Close()
+	piped, _ := io.ReadAll(pr)
+	written, _ := os.ReadFile(file.Name())
+	for what, b := range map[string]string{"a file": string(written), "a pipe": string(piped), "a buffer": buf.String()} {
+		if b != "" {
+			t.Errorf("with stderr %s, the commands wrote %q to it", what, b)
+		}
 	}
 }
