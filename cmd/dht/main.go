@@ -180,8 +180,8 @@ func (c *common) register(fs *flag.FlagSet, seedsHelp string) {
 	fs.Var(&c.seeds, "seeds", seedsHelp)
 	fs.StringVar(&c.network, "network", "", "join the network `FILE[:NAME]` with a short-lived node of this command's own: a networks file and the network's name in it, or a built-in network (main, local); its seeds and constants, unless -seeds, -network-id, -k or -alpha say otherwise")
 	fs.Var(&c.networkID, "network-id", "the network number `N` in every datagram, 0 to 4294967295 (decimal or 0x hex); nodes drop other networks' datagrams (default the -network's, else 0)")
-	fs.Var(&c.k, "k", "bucket size and replication factor, `N` from 1 to 32 (default the -network's, else 20)")
-	fs.Var(&c.alpha, "alpha", "lookup parallelism, `N` from 1 to K (default the -network's, else 3)")
+	fs.Var(&c.k, "k", "bucket size and replication factor, `N` from 1 to 32; with -network, the network's unless given")
+	fs.Var(&c.alpha, "alpha", "lookup parallelism, `N` from 1 to K; with -network, the network's unless given")
 }
 
 // check reads the network (its constants are the defaults of the flags
