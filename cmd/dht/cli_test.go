@@ -555,20 +555,29 @@ func TestVersionPrintsTheVersion(t *testing.T) {
 	}
 }
 
-// With --seeds, a command runs a short-lived node of its own that joins
-// through them, as before there was a running node to talk to.
-func TestSeedsRunAShortLivedNode(t *testing.T) {
+// loopbackNodes starts n nodes on 127.0.0.1 with the network number
+// network, closed at the end of the test; they have not joined.
+func loopbackNodes(t *testing.T, n int, network uint32) []*dht.Node {
+	t.Helper()
 	var nodes []*dht.Node
-	for range 3 {
+	for range n {
 		cfg := dht.DefaultConfig()
 		cfg.Listen = []string{"127.0.0.1:0"}
-		n, err := dht.New(cfg)
+		cfg.NetworkID = network
+		nd, err := dht.New(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer n.Close()
-		nodes = append(nodes, n)
+		t.Cleanup(func() { nd.Close() })
+		nodes = append(nodes, nd)
 	}
+	return nodes
+}
+
+// With --seeds, a command runs a short-lived node of its own that joins
+// through them, as before there was a running node to talk to.
+func TestSeedsRunAShortLivedNode(t *testing.T) {
+	nodes := loopbackNodes(t, 3, 0)
 	seed := nodes[0].Addr().String()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -616,14 +625,8 @@ func TestSeedsRunAShortLivedNode(t *testing.T) {
 // The HTTP handler `dht node` serves, on a public address: the dashboard
 // loads without the token, the API and the metrics need it.
 func TestNodeHandlerOnAPublicAddress(t *testing.T) {
-	cfg := dht.DefaultConfig()
-	cfg.Listen = []string{"127.0.0.1:0"}
-	n, err := dht.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	h := nodeHooks.Handler(&node.Service{Node: n, Status: &node.Status{}, Token: testToken, Public: true, Config: &node.DaemonConfig{Node: cfg}})
+	n := loopbackNodes(t, 1, 0)[0]
+	h := nodeHooks.Handler(&node.Service{Node: n, Status: &node.Status{}, Token: testToken, Public: true, Config: &node.DaemonConfig{Node: dht.DefaultConfig()}})
 	get := func(path, auth string) int {
 		req := httptest.NewRequest("GET", path, nil)
 		req.Host = "192.0.2.10:4001"
@@ -763,18 +766,7 @@ func TestOneKindPerFlagNameAcrossAllCommands(t *testing.T) {
 // node joins through the network's seeds with its constants (here its
 // network number), and --seeds or --network-id override them.
 func TestNetworkFileRunsAShortLivedNodeOnThatNetwork(t *testing.T) {
-	var nodes []*dht.Node
-	for range 2 {
-		cfg := dht.DefaultConfig()
-		cfg.Listen = []string{"127.0.0.1:0"}
-		cfg.NetworkID = 4242
-		n, err := dht.New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer n.Close()
-		nodes = append(nodes, n)
-	}
+	nodes := loopbackNodes(t, 2, 4242)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := nodes[1].Bootstrap(ctx, nodes[0].Addr().String()); err != nil {
