@@ -905,3 +905,19 @@ func TestProgressStaysQuietWhenStderrIsNotATerminal(t *testing.T) {
 		}
 	}
 }
+
+// An operation over before the progress delay draws nothing, even on a
+// terminal: a quick command's output is not littered with a spinner.
+func TestProgressWaitsBeforeShowing(t *testing.T) {
+	withProgressNow(t, func(w io.Writer) bool { _, ok := w.(*termWriter); return ok })
+	progressDelay = time.Minute // far longer than a put to a fake node
+	n := newFakeNode(t)
+	tw := &termWriter{first: make(chan struct{})}
+	var out bytes.Buffer
+	if code := run([]string{"put", "--api", n.addr, "--token", testToken, "k", "v"}, &out, tw); code != exitOK {
+		t.Fatalf("put: exit %d", code)
+	}
+	if got := tw.String(); got != "" {
+		t.Errorf("a quick put wrote %q to the terminal", got)
+	}
+}
