@@ -665,3 +665,7 @@ func (n *Node) StoredKeys(after ID, limit int) ([]StoredKey, bool) {
 	}
 	return out, more
 }
+
+// Histogram is a distribution over fixed buckets, as Stats reports
+// latencies and the shapes of lookups.
+type Histogram = core.Histogram

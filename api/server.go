@@ -46,7 +46,8 @@ type Options struct {
 	RequireAuthForReads bool
 	// Mux, when set, is called with the server's mux after the API's
 	// routes are registered, to mount more handlers (/metrics, the
-	// dashboard at /). They get the same auth checks as the API's.
+	// dashboard at /). They get the same auth checks as the API's, except
+	// for GET and HEAD of a handler wrapped in Public.
 	Mux func(*http.ServeMux)
 	// Timeout bounds each non-streaming request's call to the Backend;
 	// zero means 2 minutes.
@@ -159,11 +160,37 @@ func (s *Server) Dropped() uint64 { return s.dropped.Load() }
 // blocked longer than Options.WriteTimeout.
 func (s *Server) Disconnected() uint64 { return s.disconnected.Load() }
 
+// Public marks a handler mounted through Options.Mux as one whose GET and
+// HEAD need no token, whatever address the API listens on: meant for the
+// dashboard's static files, which hold nothing the binary does not (no
+// data of the node), so that a browser can load the page that then asks
+// for the token and sends it on its API calls. Its other methods get the
+// usual checks, and it never sees a request for an API route or for
+// /openapi.json: those patterns are the server's own, and more specific
+// than any it could be mounted at.
+func Public(h http.Handler) http.Handler { return public{h} }
+
+type public struct{ http.Handler }
+
+func isPublic(h http.Handler) bool {
+	_, ok := h.(public)
+	return ok
+}
+
 // ServeHTTP checks the request's bounds and auth, then routes it.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if len(r.URL.RawQuery) > MaxQuery {
 		writeError(w, &Error{Code: CodeTooLarge, Message: fmt.Sprintf("the query string has %d bytes; at most %d are allowed", len(r.URL.RawQuery), MaxQuery)}, nil)
 		return
+	}
+	// The mux picks the handler as it would serve it: a path it would
+	// redirect to its clean form gets the redirect, which is not Public,
+	// so that the cleaned request comes back through the checks.
+	if !isWrite(r.Method) && !strings.HasPrefix(r.URL.Path, "/api/") {
+		if h, _ := s.mux.Handler(r); isPublic(h) {
+			h.ServeHTTP(w, r)
+			return
+		}
 	}
 	if msg, ok := s.authorized(r); !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="dht"`)

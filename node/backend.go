@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -437,7 +438,8 @@ func (b *Backend) Events(ctx context.Context) (<-chan api.NodeEvent, error) {
 		defer close(out)
 		t := time.NewTicker(b.every)
 		defer t.Stop()
-		prev, prevAt := flatten(b.n.Stats()), time.Now()
+		prevStats := b.n.Stats()
+		prev, prevAt := flatten(prevStats), time.Now()
 		var changed <-chan struct{}
 		seen := time.Now()
 		if b.status != nil {
@@ -456,11 +458,14 @@ func (b *Backend) Events(ctx context.Context) (<-chan api.NodeEvent, error) {
 			case <-ctx.Done():
 				return
 			case now := <-t.C:
-				cur := flatten(b.n.Stats())
-				if !send(api.NodeEvent{Kind: "stats", Time: now, Sample: sample(prev, cur, now.Sub(prevAt))}) {
+				curStats := b.n.Stats()
+				cur := flatten(curStats)
+				smp := sample(prev, cur, now.Sub(prevAt))
+				smp.Latency = latency(prevStats.Latency, curStats.Latency)
+				if !send(api.NodeEvent{Kind: "stats", Time: now, Sample: smp}) {
 					return
 				}
-				prev, prevAt = cur, now
+				prev, prevStats, prevAt = cur, curStats, now
 			case <-changed:
 				changed = b.status.Changed()
 				for _, e := range b.status.Snapshot().Events {
@@ -499,4 +504,67 @@ func sample(prev, cur api.Stats, d time.Duration) *api.Sample {
 		}
 	}
 	return s
+}
+
+// latency estimates the distribution of the round trips answered between
+// two snapshots of the node's latency histograms (all request groups
+// together), from the difference of their bucket counts. A quantile is
+// placed by linear interpolation inside the bucket it falls in, as
+// Prometheus's histogram_quantile does, so it is only as fine as the
+// buckets (1 ms, 2.5 ms, 5 ms...); Max is the upper bound of the highest
+// bucket that gained a count, and past the last bound (30 s) every figure
+// is that bound. No answer in the interval gives zeros.
+func latency(prev, cur map[string]dht.Histogram) api.Latency {
+	var bounds []float64
+	var counts []uint64
+	for g, h := range cur {
+		if len(h.Counts) != len(h.Bounds)+1 {
+			continue
+		}
+		if bounds == nil {
+			bounds, counts = h.Bounds, make([]uint64, len(h.Counts))
+		} else if !slices.Equal(bounds, h.Bounds) {
+			continue // groups share their bounds; one that does not is left out
+		}
+		p := prev[g]
+		for i, c := range h.Counts {
+			if i < len(p.Counts) && len(p.Counts) == len(h.Counts) {
+				c -= min(c, p.Counts[i]) // a counter never falls; if it did, count none
+			}
+			counts[i] += c
+		}
+	}
+	var total uint64
+	top := -1
+	for i, c := range counts {
+		total += c
+		if c > 0 {
+			top = i
+		}
+	}
+	if total == 0 {
+		return api.Latency{}
+	}
+	secs := func(v float64) time.Duration { return time.Duration(v * float64(time.Second)) }
+	upper := func(i int) float64 { return bounds[min(i, len(bounds)-1)] }
+	quantile := func(q float64) time.Duration {
+		rank := q * float64(total)
+		var below uint64
+		for i, c := range counts {
+			if c == 0 || float64(below+c) < rank {
+				below += c
+				continue
+			}
+			if i >= len(bounds) {
+				return secs(upper(i))
+			}
+			lo := 0.0
+			if i > 0 {
+				lo = bounds[i-1]
+			}
+			return secs(lo + (bounds[i]-lo)*(rank-float64(below))/float64(c))
+		}
+		return secs(upper(top))
+	}
+	return api.Latency{P50: quantile(0.5), P90: quantile(0.9), P99: quantile(0.99), Max: secs(upper(top))}
 }

@@ -290,6 +290,25 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	run("wait for live samples", chromedp.WaitReady(chromedp.CSS(`#stream-state[data-state="live"]`)),
 		chromedp.Poll[chromedp.Void](fmt.Sprintf(`Number(document.querySelector('#chart-rates').dataset.samples) >= %d`, samples), chromedp.WithPollingTimeout(0)))
+	// The latency chart draws the round trips of the requests the node
+	// sends once the stream is live: a lookup's, answered on loopback.
+	if _, err := dash.FindNode(ctx, dht.Key("latency for the chart")); err != nil {
+		t.Fatal("a lookup for the latency chart:", err)
+	}
+	run("wait for a latency sample", chromedp.Poll[chromedp.Void](`Number(document.querySelector('#chart-latency').dataset.peak) > 0`, chromedp.WithPollingTimeout(0)))
+	// A series above zero has a point above the plot's baseline (y 162
+	// in the chart's 180-high box, whose bottom margin is 18).
+	drawnLatency, err := chromedp.Run(bctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#chart-latency polyline.series')]
+		.filter(p => p.getAttribute('points').split(' ').filter(Boolean).some(xy => Number(xy.split(',')[1]) < 161.5))
+		.map(p => p.dataset.series)`))
+	if err != nil {
+		t.Fatal("reading the latency chart:", err)
+	}
+	if len(drawnLatency) == 0 {
+		t.Error("the latency chart has a sample above zero but no series drawn above its baseline")
+	}
+	t.Logf("latency chart: series drawn above zero: %v", drawnLatency)
+
 	rows, err := chromedp.Run(bctx, chromedp.Evaluate[int](`document.querySelectorAll('#keys-table tbody tr[data-key]').length`))
 	if err != nil {
 		t.Fatal("counting the keys:", err)
@@ -358,15 +377,13 @@ func checkTable(t *testing.T, bctx context.Context, b api.Backend) {
 	}
 }
 
-// checkTokenFlow serves the page beside an API that wants the token for
-// reads: the page asks for it, then reads the table and the event stream
-// (the fetch-based reader, as EventSource cannot send the header).
+// checkTokenFlow serves the page as a node on a public address does (the
+// API wants the token for every read; the page's files need none): the
+// page loads, asks for the token, then reads the table and the event
+// stream (the fetch-based reader, as EventSource cannot send the header).
 func checkTokenFlow(t *testing.T, bctx context.Context, b api.Backend) {
 	t.Helper()
-	mux := http.NewServeMux()
-	mux.Handle("/", Handler())
-	mux.Handle(api.Base+"/", api.New(b, api.Options{Token: "secret", RequireAuthForReads: true}))
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(api.New(b, api.Options{Token: "secret", RequireAuthForReads: true, Mux: Mount}))
 	defer srv.Close()
 	tctx, cancel := chromedp.NewContext(bctx) // a new tab
 	defer cancel()

@@ -17,6 +17,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/dhtkit/dht/api"
 )
 
 //go:embed static
@@ -87,8 +89,11 @@ func Handler() http.Handler { return http.HandlerFunc(serve) }
 
 // Mount registers Handler on mux at "/", the pattern that matches what no
 // other does: the API's routes (and /metrics) keep theirs. It is meant for
-// api.Options.Mux.
-func Mount(mux *http.ServeMux) { mux.Handle("/", Handler()) }
+// api.Options.Mux, and marks the dashboard api.Public: its files are the
+// binary's own, so that a browser loads the page without the token even
+// when the API listens on a public address; the page then asks for the
+// token and sends it on every API call and on the event stream.
+func Mount(mux *http.ServeMux) { mux.Handle("/", api.Public(Handler())) }
 
 func serve(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()

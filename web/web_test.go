@@ -187,3 +187,29 @@ func TestMountOnTheAPIKeepsTheAPIRoutes(t *testing.T) {
 		t.Errorf("GET /openapi.json: %d", r.StatusCode)
 	}
 }
+
+// On a public address every API request needs the token, but the page
+// itself must load without it, or nobody could type the token in: each
+// embedded file is served as on loopback, and the API behind it still
+// refuses every read without the token.
+func TestPageLoadsWithoutTheTokenOnAPublicAddress(t *testing.T) {
+	s := api.New(apitest.New(), api.Options{Token: "t", RequireAuthForReads: true, Mux: Mount})
+	for p, f := range files {
+		req := httptest.NewRequest("GET", p, nil)
+		req.Host = "192.0.2.10:4001"
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, req)
+		if w.Code != http.StatusOK || w.Body.String() != string(f.data) || w.Header().Get("Content-Security-Policy") != csp {
+			t.Errorf("GET %s on a public address without the token: %d, not the embedded file with its CSP", p, w.Code)
+		}
+	}
+	for _, p := range []string{api.Base + "/info", api.Base + "/events", api.Base + "/values?key=k", "/openapi.json"} {
+		req := httptest.NewRequest("GET", p, nil)
+		req.Host = "192.0.2.10:4001"
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, req)
+		if w.Code != http.StatusUnauthorized {
+			t.Errorf("GET %s on a public address without the token: %d, want 401", p, w.Code)
+		}
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/dhtkit/dht/client"
 	"github.com/dhtkit/dht/id"
 	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
 )
 
 // cliFlags are the flags of the commands that drive a node. Each name means
@@ -34,7 +35,7 @@ type cliFlags struct {
 	data    string
 	json    bool
 	timeout positiveDuration
-	id      bool // the KEY argument is a 40-hex-digit ID
+	hex     bool // the KEY argument is an ID in hex
 
 	stdout, stderr io.Writer
 	fs             *flag.FlagSet
@@ -48,7 +49,7 @@ const (
 )
 
 // newCLI makes the flag set of a command that drives a node; keyed adds
-// --id for the commands whose argument is a KEY.
+// --hex for the commands whose argument is a KEY.
 func newCLI(name string, stdout, stderr io.Writer, keyed bool) *cliFlags {
 	f := &cliFlags{stdout: stdout, stderr: stderr, fs: newFlags(name, stderr)}
 	fs := f.fs
@@ -58,9 +59,9 @@ func newCLI(name string, stdout, stderr io.Writer, keyed bool) *cliFlags {
 	fs.BoolVar(&f.json, "json", false, jsonUsage)
 	f.timeout = positiveDuration{30 * time.Second}
 	fs.Var(&f.timeout, "timeout", "give up after this `DURATION`")
-	f.common.register(fs, "comma-separated `HOST:PORT` of nodes to join through with a short-lived node of this command's own, instead of talking to a running node")
+	f.common.register(fs, "join through these nodes, comma-separated `HOST:PORT,...`, with a short-lived node of this command's own instead of talking to a running node (default the -network's seeds)")
 	if keyed {
-		fs.BoolVar(&f.id, "id", false, "KEY is a 40-hex-digit ID, not a string to hash with SHA-1")
+		fs.BoolVar(&f.hex, "hex", false, "KEY is an ID written as 40 hex digits, not a string to hash with SHA-1")
 	}
 	return f
 }
@@ -73,8 +74,8 @@ func (f *cliFlags) parse(args []string, want ...int) (int, bool) {
 	if !f.check(f.fs, f.stderr) {
 		return exitUsage, false
 	}
-	if f.api != "" && len(f.seeds) > 0 {
-		return f.usage("give -api (a running node) or -seeds (a short-lived node), not both"), false
+	if f.api != "" && f.shortLived() {
+		return f.usage("give -api (a running node) or -seeds/-network (a short-lived node), not both"), false
 	}
 	for _, n := range want {
 		if f.fs.NArg() == n {
@@ -102,12 +103,12 @@ func missing(name string) string {
 
 func (f *cliFlags) usage(format string, args ...any) int { return usageError(f.fs, format, args...) }
 
-// key parses a KEY argument: a string (hashed), or with --id an ID.
+// key parses a KEY argument: a string (hashed), or with --hex an ID.
 func (f *cliFlags) key(s string) (id.ID, bool) {
-	if f.id {
+	if f.hex {
 		k, err := api.ParseID(s)
 		if err != nil {
-			f.usage("bad KEY %q for -id: %v", trimArg(s), err)
+			f.usage("bad KEY %q for -hex: %v", trimArg(s), err)
 			return id.ID{}, false
 		}
 		return k, true
@@ -211,14 +212,14 @@ func (f *cliFlags) backend(ctx context.Context) (*target, int, bool) {
 	}
 	addr := f.api
 	where := "the node at " + addr
-	if addr == "" && len(f.seeds) == 0 {
+	if addr == "" && !f.shortLived() {
 		a, fileToken, dir, ok := findNode(f.dataDirs())
 		if !ok {
 			looked := strings.Join(f.dataDirs(), " or ")
 			if looked == "" {
 				looked = "no data directory"
 			}
-			return nil, f.usage("no running node found (no api.json in %s) and -seeds is not given: start one with 'dht node', or give -api ADDR or -seeds HOST:PORT", looked), false
+			return nil, f.usage("no running node found (no api.json in %s) and neither -seeds nor -network is given: start one with 'dht node', or give -api ADDR, -seeds HOST:PORT or -network FILE[:NAME]", looked), false
 		}
 		addr, where = a, fmt.Sprintf("the node of %s at %s", dir, a)
 		if token == "" {
@@ -233,7 +234,7 @@ func (f *cliFlags) backend(ctx context.Context) (*target, int, bool) {
 		f.where = where
 		return &target{Backend: c, where: where, c: c, close: func() {}}, 0, true
 	}
-	stop := f.progress(fmt.Sprintf("joining through %d seed(s)", len(f.seeds)))
+	stop := f.progress(fmt.Sprintf("joining through %d seed(s)…", len(f.seeds)))
 	l, err := startLocal(ctx, f)
 	stop()
 	if err != nil {
@@ -273,22 +274,54 @@ func (f *cliFlags) printJSON(v any) {
 	f.stdout.Write(append(b, '\n'))
 }
 
-// progress shows what a command waits for, on a terminal only; the
-// returned function clears it.
+// progressDelay is how long an operation runs before its progress shows,
+// so that a quick one draws nothing; zero or less draws at once (tests).
+var progressDelay = 300 * time.Millisecond
+
+// stderrIsTerminal reports whether w is a terminal: a spinner on anything
+// else (a pipe, a file, /dev/null, a CI log) would be noise in it. Tests
+// replace it.
+var stderrIsTerminal = func(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// progress shows what a command waits for (joining, a put waiting for its
+// nodes, a slow lookup) as a spinner line on stderr once it has taken
+// progressDelay, on a terminal only; the returned function stops it and
+// clears the line.
 func (f *cliFlags) progress(what string) func() {
-	if !isTerminal(f.stderr) {
+	if !stderrIsTerminal(f.stderr) {
 		return func() {}
 	}
-	bar := progressbar.NewOptions(-1,
-		progressbar.OptionSetWriter(f.stderr),
-		progressbar.OptionSetDescription(what),
-		progressbar.OptionSpinnerType(14),
-		progressbar.OptionClearOnFinish(),
-		progressbar.OptionThrottle(100*time.Millisecond))
+	newBar := func() *progressbar.ProgressBar {
+		bar := progressbar.NewOptions(-1,
+			progressbar.OptionSetWriter(f.stderr),
+			progressbar.OptionSetDescription(what),
+			progressbar.OptionSpinnerType(14),
+			progressbar.OptionClearOnFinish(),
+			progressbar.OptionThrottle(100*time.Millisecond))
+		bar.RenderBlank()
+		return bar
+	}
+	var bar *progressbar.ProgressBar
+	if progressDelay <= 0 {
+		bar = newBar()
+	}
 	done := make(chan struct{})
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
+		if bar == nil {
+			wait := time.NewTimer(progressDelay)
+			defer wait.Stop()
+			select {
+			case <-done:
+				return // over before it was worth showing
+			case <-wait.C:
+			}
+			bar = newBar()
+		}
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
 		for {

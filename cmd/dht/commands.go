@@ -123,7 +123,9 @@ func runPing(args []string, stdout, stderr io.Writer) int {
 	if err := checkHostPort(addr); err != nil {
 		return f.usage("%v", err)
 	}
+	stop := f.progress("pinging " + addr + "…")
 	res, err := t.Ping(ctx, addr)
+	stop()
 	if err != nil {
 		return f.fail(err)
 	}
@@ -156,7 +158,7 @@ func runLookup(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	defer t.close()
-	stop := f.progress("looking up " + key.Short())
+	stop := f.progress("looking up " + key.Short() + "…")
 	res, err := t.Lookup(ctx, key, api.LookupKind(*kind))
 	stop()
 	if f.json && (err == nil || len(res.Rounds) > 0) {
@@ -202,7 +204,11 @@ func runPut(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	defer t.close()
-	stop := f.progress("storing")
+	what := "storing…"
+	if quorum.v > 0 {
+		what = fmt.Sprintf("storing, waiting for %d node(s) to accept…", quorum.v)
+	}
+	stop := f.progress(what)
 	res, err := t.Put(ctx, key, value, api.PutOptions{TTL: ttl.v, Quorum: quorum.v, Publisher: pub.v})
 	stop()
 	if err != nil && !errors.Is(err, api.ErrQuorum) {
@@ -240,7 +246,7 @@ func runGet(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	defer t.close()
-	stop := f.progress("looking up " + key.Short())
+	stop := f.progress("getting " + key.Short() + "…")
 	res, err := t.Get(ctx, key)
 	stop()
 	if errors.Is(err, api.ErrNotFound) && !errors.Is(err, api.ErrNoPeers) {
@@ -289,7 +295,7 @@ func runDel(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	defer t.close()
-	stop := f.progress("withdrawing")
+	stop := f.progress("withdrawing…")
 	res, err := t.Delete(ctx, key, api.PutOptions{Publisher: pub.v})
 	stop()
 	if f.json && (err == nil || len(res.Receipts) > 0) {

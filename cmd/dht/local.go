@@ -17,7 +17,7 @@ type local struct {
 }
 
 func startLocal(ctx context.Context, f *cliFlags) (*local, error) {
-	cfg := node.ClientConfig(f.seeds, f.network.v)
+	cfg := node.ClientConfig(f.seeds, f.networkID.v)
 	f.apply(&cfg)
 	n, err := node.Client(ctx, cfg, f.seeds)
 	if err != nil {

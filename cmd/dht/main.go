@@ -10,8 +10,10 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/dhtkit/dht"
+	"github.com/dhtkit/dht/node"
 )
 
 // Exit codes, documented in dht --help.
@@ -81,8 +83,9 @@ func usage(w io.Writer) {
 status, table, keys, ping, lookup, put, get, del and listen talk to the node
 running on this machine (found through DATA/api.json; DATA is --data, $DHT_DATA,
 or $XDG_DATA_HOME/dht, ~/.local/share/dht), or to the API at --api ADDR
-($DHT_API) with --token ($DHT_TOKEN). Given --seeds, they run a short-lived
-node of their own that joins through those seeds.
+($DHT_API) with --token ($DHT_TOKEN). Given --seeds HOST:PORT,... or
+--network FILE[:NAME] (as dht node takes them), they run a short-lived node of
+their own that joins through those seeds, or the network's.
 
 Exit codes:
   0  ok
@@ -156,34 +159,76 @@ func usageError(fs *flag.FlagSet, format string, args ...any) int {
 	return exitUsage
 }
 
-// common are the flags every command that joins a network shares.
+// common are the flags of the commands that can run a short-lived node.
+// Each means what the same flag of dht node means: --network names a
+// network (a networks file and a name in it), whose seeds and constants
+// --seeds, --network-id, --k and --alpha override.
 type common struct {
-	seeds   hostPorts
-	network networkID
-	k       intRange
-	alpha   intRange
+	seeds     hostPorts
+	network   string
+	networkID networkID
+	k         intRange
+	alpha     intRange
+	given     map[string]bool // the flags on the command line
+	// requestTimeout is the network's, when -network names one.
+	requestTimeout time.Duration
 }
 
 func (c *common) register(fs *flag.FlagSet, seedsHelp string) {
 	c.k = intRange{v: 20, min: 1, max: 32}
 	c.alpha = intRange{v: 3, min: 1, max: 32}
 	fs.Var(&c.seeds, "seeds", seedsHelp)
-	fs.Var(&c.network, "network", "network `ID` (0 to 4294967295); nodes ignore other networks")
-	fs.Var(&c.k, "k", "bucket size and replication factor, `N` from 1 to 32")
-	fs.Var(&c.alpha, "alpha", "lookup parallelism, `N` from 1 to K")
+	fs.StringVar(&c.network, "network", "", "join the network `FILE[:NAME]` with a short-lived node of this command's own: a networks file and the network's name in it, or a built-in network (main, local); its seeds and constants, unless -seeds, -network-id, -k or -alpha say otherwise")
+	fs.Var(&c.networkID, "network-id", "the network number `N` in every datagram, 0 to 4294967295 (decimal or 0x hex); nodes drop other networks' datagrams (default the -network's, else 0)")
+	fs.Var(&c.k, "k", "bucket size and replication factor, `N` from 1 to 32; with -network, the network's unless given")
+	fs.Var(&c.alpha, "alpha", "lookup parallelism, `N` from 1 to K; with -network, the network's unless given")
 }
 
+// check reads the network (its constants are the defaults of the flags
+// not given) and checks the flags that bound each other.
 func (c *common) check(fs *flag.FlagSet, stderr io.Writer) bool {
+	c.given = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { c.given[f.Name] = true })
+	fs.SetOutput(stderr)
+	if c.network != "" {
+		nw, _, err := node.LoadNetwork(c.network)
+		if err != nil {
+			usageError(fs, "invalid value %q for flag -network: %s", trimArg(c.network), strings.TrimPrefix(err.Error(), "networks file "))
+			return false
+		}
+		if !c.given["seeds"] {
+			c.seeds = nw.SeedAddrs()
+			if len(c.seeds) == 0 {
+				usageError(fs, "network %s lists no seeds: give -seeds HOST:PORT", nw.Name)
+				return false
+			}
+		}
+		if !c.given["network-id"] {
+			c.networkID.v = nw.Constants.NetworkID
+		}
+		if !c.given["k"] && nw.Constants.K >= c.k.min && nw.Constants.K <= c.k.max {
+			c.k.v = nw.Constants.K
+		}
+		if !c.given["alpha"] && nw.Constants.Alpha >= c.alpha.min && nw.Constants.Alpha <= c.alpha.max {
+			c.alpha.v = nw.Constants.Alpha
+		}
+		c.requestTimeout = nw.Constants.RequestTimeout
+	}
 	if c.alpha.v > c.k.v {
-		fs.SetOutput(stderr)
 		usageError(fs, "invalid value %d for flag -alpha: must be at most -k (%d)", c.alpha.v, c.k.v)
 		return false
 	}
 	return true
 }
 
+// shortLived reports whether the flags ask for a short-lived node.
+func (c *common) shortLived() bool { return len(c.seeds) > 0 || c.network != "" }
+
 func (c *common) apply(cfg *dht.Config) {
-	cfg.K, cfg.Alpha, cfg.NetworkID = c.k.v, c.alpha.v, c.network.v
+	cfg.K, cfg.Alpha, cfg.NetworkID = c.k.v, c.alpha.v, c.networkID.v
+	if c.requestTimeout > 0 {
+		cfg.RequestTimeout = c.requestTimeout
+	}
 }
 
 func noArgs(fs *flag.FlagSet, stderr io.Writer) bool {

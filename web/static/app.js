@@ -458,6 +458,10 @@
       box: '#chart-latency', legend: '#legend-latency', unit: ' ms',
       series: [['p50', 'p50', '#1f8a4c'], ['p90', 'p90', '#e0b400'], ['p99', 'p99', '#e07b00'], ['max', 'max', '#c7322f']],
       get: (s, k) => ((s.latency || {})[k + '_seconds'] || 0) * 1000,
+      // A second in which no request was answered has no latency, not a
+      // latency of zero: its point is left out.
+      has: (s) => ((s.latency || {}).max_seconds || 0) > 0,
+      none: 'no request answered in this window',
     },
     {
       box: '#chart-drops', legend: '#legend-drops', unit: '',
@@ -495,18 +499,24 @@
     svg('line', { class: 'axis', x1: m.l, x2: W - m.r, y1: H - m.b, y2: H - m.b }, box);
     svg('text', { x: m.l, y: H - 4, text: '−' + WINDOW + ' s' }, box);
     svg('text', { x: W - m.r, y: H - 4, 'text-anchor': 'end', text: 'now' }, box);
-    if (samples.length && peak === 0) svg('text', { x: m.l + pw / 2, y: m.t + ph / 2, 'text-anchor': 'middle', text: 'all zero in this window' }, box);
+    if (samples.length && peak === 0) svg('text', { x: m.l + pw / 2, y: m.t + ph / 2, 'text-anchor': 'middle', text: c.none || 'all zero in this window' }, box);
     const lg = $(c.legend);
     clear(lg);
+    const has = c.has || (() => true);
+    const shown = samples.map((s, i) => [s, i]).filter(([s]) => has(s));
     for (const [k, label, color] of c.series) {
-      const pts = samples.map((s, i) => x(i).toFixed(1) + ',' + y(c.get(s, k)).toFixed(1)).join(' ');
+      const pts = shown.map(([s, i]) => x(i).toFixed(1) + ',' + y(c.get(s, k)).toFixed(1)).join(' ');
       svg('polyline', { class: 'series', points: pts, stroke: color, 'data-series': k }, box);
-      const cur = samples.length ? c.get(samples[samples.length - 1], k) : 0;
+      // Where points are left out, a line may join far ones or a point
+      // stand alone: dots show where the measurements are.
+      if (c.has) for (const [sm, i] of shown) svg('circle', { cx: x(i).toFixed(1), cy: y(c.get(sm, k)).toFixed(1), r: 1.5, fill: color }, box);
       const s = el('span', null, lg);
       el('i', null, s).style.background = color;
-      s.appendChild(document.createTextNode(label + ' ' + fmtNum(cur) + c.unit));
+      const last = shown.length ? shown[shown.length - 1][0] : null;
+      s.appendChild(document.createTextNode(label + ' ' + (last ? fmtNum(c.get(last, k)) + c.unit : '—')));
     }
     box.dataset.samples = String(samples.length);
+    box.dataset.peak = String(peak); // the highest value drawn: tests read it
   }
   for (const c of CHARTS) drawChart(c);
 
