@@ -29,7 +29,7 @@ done
 for i in 1 2 3; do "$D" bench cluster > "$out/cluster$i.txt" 2>&1; done
 "$D" bench idle --nodes 10000 > "$out/idle1.txt" 2>&1
 # Maintenance brought into the window: a 5-minute refresh interval, three intervals.
-"$D" bench idle --nodes 10000 --refresh 5m --idle 15m > "$out/idle-refresh.txt" 2>&1
+"$D" bench idle --nodes 10000 --refresh-interval 5m --idle 15m > "$out/idle-refresh.txt" 2>&1
 if [ "${LONG:-0}" = 1 ]; then
 	"$D" bench idle --nodes 10000 --idle 90m > "$out/idle-90m.txt" 2>&1
 fi

@@ -171,7 +171,7 @@ func runBenchServe(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&duration, "duration", "length of each measurement")
 	fs.Var(&warmup, "warmup", "unmeasured load before each measurement (0 for none)")
 	fs.Var(&rounds, "rounds", fmt.Sprintf("node and echo measurements, alternated; medians are reported (1 to %d)", bench.MaxRounds))
-	fs.Var(&timeout, "timeout", "the load generator gives up on an unanswered request after this long, counts it lost and sends another")
+	fs.Var(&timeout, "request-timeout", "the load generator gives up on an unanswered request after this long, counts it lost and sends another")
 	naive := fs.Bool("naive", true, "also measure a single-socket net.UDPConn echo server, for reference")
 	readOnly := fs.Bool("read-only", false, "mark requests READ_ONLY, as short-lived clients do, so the node leaves its routing table alone")
 	if code, ok := f.parse(args); !ok {
@@ -211,7 +211,7 @@ func (n *nodeFlags) register(fs *flag.FlagSet, joinConcurrency int) {
 	n.joinConcurrency = intRange{v: joinConcurrency, min: 1, max: 4096}
 	fs.Var(&n.k, "k", "bucket size and replication factor, 1 to 32")
 	fs.Var(&n.alpha, "alpha", "lookup parallelism, 1 to K")
-	fs.Var(&n.seeds, "seeds", "how many nodes the others join through, 1 to 64")
+	fs.Var(&n.seeds, "seed-count", "how many nodes the others join through, 1 to 64")
 	fs.Var(&n.joinConcurrency, "join-concurrency", "joins in progress at once, 1 to 4096")
 }
 
@@ -222,9 +222,9 @@ func (n *nodeFlags) check(fs *flag.FlagSet, nodes int) bool {
 		return false
 	case n.seeds.v > nodes:
 		set := false
-		fs.Visit(func(f *flag.Flag) { set = set || f.Name == "seeds" })
+		fs.Visit(func(f *flag.Flag) { set = set || f.Name == "seed-count" })
 		if set {
-			fmt.Fprintf(fs.Output(), "%s: invalid value %d for flag -seeds: must be at most -nodes (%d)\n", fs.Name(), n.seeds.v, nodes)
+			fmt.Fprintf(fs.Output(), "%s: invalid value %d for flag -seed-count: must be at most -nodes (%d)\n", fs.Name(), n.seeds.v, nodes)
 			return false
 		}
 		n.seeds.v = nodes // the default, in a network smaller than it
@@ -283,7 +283,7 @@ func runBenchIdle(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&nodes, "nodes", fmt.Sprintf("nodes to start, one socket each, 1 to %d (and within the open-file limit)", bench.MaxIdleNodes))
 	fs.Var(&idle, "idle", "how long to measure CPU use once the network has settled, up to 6h (a whole default refresh interval, jitter included, takes 1h30m)")
 	fs.Var(&settle, "settle", "wait between the last join and the measurements (0 for none)")
-	fs.Var(&refresh, "refresh", "the nodes' bucket refresh interval, up to 24h; 0 keeps the default (1h). A short one brings maintenance into the idle window")
+	fs.Var(&refresh, "refresh-interval", "the nodes' bucket refresh interval, up to 24h; 0 keeps the default (1h). A short one brings maintenance into the idle window")
 	fs.Var(&batch, "batch", "datagrams per system call on each node's socket, 1 to 1024 (each costs about 2 KiB of receive buffer)")
 	if code, ok := f.parse(args); !ok {
 		return code

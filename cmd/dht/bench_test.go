@@ -31,13 +31,13 @@ func TestBenchFlagsRejectedWithClearMessages(t *testing.T) {
 		{[]string{"bench", "cluster", "--nodes", "1"}, []string{"-nodes", "2 to 20000"}},
 		{[]string{"bench", "cluster", "--ops", "0"}, []string{"-ops", "1 to 1000000"}},
 		{[]string{"bench", "cluster", "--k", "10", "--alpha", "11"}, []string{"-alpha", "at most -k (10)"}},
-		{[]string{"bench", "cluster", "--nodes", "2", "--seeds", "3"}, []string{"-seeds", "at most -nodes (2)"}},
+		{[]string{"bench", "cluster", "--nodes", "2", "--seed-count", "3"}, []string{"-seed-count", "at most -nodes (2)"}},
 		{[]string{"bench", "cluster", "--op-timeout", "soon"}, []string{"-op-timeout", "duration"}},
 		{[]string{"bench", "idle", "--nodes", "0"}, []string{"-nodes", "1 to 100000"}},
 		{[]string{"bench", "idle", "--batch", "0"}, []string{"-batch", "1 to 1024"}},
 		{[]string{"bench", "idle", "--idle", "0"}, []string{"-idle", "from 1ms to 6h"}},
 		{[]string{"bench", "idle", "--idle", "7h"}, []string{"-idle", "from 1ms to 6h"}},
-		{[]string{"bench", "idle", "--refresh", "48h"}, []string{"-refresh", "from 0s to 24h"}},
+		{[]string{"bench", "idle", "--refresh-interval", "48h"}, []string{"-refresh-interval", "from 0s to 24h"}},
 		{[]string{"bench", "idle", "--cpuprofile", "/nonexistent/dir/cpu.prof", "--nodes", "1"}, []string{"-cpuprofile", "no such file"}},
 	}
 	for _, tc := range cases {
@@ -85,9 +85,9 @@ func TestBenchIdleSaysWhenNodesExceedTheFileLimit(t *testing.T) {
 
 func TestBenchHelpListsEveryFlag(t *testing.T) {
 	for cmd, flags := range map[string][]string{
-		"serve":   {"-keys", "-value-size", "-sockets", "-clients", "-senders", "-concurrency", "-duration", "-warmup", "-rounds", "-timeout", "-naive", "-read-only", "-json", "-cpuprofile", "-seed"},
-		"cluster": {"-nodes", "-ops", "-concurrency", "-value-size", "-k", "-alpha", "-seeds", "-join-concurrency", "-op-timeout", "-json", "-cpuprofile"},
-		"idle":    {"-nodes", "-idle", "-settle", "-batch", "-refresh", "-seeds", "-join-concurrency", "-json", "-cpuprofile"},
+		"serve":   {"-keys", "-value-size", "-sockets", "-clients", "-senders", "-concurrency", "-duration", "-warmup", "-rounds", "-request-timeout", "-naive", "-read-only", "-json", "-cpuprofile", "-seed"},
+		"cluster": {"-nodes", "-ops", "-concurrency", "-value-size", "-k", "-alpha", "-seed-count", "-join-concurrency", "-op-timeout", "-json", "-cpuprofile"},
+		"idle":    {"-nodes", "-idle", "-settle", "-batch", "-refresh-interval", "-seed-count", "-join-concurrency", "-json", "-cpuprofile"},
 	} {
 		code, _, stderr := runCmd("bench", cmd, "--help")
 		if code != exitOK {

@@ -281,7 +281,11 @@ var progressDelay = 300 * time.Millisecond
 // stderrIsTerminal reports whether w is a terminal: a spinner on anything
 // else (a pipe, a file, /dev/null, a CI log) would be noise in it. Tests
 // replace it.
-var stderrIsTerminal = func(w io.Writer) bool {
+var stderrIsTerminal = isTerminal
+
+// isTerminal reports whether w is a terminal (not merely a character
+// device: /dev/null is one).
+func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }

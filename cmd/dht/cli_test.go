@@ -707,13 +707,7 @@ func helpFlagNames(t *testing.T, cmd []string) map[string]bool {
 // exceptions left are listed, each with why, and the test fails when one
 // is no longer needed, so that the list stays true.
 func TestOneKindPerFlagNameAcrossAllCommands(t *testing.T) {
-	known := map[string]string{
-		// dht sim, bench cluster and bench idle count the nodes the
-		// others join through; dht node and the commands that drive a
-		// node list their addresses. (cmd/dht/sim.go and bench.go are
-		// another change's to rename.)
-		"seeds": "a count in sim and bench, HOST:PORT addresses elsewhere",
-	}
+	known := map[string]string{}              // none left; a name added here says why
 	kinds := map[string]map[string][]string{} // name -> kind -> commands
 	add := func(name, kind, cmd string) {
 		if kinds[name] == nil {

@@ -44,7 +44,7 @@ func simFlags(sc *sim.Scenario, o *simOptions, stderr io.Writer) (*flag.FlagSet,
 	fs.Var(intVar{&sc.K, 1, 32}, "k", "bucket size and replication factor, 1 to 32")
 	fs.Var(intVar{&sc.Alpha, 1, 32}, "alpha", "lookup parallelism, 1 to k")
 	fs.Uint64Var(&sc.Seed, "seed", sc.Seed, "seed of everything random in the run: same seed, same report")
-	fs.Var(intVar{&sc.Seeds, 1, sim.MaxSeeds}, "seeds", fmt.Sprintf("how many of the first nodes the others join through, 1 to %d", sim.MaxSeeds))
+	fs.Var(intVar{&sc.Seeds, 1, sim.MaxSeeds}, "seed-count", fmt.Sprintf("how many of the first nodes the others join through, 1 to %d", sim.MaxSeeds))
 	fs.Var(durVar{&sc.JoinEvery, time.Nanosecond, time.Minute}, "join-every", "virtual time between two nodes starting to join")
 	fs.Var(latencyVar{&sc.Latency}, "latency", "one-way delay: "+sim.LatencyForms)
 	fs.Var(floatVar{&sc.Loss, 0, sim.MaxLoss, "a probability"}, "loss", "probability that a datagram is lost")
@@ -263,16 +263,6 @@ func newSimProgress(mode string, w io.Writer) *simProgress {
 		}
 	}
 	return &simProgress{w: w, mode: mode, start: time.Now()}
-}
-
-// isTerminal reports whether w is a character device (a terminal).
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 func (p *simProgress) update(pr sim.Progress) {
