@@ -67,6 +67,12 @@ type Config struct {
 	// every ID guessable: pass one only for simulations and tests.
 	Rand   *mrand.Rand
 	Logger *slog.Logger
+
+	// Keeping values alive (republish.go, cache.go, refresh.go, put.go).
+	MaxKeepAlives int  // values this node republishes for its program at once (KeepAlive); default 1024
+	PathCache     int  // records a get caches at the closest node on its path that lacked them; default 4; negative turns caching off
+	PutBeta       int  // a put's lookup stops once its PutBeta closest candidates answered and stores on the K closest it knows; default 3; negative runs the full lookup and stores on the K closest that answered
+	FullRefresh   bool // a bucket refresh runs a full lookup instead of stopping at a bucket's worth of contacts that answered
 }
 
 // Defaults used where a Config field is zero.
@@ -82,6 +88,9 @@ const (
 	DefaultMaxFailures     = 3
 	DefaultLookupTimeout   = 30 * time.Second
 	DefaultGetQuorum       = 3
+	DefaultMaxKeepAlives   = 1024
+	DefaultPathCache       = 4
+	DefaultPutBeta         = 3
 )
 
 // Validate fills zero fields with defaults and rejects values that cannot
@@ -167,6 +176,18 @@ func (c *Config) Validate() error {
 	fill(&c.GetQuorum, min(DefaultGetQuorum, c.K)) // a tiny K asks fewer
 	if c.GetQuorum < 1 || c.GetQuorum > c.K {
 		return fmt.Errorf("core: GetQuorum = %d: must be between 1 and K (%d)", c.GetQuorum, c.K)
+	}
+	fill(&c.MaxKeepAlives, DefaultMaxKeepAlives)
+	if c.MaxKeepAlives < 0 {
+		return fmt.Errorf("core: MaxKeepAlives = %d: must be at least 0 (0 selects %d)", c.MaxKeepAlives, DefaultMaxKeepAlives)
+	}
+	fill(&c.PathCache, DefaultPathCache)
+	if c.PathCache > wire.MaxRecords {
+		return fmt.Errorf("core: PathCache = %d: must be at most %d (negative turns caching off)", c.PathCache, wire.MaxRecords)
+	}
+	fill(&c.PutBeta, min(DefaultPutBeta, c.K))
+	if c.PutBeta > c.K {
+		return fmt.Errorf("core: PutBeta = %d: must be at most K (%d); negative runs the full lookup", c.PutBeta, c.K)
 	}
 	if c.Clock == nil {
 		c.Clock = clock.Real{}

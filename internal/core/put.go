@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dhtkit/dht/id"
+	"github.com/dhtkit/dht/lookup"
 	"github.com/dhtkit/dht/store"
 	"github.com/dhtkit/dht/transport"
 	"github.com/dhtkit/dht/wire"
@@ -155,6 +156,7 @@ type putOp struct {
 	ttl     uint32
 	quorum  int
 	targets []putTarget // parallel to res.Receipts[first:]
+	spares  []id.Contact // candidates to store on in place of targets that do not answer
 	first   int         // receipts before the remote targets (this node's own)
 	left    int         // targets (and the local sync) without an outcome
 	res     *PutResult
@@ -229,9 +231,10 @@ func (p *putOp) response(n *Node, q *pending, m *wire.Message, now time.Time, w 
 
 func (p *putOp) failure(n *Node, q *pending, now time.Time, w transport.Writer) {
 	i := int(q.slot)
-	if p.o.done || i < 0 || i >= len(p.targets) {
+	if p.o.done || i < 0 || i >= len(p.targets) || p.targets[i].done {
 		return
 	}
+	p.replace(n, now, w) // first, so that the put does not end one replica short
 	p.outcome(n, i, Receipt{Outcome: NoAnswer}, now)
 }
 
@@ -334,14 +337,21 @@ func (n *Node) PutRecord(req PutRequest, cb func(*PutResult, error)) (cancel fun
 			res: &PutResult{Key: req.Key, Publisher: pub, Version: version, TTL: req.TTL},
 		}
 		o.onEnd(func() { p.txids.forget(n) })
-		lo := n.lookup(wire.FindNode, req.Key, now, w, func(r *LookupResult, now time.Time, w transport.Writer) {
+		var guess []id.Contact // the K closest candidates (and spares) when the beta rule stopped the lookup
+		lo := n.newLookup(wire.FindNode, req.Key, now, func(r *LookupResult, now time.Time, w transport.Writer) {
 			p.res.Lookup = r
 			targets := r.Closest
+			if guess != nil {
+				targets = guess[:min(len(guess), n.cfg.K)]
+			}
 			if !n.cfg.ReadOnly && (len(targets) < n.cfg.K || n.self.CloserTo(req.Key, targets[len(targets)-1].ID)) {
 				if len(targets) == n.cfg.K {
 					targets = targets[:len(targets)-1] // this node takes the farthest one's place
 				}
 				p.storeLocal(n, now, w)
+			}
+			if guess != nil {
+				p.spares = guess[len(targets):]
 			}
 			p.first = len(p.res.Receipts)
 			p.targets = make([]putTarget, len(targets))
@@ -354,11 +364,58 @@ func (n *Node) PutRecord(req PutRequest, cb func(*PutResult, error)) (cancel fun
 			}
 			p.maybeDone(n, now)
 		})
+		if n.cfg.PutBeta > 0 {
+			lo.l.StopWhen(func(l *lookup.Lookup) bool {
+				if !betaAnswered(l, n.cfg.PutBeta) {
+					return false
+				}
+				guess = l.Candidates(nil, 2*n.cfg.K)
+				return true
+			})
+		}
+		n.seed(lo, now, w)
 		if !o.done {
 			o.onEnd(func() { n.abandon(lo) })
 		}
 	})
 	return n.canceler(o)
+}
+
+// betaAnswered is the put's termination rule (libp2p's beta): the beta
+// closest candidates the lookup knows, failed ones left out, have all
+// answered. The closest nodes know the key's neighbourhood best, so their
+// answers name the rest of the K closest: the put stores on those without
+// asking each of them for contacts first, which saves a request per
+// replica; a candidate that turns out dead is replaced by a spare (see
+// putOp.replace). TestPutPlacement measures what this costs in placement.
+func betaAnswered(l *lookup.Lookup, beta int) bool {
+	var cb, rb [wire.MaxContacts]id.Contact
+	cs := l.Candidates(cb[:0], beta)
+	rs := l.Closest(rb[:0])
+	if len(cs) < beta || len(rs) < beta {
+		return false
+	}
+	for i := range beta {
+		if cs[i].ID != rs[i].ID {
+			return false
+		}
+	}
+	return true
+}
+
+// replace stores on the next spare in place of a target that never
+// answered: a candidate the stopped lookup did not ask may have left. The
+// dead target keeps its NoAnswer receipt.
+func (p *putOp) replace(n *Node, now time.Time, w transport.Writer) {
+	if len(p.spares) == 0 || p.o.done {
+		return
+	}
+	c := p.spares[0]
+	p.spares = p.spares[1:]
+	p.res.Receipts = append(p.res.Receipts, Receipt{Node: c})
+	p.targets = append(p.targets, putTarget{})
+	p.left++
+	p.sendParts(n, len(p.targets)-1, now, w)
 }
 
 // storeLocal keeps the put's value in this node's own store, as one of the
