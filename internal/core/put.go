@@ -155,10 +155,10 @@ type putOp struct {
 	version uint64
 	ttl     uint32
 	quorum  int
-	targets []putTarget // parallel to res.Receipts[first:]
+	targets []putTarget  // parallel to res.Receipts[first:]
 	spares  []id.Contact // candidates to store on in place of targets that do not answer
-	first   int         // receipts before the remote targets (this node's own)
-	left    int         // targets (and the local sync) without an outcome
+	first   int          // receipts before the remote targets (this node's own)
+	left    int          // targets (and the local sync) without an outcome
 	res     *PutResult
 	cb      func(*PutResult, error)
 	txids   txset
