@@ -73,6 +73,10 @@ type Config struct {
 	PathCache     int  // records a get caches at the closest node on its path that lacked them; default 4; negative turns caching off
 	PutBeta       int  // a put's lookup stops once its PutBeta closest candidates answered and stores on the K closest it knows; default 3; negative runs the full lookup and stores on the K closest that answered
 	FullRefresh   bool // a bucket refresh runs a full lookup instead of stopping at a bucket's worth of contacts that answered
+	// KeepAliveEnded, when set, is called (outside the node's lock) when
+	// the node ends a keep-alive on its own: ErrSuperseded, when the nodes
+	// hold a newer version of the value.
+	KeepAliveEnded func(key, publisher id.ID, reason error)
 }
 
 // Defaults used where a Config field is zero.

@@ -64,6 +64,8 @@ type Node struct {
 	late         *scratch                  // for answers sent after a store's sync
 	rpcTimer     timerSlot
 	mntTimer     timerSlot
+	keep         keepAlives  // values republished for this node's program (republish.go)
+	cache        cacheCounts // path caching (cache.go)
 }
 
 // timerSlot is one armed clock timer. The generation tells a callback that
@@ -168,6 +170,7 @@ func (n *Node) Close() error {
 	n.closed = true
 	n.rpcTimer.stop()
 	n.mntTimer.stop()
+	n.keep.timer.stop()
 	for o := range n.ops {
 		n.failOp(o, ErrClosed)
 	}

@@ -67,6 +67,9 @@ type PutRequest struct {
 	// included) that must accept the value; Put fails with a *QuorumError
 	// below it.
 	Quorum int
+	// KeepAlive makes the node republish the value before it expires,
+	// until the keep-alive is stopped (see PutRecord).
+	KeepAlive bool
 }
 
 // PutResult describes a finished put.
@@ -298,87 +301,126 @@ func (n *Node) Put(key id.ID, value []byte, ttl time.Duration, cb func(*PutResul
 
 // PutRecord stores req.Value under req.Key on the K nodes closest to it, as
 // Put does, with the request's publisher, version and quorum; the result
-// has a receipt per node asked.
+// has a receipt per node asked. With req.KeepAlive the node goes on
+// republishing the value (see republish.go) until StopKeepAlive, Delete, or
+// a put of the same key and publisher without KeepAlive; the keep-alive
+// stands even when this first put fails, and is retried.
 func (n *Node) PutRecord(req PutRequest, cb func(*PutResult, error)) (cancel func()) {
 	var o *opState
 	n.run(func(now time.Time, w transport.Writer) {
-		if o = n.begin(func(err error) { cb(nil, err) }); o == nil {
-			return
-		}
-		switch {
-		case len(req.Value) == 0:
-			n.failOp(o, errors.New("empty value (withdraw a value with Delete)"))
-			return
-		case len(req.Value) > n.cfg.MaxValueSize:
-			n.failOp(o, fmt.Errorf("value is %d bytes, limit %d", len(req.Value), n.cfg.MaxValueSize))
-			return
-		case req.TTL < time.Second:
-			n.failOp(o, fmt.Errorf("ttl %v is under 1s", req.TTL))
-			return
-		case req.Quorum < 0 || req.Quorum > n.cfg.K:
-			n.failOp(o, fmt.Errorf("quorum %d: must be between 0 and K (%d)", req.Quorum, n.cfg.K))
-			return
-		}
-		pub := req.Publisher
-		switch {
-		case req.Anonymous:
-			pub = sha1.Sum(req.Value)
-		case pub.IsZero():
-			pub = n.self
-		}
-		version := req.Version
-		if version == 0 {
-			version = n.nextVersion(now)
-		}
-		secs := ttlSeconds(req.TTL)
-		p := &putOp{
-			o: o, key: req.Key, value: append([]byte(nil), req.Value...), pub: pub, version: version,
-			ttl: secs, quorum: req.Quorum, cb: cb,
-			res: &PutResult{Key: req.Key, Publisher: pub, Version: version, TTL: req.TTL},
-		}
-		o.onEnd(func() { p.txids.forget(n) })
-		var guess []id.Contact // the K closest candidates (and spares) when the beta rule stopped the lookup
-		lo := n.newLookup(wire.FindNode, req.Key, now, func(r *LookupResult, now time.Time, w transport.Writer) {
-			p.res.Lookup = r
-			targets := r.Closest
-			if guess != nil {
-				targets = guess[:min(len(guess), n.cfg.K)]
+		if err := n.checkPut(&req); err != nil {
+			if o = n.begin(func(err error) { cb(nil, err) }); o != nil {
+				n.failOp(o, err)
 			}
-			if !n.cfg.ReadOnly && (len(targets) < n.cfg.K || n.self.CloserTo(req.Key, targets[len(targets)-1].ID)) {
-				if len(targets) == n.cfg.K {
-					targets = targets[:len(targets)-1] // this node takes the farthest one's place
+			return
+		}
+		if req.Version == 0 {
+			req.Version = n.nextVersion(now)
+		}
+		var e *keepAlive
+		if req.KeepAlive {
+			var err error
+			if e, err = n.registerKeepAlive(req, time.Time{}); err != nil {
+				if o = n.begin(func(err error) { cb(nil, err) }); o != nil {
+					n.failOp(o, err)
 				}
-				p.storeLocal(n, now, w)
+				return
 			}
-			if guess != nil {
-				p.spares = guess[len(targets):]
-			}
-			p.first = len(p.res.Receipts)
-			p.targets = make([]putTarget, len(targets))
-			for _, c := range targets {
-				p.res.Receipts = append(p.res.Receipts, Receipt{Node: c})
-			}
-			p.left += len(targets)
-			for i := range targets {
-				p.sendParts(n, i, now, w)
-			}
-			p.maybeDone(n, now)
-		})
-		if n.cfg.PutBeta > 0 {
-			lo.l.StopWhen(func(l *lookup.Lookup) bool {
-				if !betaAnswered(l, n.cfg.PutBeta) {
-					return false
-				}
-				guess = l.Candidates(nil, 2*n.cfg.K)
-				return true
-			})
+			e.running = true
+			n.keep.running++
+		} else {
+			n.endKeepAlive(req.Key, req.Publisher) // the program's new value supersedes it
 		}
-		n.seed(lo, now, w)
-		if !o.done {
-			o.onEnd(func() { n.abandon(lo) })
-		}
+		o = n.startPut(req, e, now, w, cb)
 	})
 	return n.canceler(o)
+}
+
+// checkPut validates a put and resolves its publisher. The lock is held.
+func (n *Node) checkPut(req *PutRequest) error {
+	switch {
+	case len(req.Value) == 0:
+		return errors.New("empty value (withdraw a value with Delete)")
+	case len(req.Value) > n.cfg.MaxValueSize:
+		return fmt.Errorf("value is %d bytes, limit %d", len(req.Value), n.cfg.MaxValueSize)
+	case req.TTL < time.Second:
+		return fmt.Errorf("ttl %v is under 1s", req.TTL)
+	case req.Quorum < 0 || req.Quorum > n.cfg.K:
+		return fmt.Errorf("quorum %d: must be between 0 and K (%d)", req.Quorum, n.cfg.K)
+	}
+	switch {
+	case req.Anonymous:
+		req.Publisher = sha1.Sum(req.Value)
+	case req.Publisher.IsZero():
+		req.Publisher = n.self
+	}
+	return nil
+}
+
+// startPut starts a checked put (publisher and version resolved), for the
+// program or for keep-alive e (nil for none), whose bookkeeping is done
+// before cb runs. The lock is held.
+func (n *Node) startPut(req PutRequest, e *keepAlive, now time.Time, w transport.Writer, cb func(*PutResult, error)) *opState {
+	if e != nil {
+		user := cb
+		cb = func(r *PutResult, err error) {
+			n.run(func(now time.Time, _ transport.Writer) { n.putDone(e, r, err, now) })
+			user(r, err)
+		}
+	}
+	o := n.begin(func(err error) { cb(nil, err) })
+	if o == nil {
+		return nil
+	}
+	pub, version := req.Publisher, req.Version
+	secs := ttlSeconds(req.TTL)
+	p := &putOp{
+		o: o, key: req.Key, value: append([]byte(nil), req.Value...), pub: pub, version: version,
+		ttl: secs, quorum: req.Quorum, cb: cb,
+		res: &PutResult{Key: req.Key, Publisher: pub, Version: version, TTL: req.TTL},
+	}
+	o.onEnd(func() { p.txids.forget(n) })
+	var guess []id.Contact // the K closest candidates (and spares) when the beta rule stopped the lookup
+	lo := n.newLookup(wire.FindNode, req.Key, now, func(r *LookupResult, now time.Time, w transport.Writer) {
+		p.res.Lookup = r
+		targets := r.Closest
+		if guess != nil {
+			targets = guess[:min(len(guess), n.cfg.K)]
+		}
+		if !n.cfg.ReadOnly && (len(targets) < n.cfg.K || n.self.CloserTo(req.Key, targets[len(targets)-1].ID)) {
+			if len(targets) == n.cfg.K {
+				targets = targets[:len(targets)-1] // this node takes the farthest one's place
+			}
+			p.storeLocal(n, now, w)
+		}
+		if guess != nil {
+			p.spares = guess[len(targets):]
+		}
+		p.first = len(p.res.Receipts)
+		p.targets = make([]putTarget, len(targets))
+		for _, c := range targets {
+			p.res.Receipts = append(p.res.Receipts, Receipt{Node: c})
+		}
+		p.left += len(targets)
+		for i := range targets {
+			p.sendParts(n, i, now, w)
+		}
+		p.maybeDone(n, now)
+	})
+	if n.cfg.PutBeta > 0 {
+		lo.l.StopWhen(func(l *lookup.Lookup) bool {
+			if !betaAnswered(l, n.cfg.PutBeta) {
+				return false
+			}
+			guess = l.Candidates(nil, 2*n.cfg.K)
+			return true
+		})
+	}
+	n.seed(lo, now, w)
+	if !o.done {
+		o.onEnd(func() { n.abandon(lo) })
+	}
+	return o
 }
 
 // betaAnswered is the put's termination rule (libp2p's beta): the beta
@@ -425,12 +467,15 @@ func (p *putOp) storeLocal(n *Node, now time.Time, w transport.Writer) {
 	ttl := n.grantTTL(p.ttl)
 	p.res.Receipts = append(p.res.Receipts, Receipt{Node: id.Contact{ID: n.self, Addr: n.Addr()}})
 	v := store.Value{Publisher: p.pub, Version: p.version, Expires: now.Add(ttl), Data: p.value}
+	refresh := n.isRefresh(p.key, &v, now) // a republish: nothing changed for listeners
 	if err := n.store.Put(p.key, v, netip.Addr{}, now); err != nil {
 		code, text := refusal(err)
 		p.res.Receipts[0] = Receipt{Node: p.res.Receipts[0].Node, Outcome: Refused, Code: code, Reason: text}
 		return
 	}
-	n.changed(p.key, v, now, w)
+	if !refresh {
+		n.changed(p.key, v, now, w)
+	}
 	accept := func() {
 		p.res.Receipts[0].Outcome, p.res.Receipts[0].TTL = Accepted, ttl
 		p.res.Stored++

@@ -305,6 +305,10 @@ type Stats struct {
 	Listeners, Subscriptions int
 	// DebugSuppressed counts debug lines the log's rate limit dropped.
 	DebugSuppressed uint64
+	// KeepAlive describes the values this node republishes for its
+	// program; PathCache the copies its gets cached on their paths.
+	KeepAlive KeepAliveCounts
+	PathCache PathCacheCounts
 }
 
 // RequestCounts is how the requests of one type that a node sent ended.
@@ -372,6 +376,7 @@ func (n *Node) Stats() Stats {
 		StoresAccepted: s.storesAccepted, StoresRefused: s.storesRefused,
 		Expired: s.expired, Refreshes: s.refreshes, Rejoins: s.rejoins,
 		ReadOnlyDropped: s.readOnlyDropped,
+		KeepAlive:       n.keepAliveStats(), PathCache: n.pathCacheStats(),
 		Served:          make(map[string]uint64, reqSlots-1),
 		Sent:            make(map[string]RequestCounts, reqSlots-1),
 		RequestErrors:   make(map[string]uint64, 11),
