@@ -26,6 +26,7 @@ type stats struct {
 	rpcFull, rpcQueued            uint64
 	storesAccepted, storesRefused uint64
 	expired, refreshes            uint64
+	refreshesSkipped              uint64
 	rejoins                       uint64
 	readOnlyDropped               uint64
 	served                        [16]uint64 // by request type; index 0 counts unknown types
@@ -249,8 +250,12 @@ type Stats struct {
 	StoresAccepted uint64 // STORE, PUT and DELETE requests accepted
 	StoresRefused  uint64 // STORE, PUT and DELETE requests refused (StoreRefusals says why)
 	Expired        uint64 // values removed by expiry sweeps
-	Refreshes      uint64 // bucket refresh lookups started
-	Rejoins        uint64 // bootstraps through Config.Seeds started because the routing table was empty
+	Refreshes      uint64 // bucket refreshes due (RefreshesSkipped of them needed no lookup)
+	// RefreshesSkipped counts bucket refreshes that sent nothing: the
+	// bucket held K contacts heard from within the table's freshness
+	// window.
+	RefreshesSkipped uint64
+	Rejoins          uint64 // bootstraps through Config.Seeds started because the routing table was empty
 	// ReadOnlyDropped counts requests a read-only node dropped unanswered
 	// (it serves only its subscriptions' NOTIFYs and the PINGs that check
 	// them).
@@ -377,19 +382,20 @@ func (n *Node) Stats() Stats {
 		Expired: s.expired, Refreshes: s.refreshes, Rejoins: s.rejoins,
 		ReadOnlyDropped: s.readOnlyDropped,
 		KeepAlive:       n.keepAliveStats(), PathCache: n.pathCacheStats(),
-		Served:          make(map[string]uint64, reqSlots-1),
-		Sent:            make(map[string]RequestCounts, reqSlots-1),
-		RequestErrors:   make(map[string]uint64, 11),
-		ErrorsSent:      make(map[string]uint64, 11),
-		StoreRefusals:   make(map[string]uint64, numReasons),
-		Latency:         make(map[string]Histogram, numGroups),
-		Lookups:         make(map[string]LookupCounts, numLookupKinds),
-		InFlight:        n.rpc.Len(),
-		TableSize:       n.table.Len(),
-		Buckets:         n.table.Buckets(),
-		BucketSizes:     make([]int, n.table.Buckets()),
-		Listeners:       len(n.listeners),
-		DebugSuppressed: s.trace.suppressedTotal,
+		RefreshesSkipped: s.refreshesSkipped,
+		Served:           make(map[string]uint64, reqSlots-1),
+		Sent:             make(map[string]RequestCounts, reqSlots-1),
+		RequestErrors:    make(map[string]uint64, 11),
+		ErrorsSent:       make(map[string]uint64, 11),
+		StoreRefusals:    make(map[string]uint64, numReasons),
+		Latency:          make(map[string]Histogram, numGroups),
+		Lookups:          make(map[string]LookupCounts, numLookupKinds),
+		InFlight:         n.rpc.Len(),
+		TableSize:        n.table.Len(),
+		Buckets:          n.table.Buckets(),
+		BucketSizes:      make([]int, n.table.Buckets()),
+		Listeners:        len(n.listeners),
+		DebugSuppressed:  s.trace.suppressedTotal,
 	}
 	for t := wire.Ping; t <= wire.Notify; t++ {
 		st.Served[t.String()] = s.served[t]
