@@ -101,6 +101,7 @@ type keepAlives struct {
 	running int
 	timer   timerSlot
 	counts  keepAliveCounts
+	gen     uint64 // grows with every keep-alive added, replaced or ended
 }
 
 // register adds (or replaces) the keep-alive of req's key and publisher.
@@ -118,6 +119,7 @@ func (n *Node) registerKeepAlive(req PutRequest, next time.Time) (*keepAlive, er
 	req.Value = bytes.Clone(req.Value)
 	e := &keepAlive{req: req, next: next}
 	n.keep.m[k] = e
+	n.keep.gen++
 	return e, nil
 }
 
@@ -130,6 +132,7 @@ func (n *Node) endKeepAlive(key, pub id.ID) bool {
 		return false
 	}
 	delete(n.keep.m, k)
+	n.keep.gen++
 	return true
 }
 
@@ -197,6 +200,15 @@ func (n *Node) KeepAlives() []KeepAliveState {
 	return out
 }
 
+// KeepAliveGeneration grows with every change to the set of keep-alives
+// (one added, replaced or ended), and not with republishes: a program that
+// saves KeepAlives saves again when it changed.
+func (n *Node) KeepAliveGeneration() uint64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.keep.gen
+}
+
 // keepAliveStats fills Stats.KeepAlive. The lock is held.
 func (n *Node) keepAliveStats() KeepAliveCounts {
 	c := n.keep.counts
@@ -222,6 +234,7 @@ func (n *Node) putDone(e *keepAlive, r *PutResult, err error, now time.Time) {
 	}
 	if superseded(r) {
 		delete(n.keep.m, k)
+		n.keep.gen++
 		n.keep.counts.superseded++
 		if f := n.cfg.KeepAliveEnded; f != nil {
 			key, pub := e.req.Key, e.req.Publisher
