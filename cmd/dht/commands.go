@@ -179,6 +179,7 @@ func runPut(args []string, stdout, stderr io.Writer) int {
 	var pub idFlag
 	f.fs.Var(&pub, "publisher", publisherUsage)
 	file := f.fs.String("file", "", "read the value from `FILE` instead of the VALUE argument")
+	keep := f.fs.Bool("keep", false, "the running node republishes the value before it expires until `dht del` (and across its restarts)")
 	if code, ok := f.parse(args, 1, 2); !ok {
 		return code
 	}
@@ -203,7 +204,7 @@ func runPut(args []string, stdout, stderr io.Writer) int {
 	}
 	defer t.close()
 	stop := f.progress("storing")
-	res, err := t.Put(ctx, key, value, api.PutOptions{TTL: ttl.v, Quorum: quorum.v, Publisher: pub.v})
+	res, err := t.Put(ctx, key, value, api.PutOptions{TTL: ttl.v, Quorum: quorum.v, Publisher: pub.v, Keep: *keep})
 	stop()
 	if err != nil && !errors.Is(err, api.ErrQuorum) {
 		return f.fail(err)
