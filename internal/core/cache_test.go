@@ -52,7 +52,7 @@ func TestPathCacheStoresAtTheClosestNodeWithoutItWithAShrinkingTTL(t *testing.T)
 	depths := map[int]int{}
 	for i := range 12 {
 		key := id.Key(fmt.Sprint("cached ", i))
-		put, err := tn.putReq(tn.nodes[rng.IntN(60)], PutRequest{Key: key, Value: []byte("v"), TTL: time.Hour})
+		put, err := putRec(t, tn, tn.nodes[rng.IntN(60)], PutRequest{Key: key, Value: []byte("v"), TTL: time.Hour})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -84,7 +84,7 @@ func TestPathCacheStoresAtTheClosestNodeWithoutItWithAShrinkingTTL(t *testing.T)
 			reader.table.Verified(id.Contact{ID: lacking.ID(), Addr: lacking.Addr()}, now)
 			reader.table.Verified(id.Contact{ID: seed.ID(), Addr: seed.Addr()}, now)
 		})
-		r, err := tn.get(reader, key)
+		r, err := get(t, tn, reader, key)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -137,7 +137,7 @@ func TestPathCacheDoesNotLaunderOneHoldersRecords(t *testing.T) {
 	}
 	tn.bootstrapAll(20 * time.Millisecond)
 	key := id.Key("victim")
-	put, err := tn.putReq(tn.nodes[3], PutRequest{Key: key, Value: []byte("honest"), TTL: time.Hour})
+	put, err := putRec(t, tn, tn.nodes[3], PutRequest{Key: key, Value: []byte("honest"), TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestPathCacheDoesNotLaunderOneHoldersRecords(t *testing.T) {
 		reader.table.Verified(id.Contact{ID: key, Addr: evil}, now)
 		reader.table.Verified(id.Contact{ID: tn.nodes[0].ID(), Addr: tn.nodes[0].Addr()}, now)
 	})
-	r, err := tn.get(reader, key)
+	r, err := get(t, tn, reader, key)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,22 +14,21 @@ import (
 // returns the refreshes and the FIND_NODE datagrams per refresh (an idle
 // network sends FIND_NODEs for refreshes only).
 func refreshCost(tn *testNet, window time.Duration) (refreshes uint64, perRefresh float64) {
-	var r0, f0 uint64
-	for _, n := range tn.nodes {
-		n.mu.Lock()
-		r0 += n.stats.refreshes
-		f0 += n.stats.sent[reqSlot(wire.FindNode)].sent
-		n.mu.Unlock()
-	}
+	r0, f0 := refreshCounts(tn)
 	tn.clk.RunFor(window)
-	var r1, f1 uint64
+	r1, f1 := refreshCounts(tn)
+	return r1 - r0, float64(f1-f0) / float64(r1-r0)
+}
+
+// refreshCounts sums the network's refreshes and FIND_NODE datagrams.
+func refreshCounts(tn *testNet) (refreshes, findNodes uint64) {
 	for _, n := range tn.nodes {
 		n.mu.Lock()
-		r1 += n.stats.refreshes
-		f1 += n.stats.sent[reqSlot(wire.FindNode)].sent
+		refreshes += n.stats.refreshes
+		findNodes += n.stats.sent[reqSlot(wire.FindNode)].sent
 		n.mu.Unlock()
 	}
-	return r1 - r0, float64(f1-f0) / float64(r1-r0)
+	return refreshes, findNodes
 }
 
 // A bucket refresh (paper, section 2.3) needs live contacts in the bucket's

@@ -12,28 +12,6 @@ import (
 	"github.com/dhtkit/dht/transport/memnet"
 )
 
-// putReq runs one put and waits for it.
-func (tn *testNet) putReq(n *Node, req PutRequest) (*PutResult, error) {
-	tn.t.Helper()
-	var res *PutResult
-	var err error
-	pending := 1
-	n.PutRecord(req, func(r *PutResult, e error) { res, err = r, e; pending-- })
-	tn.await(&pending, 2*time.Minute)
-	return res, err
-}
-
-// get runs one get and waits for it.
-func (tn *testNet) get(n *Node, key id.ID) (*LookupResult, error) {
-	tn.t.Helper()
-	var res *LookupResult
-	var err error
-	pending := 1
-	n.Get(key, func(r *LookupResult, e error) { res, err = r, e; pending-- })
-	tn.await(&pending, 2*time.Minute)
-	return res, err
-}
-
 // sent sums the requests of type typ (a Stats.Sent name) the network's
 // nodes sent.
 func (tn *testNet) sent(typ string) uint64 {
@@ -68,7 +46,7 @@ func TestRepublishKeepsAValueAlivePastItsTTLUntilStopped(t *testing.T) {
 	tn := shortTTLNet(t, 41, 30, nil)
 	pub, reader := tn.nodes[3], tn.nodes[17]
 	key := id.Key("alice@id.example.org:address")
-	res, err := tn.putReq(pub, PutRequest{Key: key, Value: []byte("203.0.113.7:4000"), TTL: time.Hour, KeepAlive: true})
+	res, err := putRec(t, tn, pub, PutRequest{Key: key, Value: []byte("203.0.113.7:4000"), TTL: time.Hour, KeepAlive: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +63,7 @@ func TestRepublishKeepsAValueAlivePastItsTTLUntilStopped(t *testing.T) {
 	// Ten TTLs later the value is still there, at its first version.
 	for range 10 {
 		tn.clk.RunFor(time.Minute)
-		r, err := tn.get(reader, key)
+		r, err := get(t, tn, reader, key)
 		if err != nil {
 			t.Fatalf("at %v with the keep-alive on: %v", tn.clk.Now().Sub(epoch), err)
 		}
@@ -116,7 +94,7 @@ func TestRepublishKeepsAValueAlivePastItsTTLUntilStopped(t *testing.T) {
 		t.Fatal("a second StopKeepAlive found one")
 	}
 	tn.clk.RunFor(time.Minute + 5*time.Second)
-	if _, err := tn.get(reader, key); !errors.Is(err, ErrNotFound) {
+	if _, err := get(t, tn, reader, key); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("a TTL after the keep-alive stopped: %v, want ErrNotFound", err)
 	}
 	if n := pub.Stats().KeepAlive.Republished; n != st.Republished && n != st.Republished+1 {
@@ -131,7 +109,7 @@ func TestRepublishRetriesWithBackoff(t *testing.T) {
 	tn := shortTTLNet(t, 42, 20, nil)
 	pub := tn.nodes[5]
 	key := id.Key("retried")
-	if _, err := tn.putReq(pub, PutRequest{Key: key, Value: []byte("v"), TTL: time.Minute, KeepAlive: true}); err != nil {
+	if _, err := putRec(t, tn, pub, PutRequest{Key: key, Value: []byte("v"), TTL: time.Minute, KeepAlive: true}); err != nil {
 		t.Fatal(err)
 	}
 	// Cut the publisher off from everyone.
@@ -156,7 +134,7 @@ func TestRepublishRetriesWithBackoff(t *testing.T) {
 	if ka := pub.KeepAlives(); ka[0].Failures != 0 || ka[0].LastError != "" {
 		t.Fatalf("healed: %+v; want the failures cleared by a success", ka[0])
 	}
-	if _, err := tn.get(tn.nodes[11], key); err != nil {
+	if _, err := get(t, tn, tn.nodes[11], key); err != nil {
 		t.Fatalf("after the network healed: %v", err)
 	}
 }
@@ -168,7 +146,7 @@ func TestKeepAliveBound(t *testing.T) {
 	tn := shortTTLNet(t, 43, 12, func(c *Config) { c.MaxKeepAlives = 2 })
 	n := tn.nodes[2]
 	put := func(k string, keep bool) error {
-		_, err := tn.putReq(n, PutRequest{Key: id.Key(k), Value: []byte(k), TTL: time.Minute, KeepAlive: keep})
+		_, err := putRec(t, tn, n, PutRequest{Key: id.Key(k), Value: []byte(k), TTL: time.Minute, KeepAlive: keep})
 		return err
 	}
 	for _, k := range []string{"a", "b", "a"} { // "a" again replaces its own
@@ -200,7 +178,7 @@ func TestKeepAliveBound(t *testing.T) {
 		}
 	}
 	tn.clk.RunFor(3 * time.Minute)
-	if _, err := tn.get(tn.nodes[7], id.Key("b")); !errors.Is(err, ErrNotFound) {
+	if _, err := get(t, tn, tn.nodes[7], id.Key("b")); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("the deleted keep-alive's value: %v, want ErrNotFound", err)
 	}
 }
@@ -214,17 +192,17 @@ func TestKeepAliveEndsWhenSuperseded(t *testing.T) {
 	a, b := tn.nodes[4], tn.nodes[9]
 	a.cfg.KeepAliveEnded = func(_, _ id.ID, err error) { ended = append(ended, err) }
 	key, pub := id.Key("shared"), id.Key("publisher P")
-	if _, err := tn.putReq(a, PutRequest{Key: key, Value: []byte("old"), TTL: time.Minute, Publisher: pub, Version: 1, KeepAlive: true}); err != nil {
+	if _, err := putRec(t, tn, a, PutRequest{Key: key, Value: []byte("old"), TTL: time.Minute, Publisher: pub, Version: 1, KeepAlive: true}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tn.putReq(b, PutRequest{Key: key, Value: []byte("new"), TTL: time.Minute, Publisher: pub, Version: 2}); err != nil {
+	if _, err := putRec(t, tn, b, PutRequest{Key: key, Value: []byte("new"), TTL: time.Minute, Publisher: pub, Version: 2}); err != nil {
 		t.Fatal(err)
 	}
 	tn.clk.RunFor(45 * time.Second)
 	if len(ended) != 1 || !errors.Is(ended[0], ErrSuperseded) || len(a.KeepAlives()) != 0 || a.Stats().KeepAlive.Superseded != 1 {
 		t.Fatalf("ended %v, %d keep-alives left; want one end with ErrSuperseded", ended, len(a.KeepAlives()))
 	}
-	r, err := tn.get(tn.nodes[15], key)
+	r, err := get(t, tn, tn.nodes[15], key)
 	if err != nil || string(r.Records[0].Data) != "new" {
 		t.Fatalf("get: %v %v, want the new version", r, err)
 	}
