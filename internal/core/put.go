@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/dhtkit/dht/id"
@@ -147,6 +148,11 @@ type putTarget struct {
 	next     uint32 // offset of the next part to send
 	inFlight int
 	done     bool
+	// unproven is set for a target whose address never answered us (a
+	// candidate the beta rule stores on unasked): until it answers it gets
+	// one part, sent once, so that a hostile lookup answer cannot aim a
+	// put's parts and retries at a victim.
+	unproven bool
 }
 
 // putOp is the PUT phase of a put.
@@ -181,10 +187,14 @@ func (p *putOp) fill(m *wire.Message, q *pending) {
 // sendParts sends target i's next parts while its window has room.
 func (p *putOp) sendParts(n *Node, i int, now time.Time, w transport.Writer) {
 	t := &p.targets[i]
-	for !t.done && t.inFlight < putWindow && (t.next < uint32(len(p.value)) || (t.next == 0 && len(p.value) == 0)) {
+	window := putWindow
+	if t.unproven {
+		window = 1
+	}
+	for !t.done && t.inFlight < window && (t.next < uint32(len(p.value)) || (t.next == 0 && len(p.value) == 0)) {
 		off := t.next
 		t.next += wire.MaxPart
-		if !n.sendReq(pending{to: p.res.Receipts[p.first+i].Node, typ: wire.Put, key: p.key, op: p, slot: int32(i), off: off}, now, w) {
+		if !n.sendReq(pending{to: p.res.Receipts[p.first+i].Node, typ: wire.Put, key: p.key, op: p, slot: int32(i), off: off, unverified: t.unproven}, now, w) {
 			p.outcome(n, i, Receipt{Outcome: NoAnswer, Reason: "no room to send"}, now)
 			return
 		}
@@ -220,6 +230,7 @@ func (p *putOp) response(n *Node, q *pending, m *wire.Message, now time.Time, w 
 		return
 	}
 	p.targets[i].inFlight--
+	p.targets[i].unproven = false // it answered at this address
 	switch {
 	case m.Type == wire.PutOK && m.Status == wire.StatusStored:
 		p.outcome(n, i, Receipt{Outcome: Accepted, TTL: time.Duration(m.TTL) * time.Second}, now)
@@ -398,8 +409,9 @@ func (n *Node) startPut(req PutRequest, e *keepAlive, now time.Time, w transport
 		}
 		p.first = len(p.res.Receipts)
 		p.targets = make([]putTarget, len(targets))
-		for _, c := range targets {
+		for i, c := range targets {
 			p.res.Receipts = append(p.res.Receipts, Receipt{Node: c})
+			p.targets[i].unproven = guess != nil && !n.answered(c, r)
 		}
 		p.left += len(targets)
 		for i := range targets {
@@ -409,11 +421,9 @@ func (n *Node) startPut(req PutRequest, e *keepAlive, now time.Time, w transport
 	})
 	if n.cfg.PutBeta > 0 {
 		lo.l.StopWhen(func(l *lookup.Lookup) bool {
-			if !betaAnswered(l, n.cfg.PutBeta) {
-				return false
-			}
-			guess = l.Candidates(nil, 2*n.cfg.K)
-			return true
+			var ok bool
+			guess, ok = n.betaTargets(l)
+			return ok
 		})
 	}
 	n.seed(lo, now, w)
@@ -423,26 +433,37 @@ func (n *Node) startPut(req PutRequest, e *keepAlive, now time.Time, w transport
 	return o
 }
 
-// betaAnswered is the put's termination rule (libp2p's beta): the beta
-// closest candidates the lookup knows, failed ones left out, have all
-// answered. The closest nodes know the key's neighbourhood best, so their
-// answers name the rest of the K closest: the put stores on those without
-// asking each of them for contacts first, which saves a request per
-// replica; a candidate that turns out dead is replaced by a spare (see
-// putOp.replace). TestPutPlacement measures what this costs in placement.
-func betaAnswered(l *lookup.Lookup, beta int) bool {
+// betaTargets is the put's termination rule (libp2p's beta): once the
+// PutBeta closest candidates the lookup knows, failed ones left out, have
+// all answered, it returns the K closest candidates and up to K spares
+// after them, whatever their state. The closest nodes know the key's
+// neighbourhood best, so their answers name the rest of the K closest: the
+// put stores on those without asking each of them for contacts first,
+// which saves a request per replica; a spare replaces a target that does
+// not answer (see putOp.replace). TestPutPlacement measures what the rule
+// costs in placement. A candidate that never answered us may be an address
+// a hostile answer named: it gets one datagram, sent once, until it
+// answers (see sendParts).
+func (n *Node) betaTargets(l *lookup.Lookup) ([]id.Contact, bool) {
 	var cb, rb [wire.MaxContacts]id.Contact
-	cs := l.Candidates(cb[:0], beta)
+	beta := n.cfg.PutBeta
 	rs := l.Closest(rb[:0])
+	cs := l.Candidates(cb[:0], beta)
 	if len(cs) < beta || len(rs) < beta {
-		return false
+		return nil, false
 	}
 	for i := range beta {
 		if cs[i].ID != rs[i].ID {
-			return false
+			return nil, false
 		}
 	}
-	return true
+	return l.Candidates(nil, 2*n.cfg.K), true
+}
+
+// answered reports whether c's address has answered us: in the put's
+// lookup, or before (a proven routing-table contact).
+func (n *Node) answered(c id.Contact, r *LookupResult) bool {
+	return n.table.Proven(c) || slices.ContainsFunc(r.Closest, func(x id.Contact) bool { return x.ID == c.ID && x.Addr == c.Addr })
 }
 
 // replace stores on the next spare in place of a target that never
@@ -455,7 +476,7 @@ func (p *putOp) replace(n *Node, now time.Time, w transport.Writer) {
 	c := p.spares[0]
 	p.spares = p.spares[1:]
 	p.res.Receipts = append(p.res.Receipts, Receipt{Node: c})
-	p.targets = append(p.targets, putTarget{})
+	p.targets = append(p.targets, putTarget{unproven: !n.answered(c, p.res.Lookup)})
 	p.left++
 	p.sendParts(n, len(p.targets)-1, now, w)
 }

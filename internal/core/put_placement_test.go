@@ -3,6 +3,7 @@ package core
 import (
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"slices"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dhtkit/dht/id"
+	"github.com/dhtkit/dht/transport"
 	"github.com/dhtkit/dht/transport/memnet"
 	"github.com/dhtkit/dht/wire"
 )
@@ -192,4 +194,80 @@ func TestPutPlacement(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Adversarial: the beta rule stores on candidates nobody asked, so a
+// hostile node among the closest could answer with contacts at a victim's
+// addresses. Each such address gets one PUT (the first part, sent once)
+// until it answers, not a window of parts and their retries (16 datagrams
+// of up to 1,200 bytes for this 10 KiB value), besides the one FIND_NODE
+// the lookup may have sent it, as a full lookup would.
+func TestBetaPutSendsOneDatagramToAddressesThatNeverAnswered(t *testing.T) {
+	tn := newTestNet(t, 71, memnet.Config{})
+	putter := tn.add(nil)
+	key := id.Key("aimed")
+	rng := rand.New(rand.NewPCG(71, 1))
+	// Three hostile nodes at the key, closer than anything they name.
+	var hostile []id.Contact
+	for i := range 3 {
+		c := id.Contact{ID: key, Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 66, 0, byte(i + 1)}), 4000)}
+		c.ID[id.Len-1] ^= byte(i + 1)
+		hostile = append(hostile, c)
+	}
+	// Forty victims: addresses where something counts what arrives.
+	var victims []id.Contact
+	got, puts := map[netip.AddrPort]int{}, map[netip.AddrPort]int{}
+	for i := range 40 {
+		a := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 77, 0, byte(i + 1)}), 4000)
+		ep, err := tn.net.Listen(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ep.Close() })
+		if err := ep.Start(transport.HandlerFunc(func(b []byte, _ netip.AddrPort, _ transport.Writer) {
+			var m wire.Message
+			if wire.Decode(b, &m) == nil && m.Type == wire.Put {
+				puts[a]++
+			}
+			got[a]++
+		})); err != nil {
+			t.Fatal(err)
+		}
+		c := id.Contact{ID: key, Addr: a}
+		c.ID[10] ^= byte(rng.IntN(255) + 1) // farther than the hostile nodes, closer than anyone honest
+		victims = append(victims, c)
+	}
+	for i, h := range hostile {
+		hostilePeer(t, tn, h.Addr, h.ID, func(m *wire.Message, from netip.AddrPort) *wire.Message {
+			switch m.Type {
+			case wire.FindNode:
+				return &wire.Message{Type: wire.Nodes, Contacts: victims[i*13 : i*13+13]}
+			case wire.Put:
+				return &wire.Message{Type: wire.PutOK, Status: wire.StatusPart}
+			case wire.Ping:
+				return &wire.Message{Type: wire.Pong, Observed: from}
+			}
+			return nil
+		})
+	}
+	putter.run(func(now time.Time, w transport.Writer) {
+		for _, h := range hostile {
+			putter.table.Verified(h, now)
+		}
+	})
+	_, _ = putRec(t, tn, putter, PutRequest{Key: key, Value: make([]byte, 10<<10), TTL: time.Hour})
+	sent, reached := 0, 0
+	for _, v := range victims {
+		if n := got[v.Addr]; n > 0 {
+			reached++
+			sent += n
+			if n > 2 || puts[v.Addr] > 1 {
+				t.Errorf("victim %v got %d datagrams, %d of them PUTs; want at most the lookup's FIND_NODE and one PUT", v.Addr, n, puts[v.Addr])
+			}
+		}
+	}
+	if reached == 0 {
+		t.Fatal("no victim was named in a put: the test proves nothing")
+	}
+	t.Logf("%d victims got %d datagrams in all", reached, sent)
 }
