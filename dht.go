@@ -436,7 +436,8 @@ type DeleteResult struct {
 // tombstone at least as long as the value would have lived, so that a node
 // that missed the withdrawal cannot bring the value back. It fails with
 // ErrNotFound when no node held a value of that publisher (a value of
-// another publisher is not touched).
+// another publisher is not touched). It ends the value's keep-alive, if it
+// had one (see KeepAlive).
 func (n *Node) Delete(ctx context.Context, key ID, opts ...PutOption) (DeleteResult, error) {
 	o := options(opts)
 	req := core.DeleteRequest{Key: key, Publisher: o.publisher, Version: o.version}
