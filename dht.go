@@ -122,7 +122,7 @@ func New(cfg Config) (*Node, error) {
 		MaxKeepAlives:   cfg.MaxKeepAlives,
 		PutBeta:         cfg.PutBeta,
 		PathCache:       cfg.PathCache,
-		KeepAliveEnded:  func(id.ID, id.ID, error) { go keep.save() }, // superseded: saved off the node's goroutine
+		KeepAliveEnded:  func(id.ID, id.ID, error) { go keep.saveOrLog() }, // superseded: saved off the node's goroutine
 	})
 	if err != nil {
 		tr.Close()
@@ -778,6 +778,14 @@ func (k *keepState) restore() error {
 	}
 	k.saved = k.n.c.KeepAliveGeneration()
 	return nil
+}
+
+// saveOrLog is save for a change no caller waits for: the error goes to
+// the node's log.
+func (k *keepState) saveOrLog() {
+	if err := k.save(); err != nil {
+		k.n.c.Config().Logger.Warn("a keep-alive ended on its own but could not be saved", "err", err)
+	}
 }
 
 // save writes the keep-alives if they changed since the last save.
