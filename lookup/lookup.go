@@ -359,9 +359,6 @@ func (l *Lookup) AddSeeds(cs []id.Contact) {
 // It returns no contacts once Done reports true, nor once it has handed out
 // MaxQueries contacts.
 func (l *Lookup) Next(dst []id.Contact) []id.Contact {
-	if l.enoughNow() {
-		return dst
-	}
 	window := 0 // non-failed candidates seen so far
 	for i := range l.cands {
 		if l.inFlight >= l.cfg.Alpha || window >= l.cfg.K {
@@ -372,6 +369,9 @@ func (l *Lookup) Next(dst []id.Contact) []id.Contact {
 		case failed:
 			continue
 		case waiting:
+			if l.enoughNow() {
+				return dst // the caller's rule ended the lookup (StopWhen)
+			}
 			if l.exhausted() {
 				l.stats.Limited |= LimitQueries
 				return dst
@@ -683,8 +683,8 @@ func (l *Lookup) remove(i int) {
 }
 
 // StopWhen gives the lookup a termination rule of the caller's besides
-// convergence: once f reports true (it is asked by Next and Done, and must
-// call neither), Next hands out nothing more and Done reports true for the
+// convergence: once f reports true (it is asked by Done, and by Next before
+// it hands out a contact; it must call neither), Next hands out nothing more and Done reports true for the
 // rest of the lookup. A bucket refresh stops once it has heard from a
 // bucket's worth of contacts in the bucket's range; a put stops once the
 // few closest candidates have answered. Reset clears it.
@@ -700,8 +700,8 @@ func (l *Lookup) enoughNow() bool {
 	return l.stopped
 }
 
-// Candidates appends to dst the up-to-max closest candidates that have not
-// failed, whatever their state (not yet asked, in flight or answered),
+// Candidates appends to dst the up-to-max closest candidates that have
+// neither failed nor stalled (not yet asked, in flight, or answered),
 // closest first, and returns dst: the lookup's best guess at the K closest
 // when it stops before it has asked them all, and the spares beyond them.
 func (l *Lookup) Candidates(dst []id.Contact, max int) []id.Contact {
@@ -710,7 +710,7 @@ func (l *Lookup) Candidates(dst []id.Contact, max int) []id.Contact {
 		if n >= max {
 			break
 		}
-		if l.cands[i].st != failed {
+		if st := l.cands[i].st; st != failed && st != stalled {
 			dst = append(dst, l.cands[i].contact)
 			n++
 		}

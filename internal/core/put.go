@@ -488,15 +488,12 @@ func (p *putOp) storeLocal(n *Node, now time.Time, w transport.Writer) {
 	ttl := n.grantTTL(p.ttl)
 	p.res.Receipts = append(p.res.Receipts, Receipt{Node: id.Contact{ID: n.self, Addr: n.Addr()}})
 	v := store.Value{Publisher: p.pub, Version: p.version, Expires: now.Add(ttl), Data: p.value}
-	refresh := n.isRefresh(p.key, &v, now) // a republish: nothing changed for listeners
 	if err := n.store.Put(p.key, v, netip.Addr{}, now); err != nil {
 		code, text := refusal(err)
 		p.res.Receipts[0] = Receipt{Node: p.res.Receipts[0].Node, Outcome: Refused, Code: code, Reason: text}
 		return
 	}
-	if !refresh {
-		n.changed(p.key, v, now, w)
-	}
+	n.changed(p.key, v, now, w)
 	accept := func() {
 		p.res.Receipts[0].Outcome, p.res.Receipts[0].TTL = Accepted, ttl
 		p.res.Stored++

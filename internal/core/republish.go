@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/dhtkit/dht/id"
-	"github.com/dhtkit/dht/store"
 	"github.com/dhtkit/dht/transport"
 	"github.com/dhtkit/dht/wire"
 )
@@ -20,8 +19,8 @@ import (
 // A republish sends the same publisher, version and bytes with a fresh TTL.
 // By the stores' ordering rule that is a refresh: a node that holds the
 // value only extends its expiry, a node that lacks it (a new member of the
-// K closest) stores it, and nobody sees a change, so that listeners are not
-// told of a new version that is not one. A new version would have looked
+// K closest) stores it, and no subscription reports an event, since the
+// version is one it has seen (listen.go). A new version would have looked
 // like a replacement to every listener, every half TTL, and would beat a
 // version the program put since through another node.
 //
@@ -338,12 +337,4 @@ func (n *Node) republish(e *keepAlive, now time.Time, w transport.Writer) {
 	e.running = true
 	n.keep.running++
 	n.startPut(e.req, e, now, w, func(*PutResult, error) {})
-}
-
-// isRefresh reports whether storing v under key only extends what the
-// store holds (the same publisher, version and bytes): a republish or a
-// re-replication, which no listener needs to hear of. The lock is held.
-func (n *Node) isRefresh(key id.ID, v *store.Value, now time.Time) bool {
-	held, ok := n.store.Lookup(key, v.Publisher, now)
-	return ok && !held.Deleted && !v.Deleted && held.Version == v.Version && bytes.Equal(held.Data, v.Data)
 }

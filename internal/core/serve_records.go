@@ -86,16 +86,13 @@ func (n *Node) servePut(s *scratch, m *wire.Message, from netip.AddrPort, now ti
 	}
 	ttl := n.grantTTL(m.TTL)
 	v := store.Value{Publisher: m.Publisher, Version: m.Version, Expires: now.Add(ttl), Data: data}
-	refresh := n.isRefresh(m.Target, &v, now) // a republish or a replica: listeners saw it already
 	if err := n.store.Put(m.Target, v, from.Addr(), now); err != nil {
 		code, text := refusal(err)
 		n.refuse(s, m, from, w, code, text)
 		return
 	}
 	n.stats.storesAccepted++
-	if !refresh {
-		n.changed(m.Target, v, now, w)
-	}
+	n.changed(m.Target, v, now, w)
 	n.ack(s, m, from, w, wire.PutOK, func(o *wire.Message) { o.Status, o.TTL = wire.StatusStored, ttlSeconds(ttl) })
 }
 

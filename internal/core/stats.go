@@ -255,7 +255,11 @@ type Stats struct {
 	// bucket held K contacts heard from within the table's freshness
 	// window.
 	RefreshesSkipped uint64
-	Rejoins          uint64 // bootstraps through Config.Seeds started because the routing table was empty
+	// KeepAlive describes the values this node republishes for its
+	// program; PathCache the copies its gets cached on their paths.
+	KeepAlive KeepAliveCounts
+	PathCache PathCacheCounts
+	Rejoins   uint64 // bootstraps through Config.Seeds started because the routing table was empty
 	// ReadOnlyDropped counts requests a read-only node dropped unanswered
 	// (it serves only its subscriptions' NOTIFYs and the PINGs that check
 	// them).
@@ -310,10 +314,6 @@ type Stats struct {
 	Listeners, Subscriptions int
 	// DebugSuppressed counts debug lines the log's rate limit dropped.
 	DebugSuppressed uint64
-	// KeepAlive describes the values this node republishes for its
-	// program; PathCache the copies its gets cached on their paths.
-	KeepAlive KeepAliveCounts
-	PathCache PathCacheCounts
 }
 
 // RequestCounts is how the requests of one type that a node sent ended.
@@ -380,22 +380,21 @@ func (n *Node) Stats() Stats {
 		RPCFull: s.rpcFull, RPCQueued: s.rpcQueued,
 		StoresAccepted: s.storesAccepted, StoresRefused: s.storesRefused,
 		Expired: s.expired, Refreshes: s.refreshes, Rejoins: s.rejoins,
+		RefreshesSkipped: s.refreshesSkipped, KeepAlive: n.keepAliveStats(), PathCache: n.pathCacheStats(),
 		ReadOnlyDropped: s.readOnlyDropped,
-		KeepAlive:       n.keepAliveStats(), PathCache: n.pathCacheStats(),
-		RefreshesSkipped: s.refreshesSkipped,
-		Served:           make(map[string]uint64, reqSlots-1),
-		Sent:             make(map[string]RequestCounts, reqSlots-1),
-		RequestErrors:    make(map[string]uint64, 11),
-		ErrorsSent:       make(map[string]uint64, 11),
-		StoreRefusals:    make(map[string]uint64, numReasons),
-		Latency:          make(map[string]Histogram, numGroups),
-		Lookups:          make(map[string]LookupCounts, numLookupKinds),
-		InFlight:         n.rpc.Len(),
-		TableSize:        n.table.Len(),
-		Buckets:          n.table.Buckets(),
-		BucketSizes:      make([]int, n.table.Buckets()),
-		Listeners:        len(n.listeners),
-		DebugSuppressed:  s.trace.suppressedTotal,
+		Served:          make(map[string]uint64, reqSlots-1),
+		Sent:            make(map[string]RequestCounts, reqSlots-1),
+		RequestErrors:   make(map[string]uint64, 11),
+		ErrorsSent:      make(map[string]uint64, 11),
+		StoreRefusals:   make(map[string]uint64, numReasons),
+		Latency:         make(map[string]Histogram, numGroups),
+		Lookups:         make(map[string]LookupCounts, numLookupKinds),
+		InFlight:        n.rpc.Len(),
+		TableSize:       n.table.Len(),
+		Buckets:         n.table.Buckets(),
+		BucketSizes:     make([]int, n.table.Buckets()),
+		Listeners:       len(n.listeners),
+		DebugSuppressed: s.trace.suppressedTotal,
 	}
 	for t := wire.Ping; t <= wire.Notify; t++ {
 		st.Served[t.String()] = s.served[t]
