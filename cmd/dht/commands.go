@@ -202,9 +202,10 @@ func runPut(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
+	t.Backend = keepPuts{t.Backend, *keep} // --keep (keep.go)
 	defer t.close()
 	stop := f.progress("storing")
-	res, err := t.Put(ctx, key, value, api.PutOptions{TTL: ttl.v, Quorum: quorum.v, Publisher: pub.v, Keep: *keep})
+	res, err := t.Put(ctx, key, value, api.PutOptions{TTL: ttl.v, Quorum: quorum.v, Publisher: pub.v})
 	stop()
 	if err != nil && *keep && !errors.Is(err, api.ErrBadRequest) {
 		fmt.Fprintf(stderr, "%s: the node keeps the value alive and retries the put with backoff; dht del stops it\n", f.fs.Name())
