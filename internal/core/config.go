@@ -59,15 +59,6 @@ type Config struct {
 	Transport   transport.Transport
 	Store       store.Store  // default store.NewMemory(StoreLimits)
 	StoreLimits store.Limits // limits of the default store; must be zero when Store is set
-	// Rand seeds the node's random source, a ChaCha8 stream that IDs, jitter
-	// and transaction IDs are drawn from. Validate replaces it with that
-	// stream, seeded from 32 bytes of Rand (the same seed, the same run) or,
-	// when nil, from crypto/rand. Peers see many transaction IDs; ChaCha8
-	// keeps them from predicting the next, but a Rand they can guess makes
-	// every ID guessable: pass one only for simulations and tests.
-	Rand   *mrand.Rand
-	Logger *slog.Logger
-
 	// Keeping values alive (republish.go, cache.go, refresh.go, put.go).
 	MaxKeepAlives int  // values this node republishes for its program at once (KeepAlive); default 1024
 	PathCache     int  // records a get caches at the closest node on its path that lacked them; default 4; negative turns caching off
@@ -77,6 +68,14 @@ type Config struct {
 	// the node ends a keep-alive on its own: ErrSuperseded, when the nodes
 	// hold a newer version of the value.
 	KeepAliveEnded func(key, publisher id.ID, reason error)
+	// Rand seeds the node's random source, a ChaCha8 stream that IDs, jitter
+	// and transaction IDs are drawn from. Validate replaces it with that
+	// stream, seeded from 32 bytes of Rand (the same seed, the same run) or,
+	// when nil, from crypto/rand. Peers see many transaction IDs; ChaCha8
+	// keeps them from predicting the next, but a Rand they can guess makes
+	// every ID guessable: pass one only for simulations and tests.
+	Rand   *mrand.Rand
+	Logger *slog.Logger
 }
 
 // Defaults used where a Config field is zero.
@@ -92,9 +91,6 @@ const (
 	DefaultMaxFailures     = 3
 	DefaultLookupTimeout   = 30 * time.Second
 	DefaultGetQuorum       = 3
-	DefaultMaxKeepAlives   = 1024
-	DefaultPathCache       = 4
-	DefaultPutBeta         = 3
 )
 
 // Validate fills zero fields with defaults and rejects values that cannot
@@ -171,6 +167,9 @@ func (c *Config) Validate() error {
 	if c.RefreshInterval < time.Second {
 		return fmt.Errorf("core: RefreshInterval = %v: must be at least 1s", c.RefreshInterval)
 	}
+	if err := c.validateKeeping(); err != nil {
+		return err
+	}
 	if c.LookupTimeout == 0 {
 		c.LookupTimeout = DefaultLookupTimeout
 	}
@@ -180,18 +179,6 @@ func (c *Config) Validate() error {
 	fill(&c.GetQuorum, min(DefaultGetQuorum, c.K)) // a tiny K asks fewer
 	if c.GetQuorum < 1 || c.GetQuorum > c.K {
 		return fmt.Errorf("core: GetQuorum = %d: must be between 1 and K (%d)", c.GetQuorum, c.K)
-	}
-	fill(&c.MaxKeepAlives, DefaultMaxKeepAlives)
-	if c.MaxKeepAlives < 0 {
-		return fmt.Errorf("core: MaxKeepAlives = %d: must be at least 0 (0 selects %d)", c.MaxKeepAlives, DefaultMaxKeepAlives)
-	}
-	fill(&c.PathCache, DefaultPathCache)
-	if c.PathCache > wire.MaxRecords {
-		return fmt.Errorf("core: PathCache = %d: must be at most %d (negative turns caching off)", c.PathCache, wire.MaxRecords)
-	}
-	fill(&c.PutBeta, min(DefaultPutBeta, c.K))
-	if c.PutBeta > c.K {
-		return fmt.Errorf("core: PutBeta = %d: must be at most K (%d); negative runs the full lookup", c.PutBeta, c.K)
 	}
 	if c.Clock == nil {
 		c.Clock = clock.Real{}

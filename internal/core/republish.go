@@ -33,6 +33,37 @@ import (
 // (Config.KeepAliveEnded is told). Everything runs on one timer per node,
 // armed only while keep-alives exist.
 
+// Defaults of the settings of keeping values alive (Config).
+const (
+	DefaultMaxKeepAlives = 1024
+	DefaultPathCache     = 4
+	DefaultPutBeta       = 3
+)
+
+// validateKeeping fills and checks the settings of republishing, path
+// caching and the put's termination rule.
+func (c *Config) validateKeeping() error {
+	if c.MaxKeepAlives == 0 {
+		c.MaxKeepAlives = DefaultMaxKeepAlives
+	}
+	if c.MaxKeepAlives < 0 {
+		return fmt.Errorf("core: MaxKeepAlives = %d: must be at least 0 (0 selects %d)", c.MaxKeepAlives, DefaultMaxKeepAlives)
+	}
+	if c.PathCache == 0 {
+		c.PathCache = DefaultPathCache
+	}
+	if c.PathCache > wire.MaxRecords {
+		return fmt.Errorf("core: PathCache = %d: must be at most %d (negative turns caching off)", c.PathCache, wire.MaxRecords)
+	}
+	if c.PutBeta == 0 {
+		c.PutBeta = min(DefaultPutBeta, c.K)
+	}
+	if c.PutBeta > c.K {
+		return fmt.Errorf("core: PutBeta = %d: must be at most K (%d); negative runs the full lookup", c.PutBeta, c.K)
+	}
+	return nil
+}
+
 // ErrKeepAliveLimit is the error of a put with KeepAlive when the node
 // already keeps Config.MaxKeepAlives values alive.
 var ErrKeepAliveLimit = errors.New("too many keep-alives")
