@@ -62,10 +62,10 @@ type Node struct {
 	listeners    []listener                // other nodes' subscriptions to keys held here
 	subs         map[id.ID][]*subscription // this node's own subscriptions
 	late         *scratch                  // for answers sent after a store's sync
+	keep         keepAlives                // values republished for this node's program (republish.go)
+	cache        cacheCounts               // path caching (cache.go)
 	rpcTimer     timerSlot
 	mntTimer     timerSlot
-	keep         keepAlives  // values republished for this node's program (republish.go)
-	cache        cacheCounts // path caching (cache.go)
 }
 
 // timerSlot is one armed clock timer. The generation tells a callback that
@@ -168,9 +168,9 @@ func (n *Node) Close() error {
 		return nil
 	}
 	n.closed = true
+	n.keep.timer.stop()
 	n.rpcTimer.stop()
 	n.mntTimer.stop()
-	n.keep.timer.stop()
 	for o := range n.ops {
 		n.failOp(o, ErrClosed)
 	}
