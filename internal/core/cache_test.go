@@ -89,14 +89,18 @@ func TestPathCacheStoresAtTheClosestNodeWithoutItWithAShrinkingTTL(t *testing.T)
 			t.Fatal(err)
 		}
 		at := tn.clk.Now()
-		// Usually d = j; less when the seed did not know a closer holder.
-		d := slices.IndexFunc(r.Closest, func(c id.Contact) bool { return c.ID == lacking.ID() })
-		if d < 0 || d > j {
-			t.Fatalf("key %d: the lacking node is at %d on the path, want at most %d (the test's setup failed)", i, d, j)
+		// The cache node is the first on the path without the value: the
+		// lacking node, at d = j or less (the seed may not have known a
+		// closer holder), unless another node without it (one added for
+		// an earlier key) happens to be closer still.
+		d := slices.IndexFunc(r.Closest, func(c id.Contact) bool { return !slices.Contains(holders, c.ID) })
+		if d < 0 {
+			t.Fatalf("key %d: every node on the path holds the value (the test's setup failed)", i)
 		}
-		for _, c := range r.Closest[:d] {
-			if !slices.Contains(holders, c.ID) {
-				t.Fatalf("key %d: %v, before the lacking node on the path, is no holder", i, c.ID.Short())
+		var target *Node
+		for _, n := range tn.nodes {
+			if n.ID() == r.Closest[d].ID {
+				target = n
 			}
 		}
 		depths[d]++
@@ -104,7 +108,7 @@ func TestPathCacheStoresAtTheClosestNodeWithoutItWithAShrinkingTTL(t *testing.T)
 		if st := reader.Stats().PathCache; st.Sent != 1 || st.Accepted != 1 {
 			t.Fatalf("key %d: path cache stats %+v, want one copy sent and accepted", i, st)
 		}
-		v, ok := lacking.Store().Lookup(key, put.Publisher, tn.clk.Now())
+		v, ok := target.Store().Lookup(key, put.Publisher, tn.clk.Now())
 		if !ok || v.Version != put.Version || string(v.Data) != "v" {
 			t.Fatalf("key %d: the cache node holds %+v (%v), want version %d of %v", i, v, ok, put.Version, put.Publisher)
 		}
@@ -115,7 +119,7 @@ func TestPathCacheStoresAtTheClosestNodeWithoutItWithAShrinkingTTL(t *testing.T)
 		// No other node that lacked it got one.
 		for _, n := range tn.nodes {
 			_, ok := n.Store().Lookup(key, put.Publisher, tn.clk.Now())
-			if ok && n != lacking && !slices.Contains(holders, n.ID()) {
+			if ok && n != target && !slices.Contains(holders, n.ID()) {
 				t.Fatalf("key %d: node %v, not the cache node, got a copy", i, n.ID().Short())
 			}
 		}
