@@ -229,3 +229,55 @@ func TestRestoredKeepAlivesAreSpread(t *testing.T) {
 		t.Fatalf("%d of the 200 restored keep-alives republished within %v", done, restoreSpread+10*time.Second)
 	}
 }
+
+// The point of republishing under churn: every node that held the value
+// leaves, and the publisher's next republish puts it on the key's new K
+// closest, where a get finds it; a value put without a keep-alive is lost
+// the same way.
+func TestRepublishRestoresAValueAfterItsHoldersLeft(t *testing.T) {
+	tn := shortTTLNet(t, 46, 60, nil)
+	pub := tn.nodes[0]
+	kept, plain := id.Key("kept"), id.Key("plain")
+	for _, k := range []id.ID{kept, plain} {
+		if _, err := putRec(t, tn, pub, PutRequest{Key: k, Value: []byte("v"), TTL: time.Minute, KeepAlive: k == kept}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gone := 0
+	for _, n := range tn.nodes[1:] {
+		_, a := n.Store().Lookup(kept, pub.ID(), tn.clk.Now())
+		_, b := n.Store().Lookup(plain, pub.ID(), tn.clk.Now())
+		if a || b {
+			n.Close()
+			gone++
+		}
+	}
+	if _, ok := pub.Store().Lookup(kept, pub.ID(), tn.clk.Now()); ok {
+		t.Fatal("the publisher is among the K closest: the test would prove nothing")
+	}
+	tn.clk.RunFor(time.Minute) // a republish, after the publisher notices the departures
+	reader := tn.nodes[len(tn.nodes)-1]
+	for reader.closedNow() {
+		reader = tn.nodes[len(tn.nodes)-2]
+	}
+	// The reader's first lookup may spend itself on the departed holders,
+	// which its table still lists closest (marking them failed is the
+	// routing table's business); the second goes past them.
+	_, _ = get(t, tn, reader, kept)
+	if r, err := get(t, tn, reader, kept); err != nil || string(r.Records[0].Data) != "v" {
+		t.Fatalf("the kept value after its %d holders left: %v %v", gone, r, err)
+	}
+	if st := pub.Stats().KeepAlive; st.Republished < 2 {
+		t.Fatalf("keep-alive stats %+v: the value came back without a republish?", st)
+	}
+	_, _ = get(t, tn, reader, plain)
+	if _, err := get(t, tn, reader, plain); !errors.Is(err, ErrNotFound) || errors.Is(err, ErrNoPeers) {
+		t.Fatalf("the value without a keep-alive: %v, want ErrNotFound from live nodes (the test's premise)", err)
+	}
+}
+
+func (n *Node) closedNow() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.closed
+}
