@@ -64,6 +64,28 @@ type Config struct {
 	// stops, merging their values, so that one stale or lying node does not
 	// decide the answer. 0 selects the default, 3; at most K.
 	GetQuorum int
+	// MaxKeepAlives bounds the values this node republishes for its
+	// program at once (the KeepAlive option of Put). 0 selects the
+	// default, 1024.
+	MaxKeepAlives int
+	// KeepAliveStore, when set, keeps the node's keep-alives across
+	// restarts: New loads them and resumes republishing (within 30
+	// seconds), and every change to them is saved before the call that
+	// made it returns. Nil keeps them for the node's lifetime only.
+	KeepAliveStore KeepAliveStore
+	// PutBeta is a put's lookup termination rule: the lookup stops once
+	// the PutBeta closest nodes it knows have answered, and the value is
+	// stored on the K closest it knows, spares taking the place of those
+	// that do not answer. 0 selects the default, 3 (about two thirds of
+	// the requests of the full lookup, and 99.6% of replicas on the key's
+	// true K closest: docs/BENCHMARKS.md); -1 runs the full lookup and
+	// stores on the K closest that answered it.
+	PutBeta int
+	// PathCache is how many records a Get caches at the closest node on
+	// its lookup's path that did not return them, with a TTL halved for
+	// each node closer to the key (the paper's caching). 0 selects the
+	// default, 4; -1 turns caching off.
+	PathCache int
 	// AnyScope lets the node use contacts whatever their address scope. By
 	// default a peer may point it only at addresses as wide as its own:
 	// loopback contacts only from loopback peers, private-range ones only
@@ -204,6 +226,12 @@ func (c *Config) validate() error {
 		return fmt.Errorf("dht: Config.LookupTimeout is %v: must be at least RequestTimeout (%v)", c.LookupTimeout, c.RequestTimeout)
 	case c.GetQuorum < 1 || c.GetQuorum > c.K:
 		return fmt.Errorf("dht: Config.GetQuorum is %d: must be between 1 and K (%d)", c.GetQuorum, c.K)
+	case c.MaxKeepAlives < 0:
+		return fmt.Errorf("dht: Config.MaxKeepAlives is %d: must be at least 0 (0 for the default %d)", c.MaxKeepAlives, core.DefaultMaxKeepAlives)
+	case c.PutBeta < -1 || c.PutBeta > c.K:
+		return fmt.Errorf("dht: Config.PutBeta is %d: must be between 1 and K (%d), 0 for the default %d, or -1 for the full lookup", c.PutBeta, c.K, core.DefaultPutBeta)
+	case c.PathCache < -1 || c.PathCache > wire.MaxRecords:
+		return fmt.Errorf("dht: Config.PathCache is %d: must be between 1 and %d, 0 for the default %d, or -1 for no caching", c.PathCache, wire.MaxRecords, core.DefaultPathCache)
 	case c.MaxInFlight < 1:
 		return fmt.Errorf("dht: Config.MaxInFlight is %d: must be at least 1", c.MaxInFlight)
 	case c.MaxTTL < time.Second:

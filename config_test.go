@@ -42,6 +42,10 @@ func TestValidateNamesTheFieldAndWhatIsAllowed(t *testing.T) {
 		{"lookup shorter than a request", func(c *Config) { c.LookupTimeout = 500 * time.Millisecond }, "Config.LookupTimeout is 500ms: must be at least RequestTimeout (1s)"},
 		{"negative quorum", func(c *Config) { c.GetQuorum = -1 }, "Config.GetQuorum is -1: must be between 1 and K (20)"},
 		{"quorum over K", func(c *Config) { c.K = 4; c.GetQuorum = 5 }, "Config.GetQuorum is 5: must be between 1 and K (4)"},
+		{"negative keep-alives", func(c *Config) { c.MaxKeepAlives = -1 }, "Config.MaxKeepAlives is -1: must be at least 0"},
+		{"beta over K", func(c *Config) { c.PutBeta = 21 }, "Config.PutBeta is 21: must be between 1 and K (20), 0 for the default 3, or -1"},
+		{"beta below -1", func(c *Config) { c.PutBeta = -2 }, "Config.PutBeta is -2"},
+		{"path cache too big", func(c *Config) { c.PathCache = 65 }, "Config.PathCache is 65: must be between 1 and 64"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := DefaultConfig()
@@ -116,5 +120,14 @@ func TestNewPassesTheConfigToTheNode(t *testing.T) {
 	}
 	if l := c.Store.(*store.Memory).Limits(); l.MaxPerKey != 3 {
 		t.Fatalf("default store limits %+v, want MaxPerKey 3", l)
+	}
+	cfg.Transport, cfg.MaxKeepAlives, cfg.PutBeta, cfg.PathCache = net.NewEndpoint(), 5, -1, -1
+	n2, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n2.Close()
+	if c := n2.c.Config(); c.MaxKeepAlives != 5 || c.PutBeta != -1 || c.PathCache != -1 || c.KeepAliveEnded == nil {
+		t.Fatalf("node config: MaxKeepAlives %d, PutBeta %d, PathCache %d", c.MaxKeepAlives, c.PutBeta, c.PathCache)
 	}
 }

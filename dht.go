@@ -53,6 +53,7 @@ type Node struct {
 	done chan struct{} // closed by Close
 	once sync.Once
 	data *dataDir // nil without Config.DataDir
+	keep *keepState
 }
 
 // New starts a node: it validates cfg, opens its sockets and starts answering
@@ -93,6 +94,7 @@ func New(cfg Config) (*Node, error) {
 			tr = transport.Multi(ts...)
 		}
 	}
+	keep := &keepState{}
 	c, err := core.New(core.Config{
 		ID:              cfg.ID,
 		K:               cfg.K,
@@ -109,6 +111,10 @@ func New(cfg Config) (*Node, error) {
 		MaxFailures:     cfg.MaxFailures,
 		LookupTimeout:   cfg.LookupTimeout,
 		GetQuorum:       cfg.GetQuorum,
+		MaxKeepAlives:   cfg.MaxKeepAlives,
+		PutBeta:         cfg.PutBeta,
+		PathCache:       cfg.PathCache,
+		KeepAliveEnded:  func(id.ID, id.ID, error) { go keep.saveOrLog() }, // superseded: saved off the node's goroutine
 		AnyScope:        cfg.AnyScope,
 		Seeds:           cfg.Seeds,
 		Clock:           cfg.Clock,
@@ -123,6 +129,12 @@ func New(cfg Config) (*Node, error) {
 		return fail(fmt.Errorf("dht: %w", err))
 	}
 	n := &Node{c: c, done: make(chan struct{}), data: data}
+	keep.n, keep.store = n, cfg.KeepAliveStore
+	n.keep = keep
+	if err := keep.restore(); err != nil {
+		c.Close()
+		return fail(err)
+	}
 	if data != nil {
 		data.start(n)
 	}
@@ -246,6 +258,7 @@ type putOptions struct {
 	publisher ID
 	anonymous bool
 	version   uint64
+	keepAlive bool
 }
 
 // DefaultTTL is the lifetime Put asks for without WithTTL.
@@ -347,8 +360,11 @@ func putResult(r *core.PutResult) PutResult {
 // as the put got.
 func (n *Node) Put(ctx context.Context, key ID, value []byte, opts ...PutOption) (PutResult, error) {
 	o := options(opts)
-	req := core.PutRequest{Key: key, Value: value, TTL: o.ttl, Publisher: o.publisher, Anonymous: o.anonymous, Version: o.version, Quorum: o.quorum}
+	req := core.PutRequest{Key: key, Value: value, TTL: o.ttl, Publisher: o.publisher, Anonymous: o.anonymous, Version: o.version, Quorum: o.quorum, KeepAlive: o.keepAlive}
 	r, err := wait(ctx, func(cb func(*core.PutResult, error)) func() { return n.c.PutRecord(req, cb) })
+	if serr := n.keep.save(); serr != nil {
+		err = errors.Join(err, serr)
+	}
 	out := putResult(r)
 	var qe *core.QuorumError
 	if errors.As(err, &qe) {
@@ -420,11 +436,15 @@ type DeleteResult struct {
 // tombstone at least as long as the value would have lived, so that a node
 // that missed the withdrawal cannot bring the value back. It fails with
 // ErrNotFound when no node held a value of that publisher (a value of
-// another publisher is not touched).
+// another publisher is not touched). It ends the value's keep-alive, if it
+// had one (see KeepAlive).
 func (n *Node) Delete(ctx context.Context, key ID, opts ...PutOption) (DeleteResult, error) {
 	o := options(opts)
 	req := core.DeleteRequest{Key: key, Publisher: o.publisher, Version: o.version}
 	r, err := wait(ctx, func(cb func(*core.DeleteResult, error)) func() { return n.c.Delete(req, cb) })
+	if serr := n.keep.save(); serr != nil {
+		err = errors.Join(err, serr)
+	}
 	var out DeleteResult
 	if r != nil {
 		out = DeleteResult{Key: r.Key, Publisher: r.Publisher, Version: r.Version, Receipts: r.Receipts, Found: r.Found}

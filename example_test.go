@@ -73,3 +73,39 @@ func ExampleKey() {
 	fmt.Println(dht.Key("hello"))
 	// Output: aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d
 }
+
+// A value put with KeepAlive outlives its TTL: the node republishes it,
+// same version and a fresh TTL, until StopKeepAlive or Delete.
+func ExampleKeepAlive() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cfg := dht.DefaultConfig()
+	cfg.Listen = []string{"127.0.0.1:0"}
+	seed, err := dht.New(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer seed.Close()
+	n, err := dht.New(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer n.Close()
+	if err := n.Bootstrap(ctx, seed.Addr().String()); err != nil {
+		log.Fatal(err)
+	}
+
+	key := dht.Key("alice@id.example.org:online")
+	if _, err := n.Put(ctx, key, []byte("yes"), dht.WithTTL(10*time.Minute), dht.KeepAlive()); err != nil {
+		log.Fatal(err)
+	}
+	for _, ka := range n.KeepAlives() {
+		fmt.Printf("keeping %q alive, republished in %v\n", ka.Value, ka.Next.Sub(time.Now()).Round(time.Minute))
+	}
+
+	stopped, err := n.StopKeepAlive(key)
+	fmt.Println(stopped, err, len(n.KeepAlives()))
+	// Output:
+	// keeping "yes" alive, republished in 5m0s
+	// true <nil> 0
+}

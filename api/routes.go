@@ -29,7 +29,7 @@ var routes = []route{
 	{"GET", Base + "/table", nil, (*Server).table},
 	{"GET", Base + "/keys", []string{"limit", "after"}, (*Server).keys},
 	{"GET", Base + "/values", []string{"key", "id"}, (*Server).get},
-	{"PUT", Base + "/values", []string{"key", "id", "ttl", "quorum", "publisher", "version"}, (*Server).put},
+	{"PUT", Base + "/values", []string{"key", "id", "ttl", "quorum", "publisher", "version", "keep"}, (*Server).put},
 	{"DELETE", Base + "/values", []string{"key", "id", "publisher", "ttl", "quorum"}, (*Server).del},
 	{"GET", Base + "/values/events", []string{"key", "id"}, (*Server).listen},
 	{"POST", Base + "/ping", nil, (*Server).ping},
@@ -182,6 +182,12 @@ func putOptions(q url.Values) (PutOptions, error) {
 			return bad("version= must be a whole number from 0 to 18446744073709551615, not %q", trim(v[0]))
 		}
 		o.Version = n
+	}
+	if v, ok := q["keep"]; ok {
+		if v[0] != "0" && v[0] != "1" {
+			return bad("keep= must be 0 or 1, not %q", trim(v[0]))
+		}
+		o.Keep = v[0] == "1"
 	}
 	return o, nil
 }

@@ -163,6 +163,7 @@ type PutOptions struct {
 	Quorum    int           // acceptances below which Put fails with ErrQuorum
 	Publisher id.ID         // zero: the node's own publisher ID
 	Version   uint64        // zero: the node picks one (the time at Put)
+	Keep      bool          // PUT: the node republishes the value until a DELETE of it (keep=1)
 }
 
 // Outcome is what one node did with a put or a delete.

@@ -217,6 +217,9 @@ func putQuery(key id.ID, o api.PutOptions) url.Values {
 	if o.Version != 0 {
 		q.Set("version", strconv.FormatUint(o.Version, 10))
 	}
+	if o.Keep {
+		q.Set("keep", "1")
+	}
 	return q
 }
 

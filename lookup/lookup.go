@@ -245,6 +245,11 @@ type Lookup struct {
 
 	inFlight int
 	stats    Stats
+
+	// enough, when set, ends the lookup early (see StopWhen); stopped
+	// records that it did.
+	enough  func(*Lookup) bool
+	stopped bool
 }
 
 // New starts a lookup for target on behalf of self (self is never queried or
@@ -364,6 +369,9 @@ func (l *Lookup) Next(dst []id.Contact) []id.Contact {
 		case failed:
 			continue
 		case waiting:
+			if l.enoughNow() {
+				return dst // the caller's rule ended the lookup (StopWhen)
+			}
 			if l.exhausted() {
 				l.stats.Limited |= LimitQueries
 				return dst
@@ -487,6 +495,9 @@ func (l *Lookup) Requeue(from id.ID) {
 // since a late answer can neither enter Closest nor lead to a query (unless
 // Requeue gives a query back).
 func (l *Lookup) Done() bool {
+	if l.enoughNow() {
+		return true
+	}
 	exhausted := l.exhausted()
 	window := 0
 	for i := range l.cands {
@@ -669,4 +680,40 @@ func (l *Lookup) remove(i int) {
 	copy(l.cands[i:], l.cands[i+1:])
 	l.cands[len(l.cands)-1] = candidate{}
 	l.cands = l.cands[:len(l.cands)-1]
+}
+
+// StopWhen gives the lookup a termination rule of the caller's besides
+// convergence: once f reports true (it is asked by Done, and by Next before
+// it hands out a contact; it must call neither), Next hands out nothing more and Done reports true for the
+// rest of the lookup. A bucket refresh stops once it has heard from a
+// bucket's worth of contacts in the bucket's range; a put stops once the
+// few closest candidates have answered. Reset clears it.
+func (l *Lookup) StopWhen(f func(*Lookup) bool) { l.enough = f }
+
+// Stopped reports whether the StopWhen rule ended the lookup.
+func (l *Lookup) Stopped() bool { return l.stopped }
+
+func (l *Lookup) enoughNow() bool {
+	if !l.stopped && l.enough != nil && l.enough(l) {
+		l.stopped = true
+	}
+	return l.stopped
+}
+
+// Candidates appends to dst the up-to-max closest candidates that have
+// neither failed nor stalled (not yet asked, in flight, or answered),
+// closest first, and returns dst: the lookup's best guess at the K closest
+// when it stops before it has asked them all, and the spares beyond them.
+func (l *Lookup) Candidates(dst []id.Contact, max int) []id.Contact {
+	n := 0
+	for i := range l.cands {
+		if n >= max {
+			break
+		}
+		if st := l.cands[i].st; st != failed && st != stalled {
+			dst = append(dst, l.cands[i].contact)
+			n++
+		}
+	}
+	return dst
 }

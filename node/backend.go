@@ -231,6 +231,12 @@ func (b *Backend) Put(ctx context.Context, key id.ID, value []byte, o api.PutOpt
 	if o.Version != 0 {
 		opts = append(opts, dht.WithVersion(o.Version))
 	}
+	if o.Keep {
+		if b.status == nil {
+			return api.PutResult{}, fmt.Errorf("a keep-alive needs a running node (dht node) to republish the value; this one exits after the put (%w)", api.ErrBadRequest)
+		}
+		opts = append(opts, dht.KeepAlive())
+	}
 	r, err := b.n.Put(ctx, key, value, opts...)
 	var qe *dht.QuorumError
 	if errors.As(err, &qe) {

@@ -171,6 +171,9 @@ func Run(ctx context.Context, cfg DaemonConfig, hooks Hooks) (err error) {
 
 	cfg.Node.Logger = d.log
 	cfg.Node.Seeds = nil // Run joins; the core remembers what each join used
+	if !cfg.Memory && cfg.Node.KeepAliveStore == nil {
+		cfg.Node.KeepAliveStore = d.dir.KeepAlives() // `dht put --keep` outlives a restart (keepalive.go)
+	}
 	n, err := dht.New(cfg.Node)
 	if err != nil {
 		return err

@@ -181,6 +181,7 @@ func runPut(args []string, stdout, stderr io.Writer) int {
 	var pub idFlag
 	f.fs.Var(&pub, "publisher", publisherUsage)
 	file := f.fs.String("file", "", "read the value from `FILE` instead of the VALUE argument")
+	keep := f.fs.Bool("keep", false, "the running node republishes the value before it expires, until dht del (and across its restarts); a failed put is retried")
 	if code, ok := f.parse(args, 1, 2); !ok {
 		return code
 	}
@@ -203,6 +204,7 @@ func runPut(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
+	t.Backend = keepPuts{t.Backend, *keep} // --keep (keep.go)
 	defer t.close()
 	what := "storing…"
 	if quorum.v > 0 {
@@ -211,6 +213,9 @@ func runPut(args []string, stdout, stderr io.Writer) int {
 	stop := f.progress(what)
 	res, err := t.Put(ctx, key, value, api.PutOptions{TTL: ttl.v, Quorum: quorum.v, Publisher: pub.v})
 	stop()
+	if err != nil && *keep && !errors.Is(err, api.ErrBadRequest) {
+		fmt.Fprintf(stderr, "%s: the node keeps the value alive and retries the put with backoff; dht del stops it\n", f.fs.Name())
+	}
 	if err != nil && !errors.Is(err, api.ErrQuorum) {
 		return f.fail(err)
 	}

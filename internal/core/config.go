@@ -59,6 +59,15 @@ type Config struct {
 	Transport   transport.Transport
 	Store       store.Store  // default store.NewMemory(StoreLimits)
 	StoreLimits store.Limits // limits of the default store; must be zero when Store is set
+	// Keeping values alive (republish.go, cache.go, refresh.go, put.go).
+	MaxKeepAlives int  // values this node republishes for its program at once (KeepAlive); default 1024
+	PathCache     int  // records a get caches at the closest node on its path that lacked them; default 4; negative turns caching off
+	PutBeta       int  // a put's lookup stops once its PutBeta closest candidates answered and stores on the K closest it knows; default 3; negative runs the full lookup and stores on the K closest that answered
+	FullRefresh   bool // a bucket refresh runs a full lookup instead of stopping at a bucket's worth of contacts that answered
+	// KeepAliveEnded, when set, is called (outside the node's lock) when
+	// the node ends a keep-alive on its own: ErrSuperseded, when the nodes
+	// hold a newer version of the value.
+	KeepAliveEnded func(key, publisher id.ID, reason error)
 	// Rand seeds the node's random source, a ChaCha8 stream that IDs, jitter
 	// and transaction IDs are drawn from. Validate replaces it with that
 	// stream, seeded from 32 bytes of Rand (the same seed, the same run) or,
@@ -157,6 +166,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RefreshInterval < time.Second {
 		return fmt.Errorf("core: RefreshInterval = %v: must be at least 1s", c.RefreshInterval)
+	}
+	if err := c.validateKeeping(); err != nil {
+		return err
 	}
 	if c.LookupTimeout == 0 {
 		c.LookupTimeout = DefaultLookupTimeout

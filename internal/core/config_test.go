@@ -36,6 +36,9 @@ func TestValidateNamesTheFieldAndWhatIsAllowed(t *testing.T) {
 		want string
 	}{
 		{"negative attempts", func(c *Config) { c.Attempts = -1 }, "Attempts = -1: must be at least 1"},
+		{"negative keep-alives", func(c *Config) { c.MaxKeepAlives = -1 }, "MaxKeepAlives = -1: must be at least 0"},
+		{"path cache over a reply", func(c *Config) { c.PathCache = 65 }, "PathCache = 65: must be at most 64"},
+		{"beta over K", func(c *Config) { c.PutBeta = 21 }, "PutBeta = 21: must be at most K (20)"},
 		{"no failures allowed", func(c *Config) { c.MaxFailures = -1 }, "MaxFailures = -1: must be between 1 and 255"},
 		{"too many failures", func(c *Config) { c.MaxFailures = 256 }, "MaxFailures = 256: must be between 1 and 255"},
 		{"negative replacement cache", func(c *Config) { c.ReplacementCache = -1 }, "ReplacementCache = -1: must be at least 0"},

@@ -145,6 +145,7 @@ func (n *Node) Delete(req DeleteRequest, cb func(*DeleteResult, error)) (cancel 
 		if pub.IsZero() {
 			pub = n.self
 		}
+		n.endKeepAlive(req.Key, pub) // a withdrawn value is not republished
 		version := req.Version
 		if version == 0 {
 			version = n.nextVersion(now)

@@ -150,6 +150,7 @@ func (n *Node) Get(key id.ID, cb func(*LookupResult, error)) (cancel func()) {
 			switch {
 			case len(r.Values) > 0:
 				r.Local = r.Holders == 1 && len(local) > 0
+				n.cacheOnPath(lo, r) // a copy at the closest node on the path that lacked it (cache.go)
 				n.end(o, func() { cb(r, nil) })
 			case r.Responded == 0 && len(local) == 0:
 				n.end(o, func() { cb(r, fmt.Errorf("%w: %w", ErrNotFound, unanswered(r))) })

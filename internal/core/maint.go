@@ -5,7 +5,6 @@ import (
 
 	"github.com/dhtkit/dht/id"
 	"github.com/dhtkit/dht/transport"
-	"github.com/dhtkit/dht/wire"
 )
 
 // Maintenance runs on one timer per node, a few times per refresh interval:
@@ -61,7 +60,7 @@ func (n *Node) maintain(now time.Time, w transport.Writer) (rejoining bool) {
 	var buf [id.Bits]int
 	for _, i := range n.table.Stale(now, n.cfg.RefreshInterval, buf[:0]) {
 		n.stats.refreshes++
-		n.lookup(wire.FindNode, n.table.RefreshTarget(i, n.rng), now, w, func(*LookupResult, time.Time, transport.Writer) {})
+		n.refresh(i, now, w)
 	}
 	return false
 }

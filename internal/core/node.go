@@ -63,6 +63,8 @@ type Node struct {
 	listenLoad   listenLoad                // listen traffic in the request table (listen.go)
 	subs         map[id.ID][]*subscription // this node's own subscriptions
 	late         *scratch                  // for answers sent after a store's sync
+	keep         keepAlives                // values republished for this node's program (republish.go)
+	cache        cacheCounts               // path caching (cache.go)
 	rpcTimer     timerSlot
 	mntTimer     timerSlot
 }
@@ -167,6 +169,7 @@ func (n *Node) Close() error {
 		return nil
 	}
 	n.closed = true
+	n.keep.timer.stop()
 	n.rpcTimer.stop()
 	n.mntTimer.stop()
 	for o := range n.ops {

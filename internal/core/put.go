@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/dhtkit/dht/id"
+	"github.com/dhtkit/dht/lookup"
 	"github.com/dhtkit/dht/store"
 	"github.com/dhtkit/dht/transport"
 	"github.com/dhtkit/dht/wire"
@@ -66,6 +68,9 @@ type PutRequest struct {
 	// included) that must accept the value; Put fails with a *QuorumError
 	// below it.
 	Quorum int
+	// KeepAlive makes the node republish the value before it expires,
+	// until the keep-alive is stopped (see PutRecord).
+	KeepAlive bool
 }
 
 // PutResult describes a finished put.
@@ -143,6 +148,11 @@ type putTarget struct {
 	next     uint32 // offset of the next part to send
 	inFlight int
 	done     bool
+	// unproven is set for a target whose address never answered us (a
+	// candidate the beta rule stores on unasked): until it answers it gets
+	// one part, sent once, so that a hostile lookup answer cannot aim a
+	// put's parts and retries at a victim.
+	unproven bool
 }
 
 // putOp is the PUT phase of a put.
@@ -154,9 +164,10 @@ type putOp struct {
 	version uint64
 	ttl     uint32
 	quorum  int
-	targets []putTarget // parallel to res.Receipts[first:]
-	first   int         // receipts before the remote targets (this node's own)
-	left    int         // targets (and the local sync) without an outcome
+	targets []putTarget  // parallel to res.Receipts[first:]
+	spares  []id.Contact // candidates to store on in place of targets that do not answer
+	first   int          // receipts before the remote targets (this node's own)
+	left    int          // targets (and the local sync) without an outcome
 	res     *PutResult
 	cb      func(*PutResult, error)
 	txids   txset
@@ -176,10 +187,14 @@ func (p *putOp) fill(m *wire.Message, q *pending) {
 // sendParts sends target i's next parts while its window has room.
 func (p *putOp) sendParts(n *Node, i int, now time.Time, w transport.Writer) {
 	t := &p.targets[i]
-	for !t.done && t.inFlight < putWindow && (t.next < uint32(len(p.value)) || (t.next == 0 && len(p.value) == 0)) {
+	window := putWindow
+	if t.unproven {
+		window = 1
+	}
+	for !t.done && t.inFlight < window && (t.next < uint32(len(p.value)) || (t.next == 0 && len(p.value) == 0)) {
 		off := t.next
 		t.next += wire.MaxPart
-		if !n.sendReq(pending{to: p.res.Receipts[p.first+i].Node, typ: wire.Put, key: p.key, op: p, slot: int32(i), off: off}, now, w) {
+		if !n.sendReq(pending{to: p.res.Receipts[p.first+i].Node, typ: wire.Put, key: p.key, op: p, slot: int32(i), off: off, unverified: t.unproven}, now, w) {
 			p.outcome(n, i, Receipt{Outcome: NoAnswer, Reason: "no room to send"}, now)
 			return
 		}
@@ -215,6 +230,7 @@ func (p *putOp) response(n *Node, q *pending, m *wire.Message, now time.Time, w 
 		return
 	}
 	p.targets[i].inFlight--
+	p.targets[i].unproven = false // it answered at this address
 	switch {
 	case m.Type == wire.PutOK && m.Status == wire.StatusStored:
 		p.outcome(n, i, Receipt{Outcome: Accepted, TTL: time.Duration(m.TTL) * time.Second}, now)
@@ -229,9 +245,10 @@ func (p *putOp) response(n *Node, q *pending, m *wire.Message, now time.Time, w 
 
 func (p *putOp) failure(n *Node, q *pending, now time.Time, w transport.Writer) {
 	i := int(q.slot)
-	if p.o.done || i < 0 || i >= len(p.targets) {
+	if p.o.done || i < 0 || i >= len(p.targets) || p.targets[i].done {
 		return
 	}
+	p.replace(n, now, w) // first, so that the put does not end one replica short
 	p.outcome(n, i, Receipt{Outcome: NoAnswer}, now)
 }
 
@@ -295,70 +312,173 @@ func (n *Node) Put(key id.ID, value []byte, ttl time.Duration, cb func(*PutResul
 
 // PutRecord stores req.Value under req.Key on the K nodes closest to it, as
 // Put does, with the request's publisher, version and quorum; the result
-// has a receipt per node asked.
+// has a receipt per node asked. With req.KeepAlive the node goes on
+// republishing the value (see republish.go) until StopKeepAlive, Delete, or
+// a put of the same key and publisher without KeepAlive; the keep-alive
+// stands even when this first put fails, and is retried.
 func (n *Node) PutRecord(req PutRequest, cb func(*PutResult, error)) (cancel func()) {
 	var o *opState
 	n.run(func(now time.Time, w transport.Writer) {
-		if o = n.begin(func(err error) { cb(nil, err) }); o == nil {
+		if err := n.checkPut(&req); err != nil {
+			if o = n.begin(func(err error) { cb(nil, err) }); o != nil {
+				n.failOp(o, err)
+			}
 			return
 		}
-		switch {
-		case len(req.Value) == 0:
-			n.failOp(o, errors.New("empty value (withdraw a value with Delete)"))
-			return
-		case len(req.Value) > n.cfg.MaxValueSize:
-			n.failOp(o, fmt.Errorf("value is %d bytes, limit %d", len(req.Value), n.cfg.MaxValueSize))
-			return
-		case req.TTL < time.Second:
-			n.failOp(o, fmt.Errorf("ttl %v is under 1s", req.TTL))
-			return
-		case req.Quorum < 0 || req.Quorum > n.cfg.K:
-			n.failOp(o, fmt.Errorf("quorum %d: must be between 0 and K (%d)", req.Quorum, n.cfg.K))
-			return
+		if req.Version == 0 {
+			req.Version = n.nextVersion(now)
 		}
-		pub := req.Publisher
-		switch {
-		case req.Anonymous:
-			pub = sha1.Sum(req.Value)
-		case pub.IsZero():
-			pub = n.self
-		}
-		version := req.Version
-		if version == 0 {
-			version = n.nextVersion(now)
-		}
-		secs := ttlSeconds(req.TTL)
-		p := &putOp{
-			o: o, key: req.Key, value: append([]byte(nil), req.Value...), pub: pub, version: version,
-			ttl: secs, quorum: req.Quorum, cb: cb,
-			res: &PutResult{Key: req.Key, Publisher: pub, Version: version, TTL: req.TTL},
-		}
-		o.onEnd(func() { p.txids.forget(n) })
-		lo := n.lookup(wire.FindNode, req.Key, now, w, func(r *LookupResult, now time.Time, w transport.Writer) {
-			p.res.Lookup = r
-			targets := r.Closest
-			if !n.cfg.ReadOnly && (len(targets) < n.cfg.K || n.self.CloserTo(req.Key, targets[len(targets)-1].ID)) {
-				if len(targets) == n.cfg.K {
-					targets = targets[:len(targets)-1] // this node takes the farthest one's place
+		var e *keepAlive
+		if req.KeepAlive {
+			var err error
+			if e, err = n.registerKeepAlive(req, time.Time{}); err != nil {
+				if o = n.begin(func(err error) { cb(nil, err) }); o != nil {
+					n.failOp(o, err)
 				}
-				p.storeLocal(n, now, w)
+				return
 			}
-			p.first = len(p.res.Receipts)
-			p.targets = make([]putTarget, len(targets))
-			for _, c := range targets {
-				p.res.Receipts = append(p.res.Receipts, Receipt{Node: c})
-			}
-			p.left += len(targets)
-			for i := range targets {
-				p.sendParts(n, i, now, w)
-			}
-			p.maybeDone(n, now)
-		})
-		if !o.done {
-			o.onEnd(func() { n.abandon(lo) })
+			e.running = true
+			n.keep.running++
+		} else {
+			n.endKeepAlive(req.Key, req.Publisher) // the program's new value supersedes it
 		}
+		o = n.startPut(req, e, now, w, cb)
 	})
 	return n.canceler(o)
+}
+
+// checkPut validates a put and resolves its publisher. The lock is held.
+func (n *Node) checkPut(req *PutRequest) error {
+	switch {
+	case len(req.Value) == 0:
+		return errors.New("empty value (withdraw a value with Delete)")
+	case len(req.Value) > n.cfg.MaxValueSize:
+		return fmt.Errorf("value is %d bytes, limit %d", len(req.Value), n.cfg.MaxValueSize)
+	case req.TTL < time.Second:
+		return fmt.Errorf("ttl %v is under 1s", req.TTL)
+	case req.Quorum < 0 || req.Quorum > n.cfg.K:
+		return fmt.Errorf("quorum %d: must be between 0 and K (%d)", req.Quorum, n.cfg.K)
+	}
+	switch {
+	case req.Anonymous:
+		req.Publisher = sha1.Sum(req.Value)
+	case req.Publisher.IsZero():
+		req.Publisher = n.self
+	}
+	return nil
+}
+
+// startPut starts a checked put (publisher and version resolved), for the
+// program or for keep-alive e (nil for none), whose bookkeeping is done
+// before cb runs. The lock is held.
+func (n *Node) startPut(req PutRequest, e *keepAlive, now time.Time, w transport.Writer, cb func(*PutResult, error)) *opState {
+	if e != nil {
+		user := cb
+		cb = func(r *PutResult, err error) {
+			n.run(func(now time.Time, _ transport.Writer) { n.putDone(e, r, err, now) })
+			user(r, err)
+		}
+	}
+	o := n.begin(func(err error) { cb(nil, err) })
+	if o == nil {
+		return nil
+	}
+	pub, version := req.Publisher, req.Version
+	secs := ttlSeconds(req.TTL)
+	p := &putOp{
+		o: o, key: req.Key, value: append([]byte(nil), req.Value...), pub: pub, version: version,
+		ttl: secs, quorum: req.Quorum, cb: cb,
+		res: &PutResult{Key: req.Key, Publisher: pub, Version: version, TTL: req.TTL},
+	}
+	o.onEnd(func() { p.txids.forget(n) })
+	var guess []id.Contact // the K closest candidates (and spares) when the beta rule stopped the lookup
+	lo := n.newLookup(wire.FindNode, req.Key, now, func(r *LookupResult, now time.Time, w transport.Writer) {
+		p.res.Lookup = r
+		targets := r.Closest
+		if guess != nil {
+			targets = guess[:min(len(guess), n.cfg.K)]
+		}
+		if !n.cfg.ReadOnly && (len(targets) < n.cfg.K || n.self.CloserTo(req.Key, targets[len(targets)-1].ID)) {
+			if len(targets) == n.cfg.K {
+				targets = targets[:len(targets)-1] // this node takes the farthest one's place
+			}
+			p.storeLocal(n, now, w)
+		}
+		if guess != nil {
+			p.spares = guess[len(targets):]
+		}
+		p.first = len(p.res.Receipts)
+		p.targets = make([]putTarget, len(targets))
+		for i, c := range targets {
+			p.res.Receipts = append(p.res.Receipts, Receipt{Node: c})
+			p.targets[i].unproven = guess != nil && !n.answered(c, r)
+		}
+		p.left += len(targets)
+		for i := range targets {
+			p.sendParts(n, i, now, w)
+		}
+		p.maybeDone(n, now)
+	})
+	if n.cfg.PutBeta > 0 {
+		lo.l.StopWhen(func(l *lookup.Lookup) bool {
+			var ok bool
+			guess, ok = n.betaTargets(l)
+			return ok
+		})
+	}
+	n.seed(lo, now, w)
+	if !o.done {
+		o.onEnd(func() { n.abandon(lo) })
+	}
+	return o
+}
+
+// betaTargets is the put's termination rule (libp2p's beta): once the
+// PutBeta closest candidates the lookup knows, failed ones left out, have
+// all answered, it returns the K closest candidates and up to K spares
+// after them, whatever their state. The closest nodes know the key's
+// neighbourhood best, so their answers name the rest of the K closest: the
+// put stores on those without asking each of them for contacts first,
+// which saves a request per replica; a spare replaces a target that does
+// not answer (see putOp.replace). TestPutPlacement measures what the rule
+// costs in placement. A candidate that never answered us may be an address
+// a hostile answer named: it gets one datagram, sent once, until it
+// answers (see sendParts).
+func (n *Node) betaTargets(l *lookup.Lookup) ([]id.Contact, bool) {
+	var cb, rb [wire.MaxContacts]id.Contact
+	beta := n.cfg.PutBeta
+	rs := l.Closest(rb[:0])
+	cs := l.Candidates(cb[:0], beta)
+	if len(cs) < beta || len(rs) < beta {
+		return nil, false
+	}
+	for i := range beta {
+		if cs[i].ID != rs[i].ID {
+			return nil, false
+		}
+	}
+	return l.Candidates(nil, 2*n.cfg.K), true
+}
+
+// answered reports whether c's address has answered us: in the put's
+// lookup, or before (a proven routing-table contact).
+func (n *Node) answered(c id.Contact, r *LookupResult) bool {
+	return n.table.Proven(c) || slices.ContainsFunc(r.Closest, func(x id.Contact) bool { return x.ID == c.ID && x.Addr == c.Addr })
+}
+
+// replace stores on the next spare in place of a target that never
+// answered: a candidate the stopped lookup did not ask may have left. The
+// dead target keeps its NoAnswer receipt.
+func (p *putOp) replace(n *Node, now time.Time, w transport.Writer) {
+	if len(p.spares) == 0 || p.o.done {
+		return
+	}
+	c := p.spares[0]
+	p.spares = p.spares[1:]
+	p.res.Receipts = append(p.res.Receipts, Receipt{Node: c})
+	p.targets = append(p.targets, putTarget{unproven: !n.answered(c, p.res.Lookup)})
+	p.left++
+	p.sendParts(n, len(p.targets)-1, now, w)
 }
 
 // storeLocal keeps the put's value in this node's own store, as one of the

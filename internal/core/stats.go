@@ -26,6 +26,7 @@ type stats struct {
 	rpcFull, rpcQueued            uint64
 	storesAccepted, storesRefused uint64
 	expired, refreshes            uint64
+	refreshesSkipped              uint64
 	rejoins                       uint64
 	readOnlyDropped               uint64
 	served                        [16]uint64 // by request type; index 0 counts unknown types
@@ -259,8 +260,16 @@ type Stats struct {
 	StoresAccepted uint64 // STORE, PUT and DELETE requests accepted
 	StoresRefused  uint64 // STORE, PUT and DELETE requests refused (StoreRefusals says why)
 	Expired        uint64 // values removed by expiry sweeps
-	Refreshes      uint64 // bucket refresh lookups started
-	Rejoins        uint64 // bootstraps through Config.Seeds started because the routing table was empty
+	Refreshes      uint64 // bucket refreshes due (RefreshesSkipped of them needed no lookup)
+	// RefreshesSkipped counts bucket refreshes that sent nothing: the
+	// bucket held K contacts heard from within the table's freshness
+	// window.
+	RefreshesSkipped uint64
+	// KeepAlive describes the values this node republishes for its
+	// program; PathCache the copies its gets cached on their paths.
+	KeepAlive KeepAliveCounts
+	PathCache PathCacheCounts
+	Rejoins   uint64 // bootstraps through Config.Seeds started because the routing table was empty
 	// ReadOnlyDropped counts requests a read-only node dropped unanswered
 	// (it serves only its subscriptions' NOTIFYs and the PINGs that check
 	// them).
@@ -409,6 +418,7 @@ func (n *Node) Stats() Stats {
 		RPCFull: s.rpcFull, RPCQueued: s.rpcQueued,
 		StoresAccepted: s.storesAccepted, StoresRefused: s.storesRefused,
 		Expired: s.expired, Refreshes: s.refreshes, Rejoins: s.rejoins,
+		RefreshesSkipped: s.refreshesSkipped, KeepAlive: n.keepAliveStats(), PathCache: n.pathCacheStats(),
 		ReadOnlyDropped: s.readOnlyDropped,
 		Served:          make(map[string]uint64, reqSlots-1),
 		Sent:            make(map[string]RequestCounts, reqSlots-1),

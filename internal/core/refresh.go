@@ -1,0 +1,63 @@
+package core
+
+import (
+	"slices"
+	"time"
+
+	"github.com/dhtkit/dht/id"
+	"github.com/dhtkit/dht/lookup"
+	"github.com/dhtkit/dht/routing"
+	"github.com/dhtkit/dht/transport"
+	"github.com/dhtkit/dht/wire"
+)
+
+// refresh looks up a random ID in bucket i's range (paper, section 2.3).
+// What a refresh is for is a bucket's worth of contacts known to be alive,
+// so it stops as soon as it has K of them in the bucket's range: the
+// bucket's entries heard from within the routing table's freshness window
+// (routing.DefaultFresh, the table's own test of a live contact), then the
+// contacts in the range that answer the lookup. A bucket already full of
+// fresh contacts costs no request at all; any other stops at K answers in
+// range instead of converging on the K closest to an ID nobody asked for
+// (TestRefreshStopsAtABucketOfLiveContacts measures both). A range that
+// holds fewer than K nodes, such as the node's own neighbourhood, still
+// gets the full lookup. Config.FullRefresh restores the full lookup
+// everywhere.
+func (n *Node) refresh(i int, now time.Time, w transport.Writer) {
+	target := n.table.RefreshTarget(i, n.rng)
+	if n.cfg.FullRefresh {
+		n.lookup(wire.FindNode, target, now, w, func(*LookupResult, time.Time, transport.Writer) {})
+		return
+	}
+	var fresh []id.ID
+	n.table.ForEach(func(b int, e routing.Entry) {
+		if b == i && e.Verified && e.Failures == 0 && now.Sub(e.LastSeen) < routing.DefaultFresh {
+			fresh = append(fresh, e.Contact.ID)
+		}
+	})
+	if len(fresh) >= n.cfg.K {
+		n.stats.refreshesSkipped++
+		n.table.Touch(target, now)
+		return
+	}
+	last := i == n.table.Buckets()-1 // its range is every deeper prefix too
+	o := n.newLookup(wire.FindNode, target, now, func(*LookupResult, time.Time, transport.Writer) {})
+	o.l.StopWhen(func(l *lookup.Lookup) bool { return n.bucketHeard(l, i, last, fresh) })
+	n.seed(o, now, w)
+}
+
+// bucketHeard reports whether the fresh contacts and those that answered
+// lookup l in the range bucket i had when the refresh started make K: IDs
+// sharing exactly i leading bits with the node's, or at least i for the
+// last bucket. It goes by the prefix, not the table's bucket index, which
+// a split may change while the lookup runs.
+func (n *Node) bucketHeard(l *lookup.Lookup, i int, last bool, fresh []id.ID) bool {
+	var buf [wire.MaxContacts]id.Contact
+	got := len(fresh)
+	for _, c := range l.Closest(buf[:0]) {
+		if p := n.self.CommonPrefixLen(c.ID); (p == i || (last && p > i)) && !slices.Contains(fresh, c.ID) {
+			got++
+		}
+	}
+	return got >= n.cfg.K
+}
