@@ -84,8 +84,14 @@ var (
 	lookupRounds   = desc("lookup_rounds", "Hop counts of the lookups that ended, by kind.", "kind")
 	lookupQueried  = desc("lookup_queried_contacts", "Distinct contacts each lookup that ended asked, by kind.", "kind")
 	lookupDuration = desc("lookup_duration_seconds", "How long the lookups that ended took, by kind.", "kind")
-	refreshes      = desc("bucket_refreshes_total", "Bucket refresh lookups started.")
-	rejoins        = desc("rejoins_total", "Joins through the seeds started because the routing table was empty.")
+	refreshes      = desc("bucket_refreshes_total", "Bucket refreshes due (those skipped included).")
+	refreshSkips   = desc("bucket_refreshes_skipped_total", "Bucket refreshes that sent nothing: the bucket held K fresh contacts already.")
+	keepAlives     = desc("keepalives", "Values this node republishes for its program (keep-alives) now.")
+	republishes    = desc("republishes_total",
+		"Republishes of kept-alive values, by outcome: ok, failed (retried later), superseded (the keep-alive ended: a newer version was stored).", "outcome")
+	pathCache = desc("path_cache_puts_total",
+		"Copies a get cached on its lookup path, by outcome: sent, accepted, refused (refused or unanswered).", "outcome")
+	rejoins = desc("rejoins_total", "Joins through the seeds started because the routing table was empty.")
 
 	storesAccepted = desc("stores_accepted_total", "STORE, PUT and DELETE requests accepted.")
 	storeRefusals  = desc("store_refusals_total",
@@ -113,7 +119,7 @@ var allDescs = []*prometheus.Desc{
 	datagramsReceived, datagramsSent, datagramsDropped,
 	requestsSent, requestAttempts, requestRetries, requestErrors, requestsQueued, requestsFlight, requestDuration, lookupStalls,
 	requestsServed, errorsSent,
-	lookupsStarted, lookupsEnded, lookupRequests, lookupRounds, lookupQueried, lookupDuration, refreshes, rejoins,
+	lookupsStarted, lookupsEnded, lookupRequests, lookupRounds, lookupQueried, lookupDuration, refreshes, refreshSkips, keepAlives, republishes, pathCache, rejoins,
 	storesAccepted, storeRefusals, expired, storedRecords, storedBytes,
 	tableContacts, tableBuckets, listeners, subscriptions, suppressed, listenDropped,
 }
@@ -196,6 +202,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		histogram(lookupDuration, l.Duration, k)
 	}
 	counter(refreshes, s.Refreshes)
+	counter(refreshSkips, s.RefreshesSkipped)
+	gauge(keepAlives, s.KeepAlive.Active)
+	counter(republishes, s.KeepAlive.Republished, "ok")
+	counter(republishes, s.KeepAlive.Failed, "failed")
+	counter(republishes, s.KeepAlive.Superseded, "superseded")
+	counter(pathCache, s.PathCache.Sent, "sent")
+	counter(pathCache, s.PathCache.Accepted, "accepted")
+	counter(pathCache, s.PathCache.Refused, "refused")
 	counter(rejoins, s.Rejoins)
 
 	counter(storesAccepted, s.StoresAccepted)
