@@ -67,6 +67,18 @@ type Config struct {
 	// every ID guessable: pass one only for simulations and tests.
 	Rand   *mrand.Rand
 	Logger *slog.Logger
+	// MinRequestTimeout is the floor of adaptive request timeouts (see
+	// rtt.go): each request waits for its contact's estimated round trip
+	// (RFC 6298's RTO, from the contact's own answers, else from all the
+	// node's answers), clamped to [MinRequestTimeout, RequestTimeout], with
+	// retries waiting twice as long each time; the last attempt to a
+	// contact with no estimate of its own waits the full RequestTimeout, so
+	// that no contact is declared dead on other contacts' round trips.
+	// Lookups stall at the estimate itself (at most StallAfter), below this
+	// floor: a stall costs only one extra request. Default 100ms, at most
+	// RequestTimeout; RequestTimeout turns adaptive timeouts off (every
+	// attempt waits RequestTimeout and lookups stall at StallAfter).
+	MinRequestTimeout time.Duration
 }
 
 // Defaults used where a Config field is zero.
@@ -82,6 +94,9 @@ const (
 	DefaultMaxFailures     = 3
 	DefaultLookupTimeout   = 30 * time.Second
 	DefaultGetQuorum       = 3
+	// DefaultMinRequestTimeout is Config.MinRequestTimeout's default: about
+	// three round trips across a continent, well above any LAN's.
+	DefaultMinRequestTimeout = 100 * time.Millisecond
 )
 
 // Validate fills zero fields with defaults and rejects values that cannot
@@ -130,6 +145,12 @@ func (c *Config) Validate() error {
 	}
 	if c.StallAfter < 0 || c.StallAfter > c.RequestTimeout {
 		return fmt.Errorf("core: StallAfter = %v: must be between 0 and RequestTimeout (%v)", c.StallAfter, c.RequestTimeout)
+	}
+	if c.MinRequestTimeout == 0 {
+		c.MinRequestTimeout = min(DefaultMinRequestTimeout, c.RequestTimeout)
+	}
+	if c.MinRequestTimeout < 0 || c.MinRequestTimeout > c.RequestTimeout {
+		return fmt.Errorf("core: MinRequestTimeout = %v: must be positive and at most RequestTimeout (%v)", c.MinRequestTimeout, c.RequestTimeout)
 	}
 	if c.MaxTTL == 0 {
 		c.MaxTTL = DefaultMaxTTL

@@ -38,6 +38,13 @@ type pending struct {
 	// record it names.
 	cursor *recordKey
 	sent   time.Time // when the last attempt went out (obs: round-trip times, stats.go)
+	// first is when the first attempt went out; end is when the current
+	// attempt runs out, wait how long it was given (see rtt.go).
+	first, end time.Time
+	wait       time.Duration
+	// ownRTT is set when the timeouts come from the contact's own
+	// round-trip estimate rather than the node's.
+	ownRTT bool
 }
 
 // op is whatever sent a request and wants its outcome. Both methods run under
@@ -152,9 +159,11 @@ func (n *Node) start(p pending, now time.Time, w transport.Writer) bool {
 		e, ok := n.table.Get(to.ID)
 		p.unverified = ok && e.Contact.Addr == to.Addr && !e.Verified
 	}
-	deadline := now.Add(n.cfg.RequestTimeout)
-	if n.stalls(o) {
-		deadline = now.Add(n.cfg.StallAfter) // first the stall, then the rest of the timeout
+	wait, stall, own := n.firstTimeouts(to)
+	p.first, p.wait, p.end, p.ownRTT = now, wait, now.Add(wait), own
+	deadline := p.end
+	if n.stalls(o) && stall < wait {
+		deadline = now.Add(stall) // first the stall, then the rest of the attempt
 	}
 	if err := n.rpc.Add(txid, to.Addr, deadline, p); err != nil {
 		n.stats.rpcFull++
@@ -284,18 +293,35 @@ func (n *Node) onRPCTimer(gen uint64) {
 				n.done(&p)
 				return
 			}
-			if !p.stalled && n.stalls(p.op) {
+			stallNow := !p.stalled && n.stalls(p.op)
+			if stallNow {
 				p.stalled = true
-				if n.rpc.Add(txid, to, now.Add(n.cfg.RequestTimeout-n.cfg.StallAfter), p) == nil {
+				if now.Before(p.end) && n.rpc.Add(txid, to, p.end, p) == nil {
+					// The stall came first: the attempt runs on.
 					n.stats.stalls++
 					p.op.(*lookupOp).stall(n, &p, now, w)
 					return
 				}
 			}
 			if p.tries < n.cfg.Attempts && !p.unverified {
+				if stallNow {
+					// The attempt ran out as the request stalled: the
+					// lookup moves on first, and if that ends it, no
+					// retry goes to a contact nobody waits for.
+					n.stats.stalls++
+					lo := p.op.(*lookupOp)
+					lo.stall(n, &p, now, w)
+					if lo.finished {
+						n.noteAbandoned(p, true) // obs (stats.go)
+						n.done(&p)
+						return
+					}
+				}
 				p.tries++
 				p.sent = now // obs: the round trip counts from the last attempt
-				if n.rpc.Add(txid, to, now.Add(n.cfg.RequestTimeout), p) == nil {
+				p.wait = n.retryTimeout(&p)
+				p.end = now.Add(p.wait)
+				if n.rpc.Add(txid, to, p.end, p) == nil {
 					n.stats.retries++
 					n.write(txid, &p, w)
 					return
