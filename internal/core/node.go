@@ -48,7 +48,7 @@ type Node struct {
 	rng       *rand.Rand
 	table     *routing.Table
 	rpc       *rpc.Tracker[pending]
-	rttAll    rpc.RTT // round trips of every answer, for contacts with no estimate (rtt.go)
+	rttAll    rpc.RTT               // round trips of every answer, for contacts with no estimate (rtt.go)
 	ops       map[*opState]struct{} // operations with a caller waiting, failed on Close
 	deferred  []func()              // callbacks to run once the lock is released
 	seeds     []netip.AddrPort      // bootstrapped through last; asked again when the table empties
