@@ -25,9 +25,15 @@ func TestRTTEstimateFollowsTheEntryAndItsAddress(t *testing.T) {
 	if got, _ := tb.Get(c.ID); got.RTT.SRTT() != 40*time.Millisecond {
 		t.Fatalf("Get's Entry.RTT = %+v", got.RTT)
 	}
+	if e, x, ok := tb.RTTAt(c.Addr); !ok || x != c.ID || e.SRTT() != 40*time.Millisecond {
+		t.Fatalf("RTTAt(%v) = %+v, %v, %v; want the contact's estimate", c.Addr, e, x.Short(), ok)
+	}
 	// The same ID at another address is not the entry.
 	other := c
 	other.Addr = netip.AddrPortFrom(c.Addr.Addr(), c.Addr.Port()+1)
+	if _, _, ok := tb.RTTAt(other.Addr); ok {
+		t.Fatal("RTTAt found an entry at an address nobody holds")
+	}
 	if _, ok := tb.RTT(other); ok || tb.ObserveRTT(other, time.Millisecond) {
 		t.Fatal("an estimate was read or written for the right ID at the wrong address")
 	}
@@ -65,6 +71,7 @@ func TestObserveRTTDoesNotAllocate(t *testing.T) {
 	allocs := testing.AllocsPerRun(1000, func() {
 		tb.ObserveRTT(cs[i%len(cs)], 25*time.Millisecond)
 		tb.RTT(cs[i%len(cs)])
+		tb.RTTAt(cs[i%len(cs)].Addr)
 		i++
 	})
 	if allocs != 0 {

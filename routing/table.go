@@ -3,6 +3,7 @@ package routing
 import (
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -902,6 +903,27 @@ func (t *Table) ObserveRTT(c id.Contact, d time.Duration) bool {
 		return true
 	}
 	return false
+}
+
+// RTTAt returns the round-trip estimate of the contact the table holds at
+// addr (in a bucket or a replacement cache), its ID, and whether it holds
+// one: for requests sent to an address whose ID the sender does not know
+// yet, such as a seed's PING.
+func (t *Table) RTTAt(addr netip.AddrPort) (rpc.RTT, id.ID, bool) {
+	var ne entry
+	if !packAddr(&ne, addr, t.zones) {
+		return rpc.RTT{}, id.ID{}, false
+	}
+	bi, inRepl, j := t.holder(&ne, t.idx.tag(&ne))
+	t.idx.hint = 0 // holder leaves a hint for an insertion that will not come
+	if bi < 0 {
+		return rpc.RTT{}, id.ID{}, false
+	}
+	e := &t.buckets[bi].entries[j]
+	if inRepl {
+		e = &t.buckets[bi].repl[j]
+	}
+	return e.rtt, e.key().id(), true
 }
 
 // at returns the entry of c.ID at c.Addr, in its bucket or its replacement

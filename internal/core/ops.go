@@ -887,11 +887,14 @@ type BootstrapResult struct {
 	Duration  time.Duration
 }
 
-// Bootstrap joins the network through seeds: it pings them, looks up its own
-// ID, then refreshes every bucket farther away than its closest neighbour (the
-// join of the Kademlia paper, section 2.3). A read-only node stops after the
-// pings: its lookups find their own way. With no seeds it does nothing: the
-// node starts a new network.
+// Bootstrap joins the network through seeds: it pings them all at once, and
+// as soon as the first answers it looks up its own ID, then refreshes every
+// bucket farther away than its closest neighbour (the join of the Kademlia
+// paper, section 2.3). Seeds that answer later join the running lookup of
+// its own ID; those that never answer cost nothing once one has (their pings
+// are forgotten when the join ends). A read-only node stops at the first
+// answer: its lookups find their own way. The join fails when no seed
+// answers. With no seeds it does nothing: the node starts a new network.
 func (n *Node) Bootstrap(seeds []netip.AddrPort, cb func(*BootstrapResult, error)) (cancel func()) {
 	var o *opState
 	n.run(func(now time.Time, w transport.Writer) {
@@ -911,16 +914,26 @@ func (n *Node) Bootstrap(seeds []netip.AddrPort, cb func(*BootstrapResult, error
 			return
 		}
 		left := len(seeds)
+		var selfLookup *lookupOp // the lookup of its own ID, once a seed answered
 		pinged := func(c id.Contact, ok bool, now time.Time, w transport.Writer) {
 			left--
-			if ok {
-				res.Seeds = append(res.Seeds, c)
-			}
-			if left > 0 || o.done {
+			if o.done {
 				return
 			}
-			if len(res.Seeds) == 0 {
-				n.failOp(o, fmt.Errorf("%w from any of the %d seed(s) %v", ErrTimeout, len(seeds), seeds))
+			if !ok {
+				if left == 0 && len(res.Seeds) == 0 {
+					n.failOp(o, fmt.Errorf("%w from any of the %d seed(s) %v", ErrTimeout, len(seeds), seeds))
+				}
+				return
+			}
+			res.Seeds = append(res.Seeds, c)
+			if len(res.Seeds) > 1 {
+				// The join is under way: a later seed's contact is one more
+				// place for its own lookup to start from.
+				if selfLookup != nil && !selfLookup.finished {
+					selfLookup.l.AddSeeds([]id.Contact{c})
+					n.advance(selfLookup, now, w)
+				}
 				return
 			}
 			if n.cfg.ReadOnly {
@@ -928,7 +941,7 @@ func (n *Node) Bootstrap(seeds []netip.AddrPort, cb func(*BootstrapResult, error
 				return
 			}
 			res.Lookups++
-			n.bootstrapLookup(o, n.self, now, w, func(r *LookupResult, now time.Time, w transport.Writer) {
+			selfLookup = n.bootstrapLookup(o, n.self, now, w, func(r *LookupResult, now time.Time, w transport.Writer) {
 				if o.done {
 					return
 				}
@@ -968,10 +981,11 @@ func (n *Node) Bootstrap(seeds []netip.AddrPort, cb func(*BootstrapResult, error
 const maxJoinRefreshes = 32
 
 // bootstrapLookup runs one lookup of a join, abandoned if the join ends
-// first.
-func (n *Node) bootstrapLookup(o *opState, target id.ID, now time.Time, w transport.Writer, then func(*LookupResult, time.Time, transport.Writer)) {
+// first, and returns it.
+func (n *Node) bootstrapLookup(o *opState, target id.ID, now time.Time, w transport.Writer, then func(*LookupResult, time.Time, transport.Writer)) *lookupOp {
 	lo := n.lookup(wire.FindNode, target, now, w, then)
 	if !o.done {
 		o.onEnd(func() { n.abandon(lo) })
 	}
+	return lo
 }

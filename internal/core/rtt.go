@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/dhtkit/dht/id"
+	"github.com/dhtkit/dht/rpc"
 )
 
 // Adaptive request timeouts. Each request waits about as long as its
@@ -46,10 +47,14 @@ func (n *Node) firstTimeouts(c id.Contact) (attempt, stall time.Duration, own bo
 		return n.cfg.RequestTimeout, n.cfg.StallAfter, false
 	}
 	est := n.rttAll
-	if !c.ID.IsZero() {
-		if e, ok := n.table.RTT(c); ok && e.Known() {
-			est, own = e, true
-		}
+	var e rpc.RTT
+	if c.ID.IsZero() {
+		e, _, _ = n.table.RTTAt(c.Addr) // a PING by address: whoever the table holds there
+	} else {
+		e, _ = n.table.RTT(c)
+	}
+	if e.Known() {
+		est, own = e, true
 	}
 	if !est.Known() {
 		return n.cfg.RequestTimeout, n.cfg.StallAfter, false
