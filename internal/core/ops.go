@@ -39,9 +39,14 @@ type pending struct {
 	cursor *recordKey
 	sent   time.Time // when the last attempt went out (obs: round-trip times, stats.go)
 	// first is when the first attempt went out; end is when the current
-	// attempt runs out, wait how long it was given (see rtt.go).
+	// attempt runs out, wait how long it was given; stallIn is when,
+	// after first, a lookup stops waiting for it (see rtt.go).
 	first, end time.Time
 	wait       time.Duration
+	stallIn    time.Duration
+	// gaveUp is set once a lookup counts the request as failed (at
+	// giveUpFactor times stallIn), though it still runs.
+	gaveUp bool
 	// ownRTT is set when the timeouts come from the contact's own
 	// round-trip estimate rather than the node's.
 	ownRTT bool
@@ -160,12 +165,8 @@ func (n *Node) start(p pending, now time.Time, w transport.Writer) bool {
 		p.unverified = ok && e.Contact.Addr == to.Addr && !e.Verified
 	}
 	wait, stall, own := n.firstTimeouts(to)
-	p.first, p.wait, p.end, p.ownRTT = now, wait, now.Add(wait), own
-	deadline := p.end
-	if n.stalls(o) && stall < wait {
-		deadline = now.Add(stall) // first the stall, then the rest of the attempt
-	}
-	if err := n.rpc.Add(txid, to.Addr, deadline, p); err != nil {
+	p.first, p.wait, p.end, p.ownRTT, p.stallIn = now, wait, now.Add(wait), own, stall
+	if err := n.rpc.Add(txid, to.Addr, n.due(&p), p); err != nil {
 		n.stats.rpcFull++
 		return false
 	}
@@ -287,57 +288,133 @@ func (n *Node) onRPCTimer(gen uint64) {
 		}
 		n.rpcTimer.t = nil
 		n.rpc.Expire(now, func(txid uint64, to netip.AddrPort, p pending) {
-			if d, ok := p.op.(deader); ok && d.dead() {
-				// Its operation ended while this batch was being expired.
-				n.noteAbandoned(p, true) // obs (stats.go)
-				n.done(&p)
-				return
-			}
-			stallNow := !p.stalled && n.stalls(p.op)
-			if stallNow {
-				p.stalled = true
-				if now.Before(p.end) && n.rpc.Add(txid, to, p.end, p) == nil {
-					// The stall came first: the attempt runs on.
-					n.stats.stalls++
-					p.op.(*lookupOp).stall(n, &p, now, w)
-					return
-				}
-			}
-			if p.tries < n.cfg.Attempts && !p.unverified {
-				if stallNow {
-					// The attempt ran out as the request stalled: the
-					// lookup moves on first, and if that ends it, no
-					// retry goes to a contact nobody waits for.
-					n.stats.stalls++
-					lo := p.op.(*lookupOp)
-					lo.stall(n, &p, now, w)
-					if lo.finished {
-						n.noteAbandoned(p, true) // obs (stats.go)
-						n.done(&p)
-						return
-					}
-				}
-				p.tries++
-				p.sent = now // obs: the round trip counts from the last attempt
-				p.wait = n.retryTimeout(&p)
-				p.end = now.Add(p.wait)
-				if n.rpc.Add(txid, to, p.end, p) == nil {
-					n.stats.retries++
-					n.write(txid, &p, w)
-					return
-				}
-			}
-			n.stats.timeouts++
-			n.noteTimeout(&p, now) // obs: by type, and the debug line (stats.go)
-			n.done(&p)
-			if !p.to.ID.IsZero() {
-				n.table.FailedAt(p.to, now)
-				n.rejoinSoon(now)
-			}
-			p.op.failure(n, &p, now, w)
+			n.expired(txid, to, p, now, w)
 		})
 		n.armRPC(now)
 	})
+}
+
+// expired handles request p, whose deadline has come: a lookup's stall or
+// give-up (see rtt.go), the end of an attempt, which sends the next one, or
+// the end of the last, which fails it.
+func (n *Node) expired(txid uint64, to netip.AddrPort, p pending, now time.Time, w transport.Writer) {
+	if d, ok := p.op.(deader); ok && d.dead() {
+		// Its operation ended while this batch was being expired.
+		n.noteAbandoned(p, true) // obs (stats.go)
+		n.done(&p)
+		return
+	}
+	var lo *lookupOp
+	stall, giveUp := false, false
+	if n.stalls(p.op) {
+		lo = p.op.(*lookupOp)
+		if !p.stalled && !now.Before(p.first.Add(p.stallIn)) {
+			p.stalled, stall = true, true
+		}
+		if n.adaptive() && p.stalled && !p.gaveUp && !now.Before(p.first.Add(giveUpFactor*p.stallIn)) {
+			p.gaveUp, giveUp = true, true
+		}
+	}
+	if now.Before(p.end) && n.rpc.Add(txid, to, n.due(&p), p) == nil {
+		// The attempt runs on; the lookup moves on without it. Should
+		// that end the lookup, finishLookup finds the request in the
+		// table and leaves it to run to its verdict.
+		n.lookupEvents(lo, &p, stall, giveUp, now, w)
+		return
+	}
+	if p.tries < n.cfg.Attempts && !p.unverified {
+		// The lookup moves on first: if that ends it, no retry goes to a
+		// contact nobody waits for any more.
+		n.lookupEvents(lo, &p, stall, giveUp, now, w)
+		if lo == nil || !lo.finished {
+			p.tries++
+			p.sent = now // obs: the round trip counts from the last attempt
+			p.wait = n.retryTimeout(&p)
+			p.end = now.Add(p.wait)
+			if n.rpc.Add(txid, to, n.due(&p), p) == nil {
+				n.stats.retries++
+				n.write(txid, &p, w)
+				return
+			}
+		}
+	}
+	n.stats.timeouts++
+	n.noteTimeout(&p, now) // obs: by type, and the debug line (stats.go)
+	n.done(&p)
+	if !p.to.ID.IsZero() {
+		n.table.FailedAt(p.to, now)
+		n.rejoinSoon(now)
+	}
+	p.op.failure(n, &p, now, w)
+}
+
+// giveUpFactor is how many times its stall time a lookup waits for a
+// request before it counts it as failed (the request itself runs on, for
+// the routing table's verdict): the stall, then one retry with its timeout
+// doubled, as the estimate alone would have had it without
+// MinRequestTimeout's floor.
+const giveUpFactor = 3
+
+// due returns when request p next needs the timer: its stall or give-up,
+// for a lookup's request, else the end of its attempt.
+func (n *Node) due(p *pending) time.Time {
+	d := p.end
+	if n.stalls(p.op) {
+		switch {
+		case !p.stalled:
+			d = minTime(d, p.first.Add(p.stallIn))
+		case n.adaptive() && !p.gaveUp:
+			d = minTime(d, p.first.Add(giveUpFactor*p.stallIn))
+		}
+	}
+	return d
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// lookupEvents tells lookup lo (nil: p is not a lookup's) that p stalled
+// and/or that it gives up on p.
+func (n *Node) lookupEvents(lo *lookupOp, p *pending, stall, giveUp bool, now time.Time, w transport.Writer) {
+	if lo == nil {
+		return
+	}
+	if stall {
+		n.stats.stalls++
+		lo.stall(n, p, now, w)
+	}
+	if giveUp && !lo.finished {
+		lo.giveUp(n, p, now, w)
+	}
+}
+
+// detached is the op of a request whose lookup ended before it did: its
+// outcome goes to the routing table alone (an answer is seen, a timeout
+// counts as a failure), without a retry, so that a departed contact is
+// found out even when no lookup waited for it.
+type detached struct{}
+
+func (detached) response(*Node, *pending, *wire.Message, time.Time, transport.Writer) {}
+func (detached) failure(*Node, *pending, time.Time, transport.Writer)                 {}
+
+// detach leaves the requests of s still in flight to run to their verdict
+// as detached ones, sending nothing more, and empties s.
+func (s *txset) detach(n *Node) {
+	for _, x := range *s {
+		p, ok := n.rpc.Remove(x)
+		if !ok {
+			continue
+		}
+		p.op, p.tries, p.stalled = detached{}, n.cfg.Attempts, true
+		if n.rpc.Add(x, p.to.Addr, p.end, p) != nil {
+			n.noteAbandoned(p, true) // obs (stats.go)
+		}
+	}
+	*s = (*s)[:0]
 }
 
 // opState is an operation a caller waits for. Close fails every one still
@@ -692,6 +769,18 @@ func (o *lookupOp) stall(n *Node, p *pending, now time.Time, w transport.Writer)
 	n.advance(o, now, w)
 }
 
+// giveUp counts a request the lookup has waited for giveUpFactor times its
+// stall time as failed, for the lookup only: the request runs on, and its
+// outcome still reaches the routing table. This is what keeps a lookup that
+// has nothing else to ask (fewer than K live candidates) from waiting out
+// MinRequestTimeout and a retry for each departed contact.
+func (o *lookupOp) giveUp(n *Node, p *pending, now time.Time, w transport.Writer) {
+	if o.finished {
+		return
+	}
+	o.failure(n, p, now, w)
+}
+
 func (o *lookupOp) failure(n *Node, p *pending, now time.Time, w transport.Writer) {
 	if o.finished {
 		return
@@ -708,8 +797,10 @@ func (o *lookupOp) failure(n *Node, p *pending, now time.Time, w transport.Write
 func (n *Node) finishLookup(o *lookupOp, now time.Time, w transport.Writer) {
 	o.finished = true
 	// Requests still out (stalled ones, those beyond the K closest, those a
-	// quorum made unnecessary) are forgotten: nothing retries them.
-	o.txids.forget(n)
+	// quorum made unnecessary) are not retried, but run to their verdict for
+	// the routing table: a departed contact that no lookup waited for must
+	// still be found out, or tables would keep handing it out.
+	o.txids.detach(n)
 	st := o.l.Stats()
 	r := &LookupResult{
 		Target:     o.target,
