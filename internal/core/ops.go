@@ -329,20 +329,30 @@ func (n *Node) expired(txid uint64, to netip.AddrPort, p pending, now time.Time,
 		n.lookupEvents(lo, &p, stall, giveUp, now, w)
 		return
 	}
-	if p.tries < n.cfg.Attempts && !p.unverified {
-		// The lookup moves on first: if that ends it, no retry goes to a
-		// contact nobody waits for any more.
-		n.lookupEvents(lo, &p, stall, giveUp, now, w)
-		if lo == nil || !lo.finished {
-			p.tries++
-			p.sent = now // obs: the round trip counts from the last attempt
-			p.wait = n.retryTimeout(&p)
-			p.end = now.Add(p.wait)
-			if n.rpc.Add(txid, to, n.due(&p), p) == nil {
-				n.stats.retries++
-				n.write(txid, &p, w)
-				return
-			}
+	// The attempt has run out. The lookup moves on first: if that ends it,
+	// or it has given up on the request, no retry goes to a contact nobody
+	// waits for any more, and the attempts made give the verdict.
+	n.lookupEvents(lo, &p, stall, giveUp, now, w)
+	if lo != nil && lo.finished {
+		p.op = detached{} // as finishLookup leaves its requests
+	}
+	if _, d := p.op.(detached); !d && !p.gaveUp && p.tries < n.cfg.Attempts && !p.unverified {
+		p.tries++
+		p.sent = now // obs: the round trip counts from the last attempt
+		p.wait = n.retryTimeout(&p)
+		p.end = now.Add(p.wait)
+		if n.rpc.Add(txid, to, n.due(&p), p) == nil {
+			n.stats.retries++
+			n.write(txid, &p, w)
+			return
+		}
+	}
+	if v := n.verdictAt(&p); now.Before(v) {
+		// Not sent again, but a contact with no estimate of its own is
+		// not failed on a timeout other contacts' round trips set.
+		p.tries, p.end = n.cfg.Attempts, v
+		if n.rpc.Add(txid, to, v, p) == nil {
+			return
 		}
 	}
 	n.stats.timeouts++
@@ -399,6 +409,19 @@ func (n *Node) lookupEvents(lo *lookupOp, p *pending, stall, giveUp bool, now ti
 	}
 }
 
+// verdictAt is when request p, which will not be sent again, fails: at the
+// end of its current attempt, but no sooner than RequestTimeout after its
+// first send for a contact with no estimate of its own (whose attempt may
+// have been timed by other contacts' round trips, see rtt.go).
+func (n *Node) verdictAt(p *pending) time.Time {
+	if !p.ownRTT {
+		if t := p.first.Add(n.cfg.RequestTimeout); t.After(p.end) {
+			return t
+		}
+	}
+	return p.end
+}
+
 // detached is the op of a request whose lookup ended before it did: its
 // outcome goes to the routing table alone (an answer is seen, a timeout
 // counts as a failure), without a retry, so that a departed contact is
@@ -417,6 +440,7 @@ func (s *txset) detach(n *Node) {
 			continue
 		}
 		p.op, p.tries, p.stalled = detached{}, n.cfg.Attempts, true
+		p.end = n.verdictAt(&p)
 		if n.rpc.Add(x, p.to.Addr, p.end, p) != nil {
 			n.noteAbandoned(p, true) // obs (stats.go)
 		}

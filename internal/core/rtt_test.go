@@ -111,9 +111,12 @@ func TestLookupAmongFastContactsDoesNotWaitForDepartedOnes(t *testing.T) {
 }
 
 // A contact whose answers take 400 ms, among contacts that answer in 20 ms,
-// is slow, not dead: the first request to it waits the full RequestTimeout on
-// its last attempt (it has no estimate of its own yet, and the node-wide one
-// comes from faster peers), its answer sets its own estimate, and from then
+// is slow, not dead. A lookup that learns of it from its peers stalls and
+// gives up on it at the pace of the 20 ms estimate, but the request runs on
+// and its answer, not a failure, reaches the routing table. A PING of
+// another such contact, which the node knows nothing of, waits the full
+// RequestTimeout on its last attempt (the node-wide estimate comes from
+// faster peers), its answer sets the contact's own estimate, and from then
 // on its requests wait long enough that it is not even retried.
 func TestSlowButAliveContactIsNotDeclaredDead(t *testing.T) {
 	lat := perAddr{base: 10 * time.Millisecond, slow: map[netip.AddrPort]time.Duration{}}
@@ -131,15 +134,35 @@ func TestSlowButAliveContactIsNotDeclaredDead(t *testing.T) {
 		t.Fatalf("node-wide estimate %v after lookups at 20ms, want about 20ms", all.SRTT())
 	}
 
-	slow := tn.add(nil) // never joined: a knows nothing of it
+	slow := tn.add(nil)
 	lat.slow[slow.Addr()] = 200 * time.Millisecond
+	pending := 1
+	slow.Bootstrap([]netip.AddrPort{tn.nodes[0].Addr()}, func(*BootstrapResult, error) { pending-- })
+	tn.await(&pending, time.Minute)
+	a.mu.Lock()
+	a.table.Remove(slow.ID()) // a knows nothing of it
+	a.mu.Unlock()
+	timeouts := a.Stats().Timeouts
+	for _, r := range findNodesOf(t, tn, a, slow.ID()) {
+		if r.Stalled == 0 || r.Duration >= 400*time.Millisecond {
+			t.Fatalf("the lookup waited for the slow node (%d stalled, %v): the test needs it to move on", r.Stalled, r.Duration)
+		}
+	}
+	tn.clk.RunFor(2 * time.Second)
+	e, ok := a.table.Get(slow.ID())
+	if got := a.Stats().Timeouts - timeouts; got != 0 || !ok || e.Failures != 0 {
+		t.Fatalf("after a lookup that asked the slow node: %d timeouts, in table %v with %d failures", got, ok, e.Failures)
+	}
+
+	slow2 := tn.add(nil) // never joined: a knows nothing of it
+	lat.slow[slow2.Addr()] = 200 * time.Millisecond
 	ping := func() (time.Duration, error) {
 		t.Helper()
 		start := tn.clk.Now()
 		pending := 1
 		var err error
 		var took time.Duration
-		a.Ping(slow.Addr(), func(_ id.Contact, e error) {
+		a.Ping(slow2.Addr(), func(_ id.Contact, e error) {
 			pending--
 			err, took = e, tn.clk.Now().Sub(start)
 		})
@@ -150,7 +173,7 @@ func TestSlowButAliveContactIsNotDeclaredDead(t *testing.T) {
 	if err != nil {
 		t.Fatalf("first ping of a 400ms contact: %v (after %v)", err, took)
 	}
-	e, ok := a.table.Get(slow.ID())
+	e, ok = a.table.Get(slow2.ID())
 	if !ok || e.Failures != 0 || e.RTT.SRTT() < 400*time.Millisecond || e.RTT.SRTT() > 450*time.Millisecond {
 		t.Fatalf("after its first answer: in table %v, failures %d, SRTT %v; want held, 0, about 400ms", ok, e.Failures, e.RTT.SRTT())
 	}
@@ -163,9 +186,26 @@ func TestSlowButAliveContactIsNotDeclaredDead(t *testing.T) {
 	if got := a.Stats().Retries - retries; got != 0 {
 		t.Fatalf("%d retries to a contact whose own estimate says 400ms", got)
 	}
-	if e, _ := a.table.Get(slow.ID()); e.Failures != 0 {
+	if e, _ := a.table.Get(slow2.ID()); e.Failures != 0 {
 		t.Fatalf("the slow contact has %d failures", e.Failures)
 	}
+}
+
+// findNodesOf runs one FIND_NODE lookup of target from n.
+func findNodesOf(t *testing.T, tn *testNet, n *Node, target id.ID) []*LookupResult {
+	t.Helper()
+	var out []*LookupResult
+	pending := 1
+	n.FindNode(target, func(r *LookupResult, err error) {
+		pending--
+		if err != nil {
+			t.Errorf("lookup: %v", err)
+			return
+		}
+		out = append(out, r)
+	})
+	tn.await(&pending, time.Minute)
+	return out
 }
 
 // A contact of a full bucket that leaves is replaced from the bucket's
