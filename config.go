@@ -56,8 +56,8 @@ type Config struct {
 	// waits about its contact's estimated round trip (smoothed as TCP does,
 	// from the contact's own answers or, for a contact never asked, from
 	// every answer), clamped to [MinRequestTimeout, RequestTimeout] and
-	// doubled on each retry, and a lookup stalls at the estimate itself (at
-	// most StallAfter). 0 selects the default, 100ms (RequestTimeout if
+	// doubled on each retry, and a lookup stalls once a request outlived the
+	// round trip expected of its contact (at most StallAfter). 0 selects the default, 100ms (RequestTimeout if
 	// lower); RequestTimeout turns adaptive timeouts off.
 	MinRequestTimeout time.Duration
 	// MaxFailures is how many requests in a row a contact may leave

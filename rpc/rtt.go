@@ -60,6 +60,20 @@ func (e *RTT) Observe(d time.Duration) {
 	e.rttvar = uint32(max(v, 0))
 }
 
+// Expected returns how long an answer usually takes at most: SRTT + max(G,
+// 2 RTTVAR), clamped to [lo, hi] like Timeout, and hi without a sample. It
+// is the point where waiting on (a lookup's stall) stops being the best use
+// of a request slot, short of Timeout's point where the answer is presumed
+// lost: with RTTVAR the mean deviation, about one answer in twenty comes
+// later.
+func (e RTT) Expected(lo, hi time.Duration) time.Duration {
+	if e.srtt == 0 {
+		return hi
+	}
+	t := e.SRTT() + max(timerGranularity, 2*e.RTTVar())
+	return max(min(t, hi), min(lo, hi))
+}
+
 // Timeout returns how long to wait for an answer: SRTT + max(G, 4 RTTVAR)
 // with G one millisecond (RFC 6298's RTO), clamped to [lo, hi]. Without a
 // sample it returns hi, the cautious choice for a peer nothing is known of.

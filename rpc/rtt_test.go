@@ -33,6 +33,9 @@ func TestRTTFirstSampleFollowsRFC6298(t *testing.T) {
 	if got := e.Timeout(0, 10*time.Second); got != 600*time.Millisecond {
 		t.Fatalf("Timeout = %v, want 3R = 600ms", got)
 	}
+	if got := e.Expected(0, 10*time.Second); got != 400*time.Millisecond {
+		t.Fatalf("Expected = %v, want 2R = 400ms", got)
+	}
 }
 
 // refRTT is RFC 6298 in floating point, the reference the integer version
@@ -94,6 +97,9 @@ func TestRTTTracksTheReferenceAndStaysClamped(t *testing.T) {
 					}
 					if got := e.Timeout(testLo, testHi); got < testLo || got > testHi {
 						t.Fatalf("step %d: Timeout %v outside [%v, %v]", i, got, testLo, testHi)
+					}
+					if x := e.Expected(testLo, testHi); x < testLo || x > e.Timeout(testLo, testHi) {
+						t.Fatalf("step %d: Expected %v outside [%v, Timeout %v]", i, x, testLo, e.Timeout(testLo, testHi))
 					}
 				}
 			}

@@ -74,8 +74,9 @@ type Config struct {
 	// retries waiting twice as long each time; the last attempt to a
 	// contact with no estimate of its own waits the full RequestTimeout, so
 	// that no contact is declared dead on other contacts' round trips.
-	// Lookups stall at the estimate itself (at most StallAfter), below this
-	// floor: a stall costs only one extra request. Default 100ms, at most
+	// Lookups stall at the round trip expected of the contact (SRTT + 2
+	// RTTVAR, at most StallAfter), below this floor: a stall costs only one
+	// extra request. Default 100ms, at most
 	// RequestTimeout; RequestTimeout turns adaptive timeouts off (every
 	// attempt waits RequestTimeout and lookups stall at StallAfter).
 	MinRequestTimeout time.Duration

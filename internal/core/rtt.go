@@ -21,7 +21,9 @@ import (
 //
 // A request to a contact:
 //   - stalls (lookups only: the lookup moves on, still taking a late answer)
-//     at the estimated timeout itself, at most StallAfter;
+//     once it outlived the round trip expected of the contact (SRTT + 2
+//     RTTVAR, with no floor), at most StallAfter; and counts as failed for
+//     the lookup at three times that (it runs on for the routing table);
 //   - is sent again at the estimated timeout clamped to [MinRequestTimeout,
 //     RequestTimeout], each retry waiting twice as long as the attempt
 //     before (at most RequestTimeout), as TCP backs off;
@@ -60,7 +62,7 @@ func (n *Node) firstTimeouts(c id.Contact) (attempt, stall time.Duration, own bo
 		return n.cfg.RequestTimeout, n.cfg.StallAfter, false
 	}
 	attempt = est.Timeout(n.cfg.MinRequestTimeout, n.cfg.RequestTimeout)
-	stall = min(est.Timeout(0, n.cfg.RequestTimeout), n.cfg.StallAfter, attempt)
+	stall = min(est.Expected(0, n.cfg.RequestTimeout), n.cfg.StallAfter, attempt)
 	return attempt, stall, own
 }
 
