@@ -329,14 +329,17 @@ func (n *Node) expired(txid uint64, to netip.AddrPort, p pending, now time.Time,
 		n.lookupEvents(lo, &p, stall, giveUp, now, w)
 		return
 	}
-	// The attempt has run out. The lookup moves on first: if that ends it,
-	// or it has given up on the request, no retry goes to a contact nobody
-	// waits for any more, and the attempts made give the verdict.
+	// The attempt has run out. The lookup moves on first. A request it has
+	// stalled on (with adaptive timeouts), or that it no longer waits for
+	// at all, is not sent again: the lookup went on without it, and under
+	// churn a silent contact has most likely left, so a retry would be one
+	// more datagram to nobody. The attempts made give the verdict.
 	n.lookupEvents(lo, &p, stall, giveUp, now, w)
 	if lo != nil && lo.finished {
 		p.op = detached{} // as finishLookup leaves its requests
 	}
-	if _, d := p.op.(detached); !d && !p.gaveUp && p.tries < n.cfg.Attempts && !p.unverified {
+	movedOn := p.gaveUp || (p.stalled && n.adaptive())
+	if _, d := p.op.(detached); !d && !movedOn && p.tries < n.cfg.Attempts && !p.unverified {
 		p.tries++
 		p.sent = now // obs: the round trip counts from the last attempt
 		p.wait = n.retryTimeout(&p)
