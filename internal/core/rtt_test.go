@@ -61,7 +61,7 @@ func findNodes(t *testing.T, tn *testNet, from []*Node, seed uint64) []*LookupRe
 // same network with fixed timeouts (MinRequestTimeout = RequestTimeout) is
 // the control: there the same lookups wait out StallAfter (500 ms).
 func TestLookupAmongFastContactsDoesNotWaitForDepartedOnes(t *testing.T) {
-	run := func(adaptive bool) (worst time.Duration, met int) {
+	run := func(adaptive bool) (worst time.Duration, met int, resent uint64) {
 		tn := newTestNet(t, 21, memnet.Config{Latency: memnet.Fixed(10 * time.Millisecond)})
 		for range 60 {
 			tn.add(func(c *Config) {
@@ -91,10 +91,20 @@ func TestLookupAmongFastContactsDoesNotWaitForDepartedOnes(t *testing.T) {
 				met++
 			}
 		}
-		return worst, met
+		// FIND_NODE datagrams sent more than once: the lookup went on
+		// without a stalled request, so it is not sent again.
+		tn.clk.RunFor(2 * DefaultRequestTimeout)
+		for _, n := range tn.nodes[:45] {
+			c := n.Stats().Sent["FIND_NODE"]
+			resent += c.Sent - (c.Answered + c.Refused + c.Timeouts + c.Abandoned)
+		}
+		return worst, met, resent
 	}
-	worst, met := run(true)
-	fixedWorst, fixedMet := run(false)
+	worst, met, resent := run(true)
+	fixedWorst, fixedMet, fixedResent := run(false)
+	if resent != 0 || fixedResent == 0 {
+		t.Fatalf("FIND_NODE retries: %d adaptive, %d with fixed timeouts; want none and some", resent, fixedResent)
+	}
 	t.Logf("30 lookups after a quarter of 60 nodes left: slowest %v adaptive (%d met a departed contact), %v with fixed timeouts (%d)", worst, met, fixedWorst, fixedMet)
 	if met == 0 || fixedMet == 0 {
 		t.Fatalf("lookups meeting a departed contact: %d adaptive, %d fixed; the test needs some", met, fixedMet)
