@@ -318,7 +318,7 @@ func (n *Node) expired(txid uint64, to netip.AddrPort, p pending, now time.Time,
 		if !p.stalled && !now.Before(p.first.Add(p.stallIn)) {
 			p.stalled, stall = true, true
 		}
-		if n.adaptive() && p.stalled && !p.gaveUp && !now.Before(p.first.Add(giveUpFactor*p.stallIn)) {
+		if n.adaptive() && p.stalled && !p.gaveUp && !now.Before(p.first.Add(n.giveUpAfter(&p))) {
 			p.gaveUp, giveUp = true, true
 		}
 	}
@@ -371,9 +371,16 @@ func (n *Node) expired(txid uint64, to netip.AddrPort, p pending, now time.Time,
 // giveUpFactor is how many times its stall time a lookup waits for a
 // request before it counts it as failed (the request itself runs on, for
 // the routing table's verdict): the stall, then one retry with its timeout
-// doubled, as the estimate alone would have had it without
-// MinRequestTimeout's floor.
+// doubled, as the estimate alone would have had it.
 const giveUpFactor = 3
+
+// giveUpAfter is how long after its first send a lookup gives up on request
+// p: giveUpFactor times its stall time, but never before MinRequestTimeout,
+// so that round trips of microseconds (loopback) do not make a lookup
+// forget every peer that a busy scheduler delays by a few milliseconds.
+func (n *Node) giveUpAfter(p *pending) time.Duration {
+	return max(giveUpFactor*p.stallIn, n.cfg.MinRequestTimeout)
+}
 
 // due returns when request p next needs the timer: its stall or give-up,
 // for a lookup's request, else the end of its attempt.
@@ -384,7 +391,7 @@ func (n *Node) due(p *pending) time.Time {
 		case !p.stalled:
 			d = minTime(d, p.first.Add(p.stallIn))
 		case n.adaptive() && !p.gaveUp:
-			d = minTime(d, p.first.Add(giveUpFactor*p.stallIn))
+			d = minTime(d, p.first.Add(n.giveUpAfter(p)))
 		}
 	}
 	return d

@@ -23,7 +23,8 @@ import (
 //   - stalls (lookups only: the lookup moves on, still taking a late answer)
 //     once it outlived the round trip expected of the contact (SRTT + 2
 //     RTTVAR, with no floor), at most StallAfter; and counts as failed for
-//     the lookup at three times that (it runs on for the routing table);
+//     the lookup at three times that, no sooner than MinRequestTimeout (it
+//     runs on for the routing table);
 //   - is sent again at the estimated timeout clamped to [MinRequestTimeout,
 //     RequestTimeout], each retry waiting twice as long as the attempt
 //     before (at most RequestTimeout), as TCP backs off;

@@ -114,9 +114,9 @@ func TestLookupAmongFastContactsDoesNotWaitForDepartedOnes(t *testing.T) {
 	}
 	// A lookup that finds fewer than K others waits for its departed
 	// contacts until it gives up on them, at three times the round trip
-	// expected of them (40ms for a 20ms contact with one sample), against
-	// 500ms (StallAfter) and then a whole second with fixed timeouts; plus
-	// its rounds.
+	// expected of them (40ms for a 20ms contact with one sample) but no
+	// sooner than MinRequestTimeout (100ms), against 500ms (StallAfter) and
+	// then a whole second with fixed timeouts; plus its rounds.
 	if worst > 250*time.Millisecond {
 		t.Fatalf("with adaptive timeouts the slowest lookup took %v, want under 250ms", worst)
 	}
