@@ -44,9 +44,10 @@ type pending struct {
 	first, end time.Time
 	wait       time.Duration
 	stallIn    time.Duration
-	// gaveUp is set once a lookup counts the request as failed (at
-	// giveUpFactor times stallIn), though it still runs.
-	gaveUp bool
+	// gaveUp is set once a lookup counts the request as failed, though it
+	// still runs; giveUpAt is when it next considers doing so.
+	gaveUp   bool
+	giveUpAt time.Time
 	// ownRTT is set when the timeouts come from the contact's own
 	// round-trip estimate rather than the node's.
 	ownRTT bool
@@ -166,6 +167,7 @@ func (n *Node) start(p pending, now time.Time, w transport.Writer) bool {
 	}
 	wait, stall, own := n.firstTimeouts(to)
 	p.first, p.wait, p.end, p.ownRTT, p.stallIn = now, wait, now.Add(wait), own, stall
+	p.giveUpAt = now.Add(max(giveUpFactor*stall, n.cfg.MinRequestTimeout))
 	if err := n.rpc.Add(txid, to.Addr, n.due(&p), p); err != nil {
 		n.stats.rpcFull++
 		return false
@@ -318,8 +320,16 @@ func (n *Node) expired(txid uint64, to netip.AddrPort, p pending, now time.Time,
 		if !p.stalled && !now.Before(p.first.Add(p.stallIn)) {
 			p.stalled, stall = true, true
 		}
-		if n.adaptive() && p.stalled && !p.gaveUp && !now.Before(p.first.Add(n.giveUpAfter(&p))) {
-			p.gaveUp, giveUp = true, true
+		if n.adaptive() && p.stalled && !p.gaveUp && !now.Before(p.giveUpAt) {
+			if !lo.heard.IsZero() {
+				p.gaveUp, giveUp = true, true
+			} else {
+				// Nothing this lookup sent has been answered: the
+				// silence may be this node's (its network, or a
+				// scheduler that kept it from reading), so look again a
+				// while later.
+				p.giveUpAt = now.Add(max(p.stallIn, minStall))
+			}
 		}
 	}
 	if now.Before(p.end) && n.rpc.Add(txid, to, n.due(&p), p) == nil {
@@ -354,7 +364,7 @@ func (n *Node) expired(txid uint64, to netip.AddrPort, p pending, now time.Time,
 		// Not sent again, but a contact with no estimate of its own is
 		// not failed on a timeout other contacts' round trips set.
 		p.tries, p.end = n.cfg.Attempts, v
-		if n.rpc.Add(txid, to, v, p) == nil {
+		if n.rpc.Add(txid, to, n.due(&p), p) == nil {
 			return
 		}
 	}
@@ -371,16 +381,12 @@ func (n *Node) expired(txid uint64, to netip.AddrPort, p pending, now time.Time,
 // giveUpFactor is how many times its stall time a lookup waits for a
 // request before it counts it as failed (the request itself runs on, for
 // the routing table's verdict): the stall, then one retry with its timeout
-// doubled, as the estimate alone would have had it.
+// doubled, as the estimate alone would have had it. It never gives up
+// sooner than MinRequestTimeout, so that round trips of microseconds
+// (loopback) do not make it forget peers a busy scheduler delays by a few
+// milliseconds, nor while none of its requests has been answered (the
+// silence may be its own node's).
 const giveUpFactor = 3
-
-// giveUpAfter is how long after its first send a lookup gives up on request
-// p: giveUpFactor times its stall time, but never before MinRequestTimeout,
-// so that round trips of microseconds (loopback) do not make a lookup
-// forget every peer that a busy scheduler delays by a few milliseconds.
-func (n *Node) giveUpAfter(p *pending) time.Duration {
-	return max(giveUpFactor*p.stallIn, n.cfg.MinRequestTimeout)
-}
 
 // due returns when request p next needs the timer: its stall or give-up,
 // for a lookup's request, else the end of its attempt.
@@ -391,7 +397,7 @@ func (n *Node) due(p *pending) time.Time {
 		case !p.stalled:
 			d = minTime(d, p.first.Add(p.stallIn))
 		case n.adaptive() && !p.gaveUp:
-			d = minTime(d, p.first.Add(n.giveUpAfter(p)))
+			d = minTime(d, p.giveUpAt)
 		}
 	}
 	return d
@@ -421,13 +427,15 @@ func (n *Node) lookupEvents(lo *lookupOp, p *pending, stall, giveUp bool, now ti
 
 // verdictAt is when request p, which will not be sent again, fails: at the
 // end of its current attempt, but no sooner than RequestTimeout after its
-// first send for a contact with no estimate of its own (whose attempt may
-// have been timed by other contacts' round trips, see rtt.go).
+// first send. Estimates make retries and stalls come early; a failure,
+// which the routing table holds against the contact, comes no sooner than
+// it did with fixed timeouts, so that neither a contact slower than its
+// peers (whose estimate may have timed its attempts, see rtt.go) nor this
+// node's own pause (a collection, a busy scheduler) gets a live contact
+// declared dead.
 func (n *Node) verdictAt(p *pending) time.Time {
-	if !p.ownRTT {
-		if t := p.first.Add(n.cfg.RequestTimeout); t.After(p.end) {
-			return t
-		}
+	if t := p.first.Add(n.cfg.RequestTimeout); t.After(p.end) {
+		return t
 	}
 	return p.end
 }
@@ -596,6 +604,7 @@ type lookupOp struct {
 	trace      *[]TraceQuery // non-nil when the lookup is traced
 	reaskDepth int
 	round      int
+	heard      time.Time // when one of its requests was last answered
 
 	then func(r *LookupResult, now time.Time, w transport.Writer)
 }
@@ -694,6 +703,7 @@ func (o *lookupOp) response(n *Node, p *pending, m *wire.Message, now time.Time,
 	if o.finished {
 		return
 	}
+	o.heard = now
 	want := wire.Nodes
 	if o.typ == wire.Get {
 		want = wire.Records

@@ -20,14 +20,15 @@ import (
 // reads no clock of its own.
 //
 // A request to a contact:
-//   - stalls (lookups only: the lookup moves on, still taking a late answer)
-//     once it outlived the round trip expected of the contact (SRTT + 2
-//     RTTVAR, with no floor), at most StallAfter; and counts as failed for
-//     the lookup at three times that, no sooner than MinRequestTimeout (it
-//     runs on for the routing table);
-//   - is sent again at the estimated timeout clamped to [MinRequestTimeout,
-//     RequestTimeout], each retry waiting twice as long as the attempt
-//     before (at most RequestTimeout), as TCP backs off;
+//   - stalls (lookups only: the lookup moves on, still taking a late
+//     answer) once it outlived the round trip expected of the contact
+//     (SRTT + 2 RTTVAR, no sooner than minStall, at most StallAfter), and
+//     is then not sent again; it counts as failed for the lookup at three
+//     times that, no sooner than MinRequestTimeout (it runs on for the
+//     routing table's verdict);
+//   - other requests are sent again at the estimated timeout clamped to
+//     [MinRequestTimeout, RequestTimeout], each retry waiting twice as long
+//     as the attempt before (at most RequestTimeout), as TCP backs off;
 //   - when the contact has no estimate of its own, waits the full
 //     RequestTimeout on its last attempt: the node-wide estimate may come
 //     from faster peers, and it must not get a slow but live contact
@@ -37,6 +38,12 @@ import (
 // stalls at StallAfter, as with fixed timeouts. The clamps bound what a
 // peer can do with the timing of its answers: at worst it makes requests
 // to itself wait RequestTimeout (as before), or stall early.
+
+// minStall is the earliest a lookup stalls on a request. Below it a busy
+// host's scheduling delays, not the network, decide whether an answer is
+// late: loopback and LAN round trips of microseconds would otherwise make a
+// healthy lookup send extra requests whenever the process is preempted.
+const minStall = 10 * time.Millisecond
 
 // adaptive reports whether timeouts follow the estimates: not when
 // MinRequestTimeout is RequestTimeout.
@@ -63,7 +70,7 @@ func (n *Node) firstTimeouts(c id.Contact) (attempt, stall time.Duration, own bo
 		return n.cfg.RequestTimeout, n.cfg.StallAfter, false
 	}
 	attempt = est.Timeout(n.cfg.MinRequestTimeout, n.cfg.RequestTimeout)
-	stall = min(est.Expected(0, n.cfg.RequestTimeout), n.cfg.StallAfter, attempt)
+	stall = min(max(est.Expected(0, n.cfg.RequestTimeout), minStall), n.cfg.StallAfter, attempt)
 	return attempt, stall, own
 }
 
