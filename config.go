@@ -38,9 +38,9 @@ type Config struct {
 	K int
 	// Alpha is the number of requests a lookup keeps in flight.
 	Alpha int
-	// RequestTimeout is the longest a request's attempt waits for its
-	// answer, and how long one to a contact with no round-trip estimate
-	// waits on its last attempt (see MinRequestTimeout).
+	// RequestTimeout is the longest one attempt of a request waits for its
+	// answer, and the least a request waits before it fails (see
+	// MinRequestTimeout).
 	RequestTimeout time.Duration
 	// Attempts is how many times a request is sent in all before it counts
 	// as failed: 1 sends it once and never retries. 0 selects the default,
@@ -52,13 +52,15 @@ type Config struct {
 	// whole timeout. 0 selects half of RequestTimeout; RequestTimeout turns
 	// stalling off.
 	StallAfter time.Duration
-	// MinRequestTimeout is the floor of adaptive timeouts: each request
+	// MinRequestTimeout is the floor of adaptive timeouts: each attempt
 	// waits about its contact's estimated round trip (smoothed as TCP does,
 	// from the contact's own answers or, for a contact never asked, from
 	// every answer), clamped to [MinRequestTimeout, RequestTimeout] and
-	// doubled on each retry, and a lookup stalls once a request outlived the
-	// round trip expected of its contact (at most StallAfter). 0 selects the default, 100ms (RequestTimeout if
-	// lower); RequestTimeout turns adaptive timeouts off.
+	// doubled on each retry; a request fails no sooner than RequestTimeout
+	// after its first send. A lookup stalls once a request outlived the
+	// round trip expected of its contact (at most StallAfter) and moves on.
+	// 0 selects the default, 100ms (RequestTimeout if lower); RequestTimeout
+	// turns adaptive timeouts off.
 	MinRequestTimeout time.Duration
 	// MaxFailures is how many requests in a row a contact may leave
 	// unanswered (after every attempt) before the routing table drops it,

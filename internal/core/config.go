@@ -68,15 +68,14 @@ type Config struct {
 	Rand   *mrand.Rand
 	Logger *slog.Logger
 	// MinRequestTimeout is the floor of adaptive request timeouts (see
-	// rtt.go): each request waits for its contact's estimated round trip
+	// rtt.go): each attempt waits its contact's estimated round trip
 	// (RFC 6298's RTO, from the contact's own answers, else from all the
-	// node's answers), clamped to [MinRequestTimeout, RequestTimeout], with
-	// retries waiting twice as long each time; the last attempt to a
-	// contact with no estimate of its own waits the full RequestTimeout, so
-	// that no contact is declared dead on other contacts' round trips.
-	// Lookups stall at the round trip expected of the contact (SRTT + 2
-	// RTTVAR, at most StallAfter), below this floor: a stall costs only one
-	// extra request. Default 100ms, at most
+	// node's answers), clamped to [MinRequestTimeout, RequestTimeout], and
+	// retries wait twice as long each time; a request fails no sooner than
+	// RequestTimeout after its first send, as with fixed timeouts. Lookups
+	// stall at the round trip expected of the contact (SRTT + 2 RTTVAR, at
+	// most StallAfter), below this floor, and give up on a request at three
+	// times that, no sooner than this floor. Default 100ms, at most
 	// RequestTimeout; RequestTimeout turns adaptive timeouts off (every
 	// attempt waits RequestTimeout and lookups stall at StallAfter).
 	MinRequestTimeout time.Duration

@@ -20,19 +20,23 @@ import (
 // reads no clock of its own.
 //
 // A request to a contact:
-//   - stalls (lookups only: the lookup moves on, still taking a late
-//     answer) once it outlived the round trip expected of the contact
-//     (SRTT + 2 RTTVAR, no sooner than minStall, at most StallAfter), and
-//     is then not sent again; it counts as failed for the lookup at three
-//     times that, no sooner than MinRequestTimeout (it runs on for the
-//     routing table's verdict);
-//   - other requests are sent again at the estimated timeout clamped to
-//     [MinRequestTimeout, RequestTimeout], each retry waiting twice as long
-//     as the attempt before (at most RequestTimeout), as TCP backs off;
-//   - when the contact has no estimate of its own, waits the full
-//     RequestTimeout on its last attempt: the node-wide estimate may come
-//     from faster peers, and it must not get a slow but live contact
-//     declared dead.
+//   - in a lookup, stalls once it outlived the round trip expected of the
+//     contact (SRTT + 2 RTTVAR, no sooner than minStall, at most
+//     StallAfter): the lookup moves on, still taking a late answer, and the
+//     request is not sent again; the lookup counts it as failed at three
+//     times that, no sooner than MinRequestTimeout, and only once one of
+//     its requests has been answered (the silence may be this node's);
+//   - otherwise, is sent again at the estimated timeout (RFC 6298's RTO)
+//     clamped to [MinRequestTimeout, RequestTimeout], each retry waiting
+//     twice as long as the attempt before (at most RequestTimeout), as TCP
+//     backs off; the last attempt to a contact with no estimate of its own
+//     waits the full RequestTimeout;
+//   - fails, which the routing table holds against the contact, no sooner
+//     than RequestTimeout after its first send, as with fixed timeouts:
+//     estimates make stalls and retries early, never verdicts, so that
+//     neither a contact slower than the peers that set the node-wide
+//     estimate nor a pause of this node's own (a collection, a busy
+//     scheduler) gets a live contact declared dead.
 //
 // With no answer at all yet, the first attempt waits RequestTimeout and
 // stalls at StallAfter, as with fixed timeouts. The clamps bound what a
