@@ -38,7 +38,9 @@ type Config struct {
 	K int
 	// Alpha is the number of requests a lookup keeps in flight.
 	Alpha int
-	// RequestTimeout is how long a request waits for its answer.
+	// RequestTimeout is the longest one attempt of a request waits for its
+	// answer, and the least a request waits before it fails (see
+	// MinRequestTimeout).
 	RequestTimeout time.Duration
 	// Attempts is how many times a request is sent in all before it counts
 	// as failed: 1 sends it once and never retries. 0 selects the default,
@@ -50,6 +52,16 @@ type Config struct {
 	// whole timeout. 0 selects half of RequestTimeout; RequestTimeout turns
 	// stalling off.
 	StallAfter time.Duration
+	// MinRequestTimeout is the floor of adaptive timeouts: each attempt
+	// waits about its contact's estimated round trip (smoothed as TCP does,
+	// from the contact's own answers or, for a contact never asked, from
+	// every answer), clamped to [MinRequestTimeout, RequestTimeout] and
+	// doubled on each retry; a request fails no sooner than RequestTimeout
+	// after its first send. A lookup stalls once a request outlived the
+	// round trip expected of its contact (at most StallAfter) and moves on.
+	// 0 selects the default, 100ms (RequestTimeout if lower); RequestTimeout
+	// turns adaptive timeouts off.
+	MinRequestTimeout time.Duration
 	// MaxFailures is how many requests in a row a contact may leave
 	// unanswered (after every attempt) before the routing table drops it,
 	// even with no replacement waiting. 0 selects the default, 3; at most
@@ -189,6 +201,9 @@ func (c *Config) validate() error {
 	if c.LookupTimeout == 0 {
 		c.LookupTimeout = d.LookupTimeout
 	}
+	if c.MinRequestTimeout == 0 {
+		c.MinRequestTimeout = min(core.DefaultMinRequestTimeout, c.RequestTimeout)
+	}
 	if c.GetQuorum == 0 {
 		c.GetQuorum = min(d.GetQuorum, c.K)
 	}
@@ -220,6 +235,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("dht: Config.Attempts is %d: must be between 1 (no retry) and 10", c.Attempts)
 	case c.StallAfter < 0 || c.StallAfter > c.RequestTimeout:
 		return fmt.Errorf("dht: Config.StallAfter is %v: must be between 0 and RequestTimeout (%v)", c.StallAfter, c.RequestTimeout)
+	case c.MinRequestTimeout < 0 || c.MinRequestTimeout > c.RequestTimeout:
+		return fmt.Errorf("dht: Config.MinRequestTimeout is %v: must be positive and at most RequestTimeout (%v)", c.MinRequestTimeout, c.RequestTimeout)
 	case c.MaxFailures < 1 || c.MaxFailures > routing.MaxFailuresLimit:
 		return fmt.Errorf("dht: Config.MaxFailures is %d: must be between 1 and %d", c.MaxFailures, routing.MaxFailuresLimit)
 	case c.LookupTimeout < c.RequestTimeout:

@@ -123,6 +123,8 @@ func New(cfg Config) (*Node, error) {
 		StoreLimits:     cfg.StoreLimits,
 		Rand:            cfg.Rand,
 		Logger:          cfg.Logger,
+
+		MinRequestTimeout: cfg.MinRequestTimeout,
 	})
 	if err != nil {
 		tr.Close()

@@ -7,14 +7,26 @@
 // A lookup keeps a shortlist of candidates sorted by XOR distance to the
 // target. It queries the closest candidates it has not asked yet, at most
 // Alpha at a time, and only among the K closest candidates that have not
-// failed: a farther candidate cannot change the result while closer ones are
-// still unresolved. It has converged when those K closest have all answered.
+// failed or stalled: a farther candidate cannot change the result while
+// closer ones are still unresolved. It has converged when those K closest
+// have all answered.
+//
+// A stalled request (OnStall: it outlived the round trip its contact
+// usually takes) gives up its Alpha slot and its place among the K closest
+// at once: the lookup asks the next candidate instead, and does not wait
+// for the stalled one once K others closer than anything still unasked have
+// answered. Its answer is still taken if it comes while the lookup runs.
+// Under churn most stalled contacts have left, and each would otherwise hold
+// the lookup open for a full timeout; the price is that a live contact
+// slower than its estimate may miss the result, which then holds the next
+// closest that answered. With fewer than K other candidates the lookup
+// waits for its stalled requests, as it does for any awaited one.
 //
 // The shortlist is a fixed-size array allocated by New: however many contacts
 // peers return, a lookup never holds more than MaxCandidates of them, and
 // feeding it responses does not allocate. When it overflows, the farthest
-// candidate that is neither awaited nor among the K closest non-failed ones
-// is evicted, and from then on nothing at or beyond the closest evicted
+// candidate that is neither awaited nor among the K closest that neither
+// failed nor stalled is evicted, and from then on nothing at or beyond the closest evicted
 // distance is admitted: an evicted contact cannot return, so no contact is
 // ever queried twice, and a lookup flooded with fresh contacts still ends.
 // When every such candidate is awaited, the farthest stalled request outside
@@ -126,8 +138,12 @@ const (
 	inFlight
 	responded
 	failed
-	stalled // asked long ago and not answered yet: still awaited, but no longer holds a slot
+	stalled // asked long ago and not answered yet: still awaited, but holds neither a slot nor a place among the K closest
 )
+
+// counts reports whether a candidate in state s takes a place among the K
+// closest that Next and Done consider: failed and stalled ones do not.
+func (s state) counts() bool { return s != failed && s != stalled }
 
 // distance is an XOR distance to the target as machine words, computed once
 // per contact so that the searches of the shortlist compare integers.
@@ -326,17 +342,17 @@ func (l *Lookup) evictionMayMatter() bool {
 func (l *Lookup) exhausted() bool { return l.stats.Queried >= l.cfg.MaxQueries }
 
 // waitingInWindow reports whether a candidate among the K closest that have
-// not failed is still to be asked.
+// neither failed nor stalled is still to be asked.
 func (l *Lookup) waitingInWindow() bool {
 	window := 0
 	for i := range l.cands {
 		if window >= l.cfg.K {
 			break
 		}
-		switch l.cands[i].st {
-		case failed:
+		switch st := l.cands[i].st; {
+		case !st.counts():
 			continue
-		case waiting:
+		case st == waiting:
 			return true
 		}
 		window++
@@ -355,18 +371,19 @@ func (l *Lookup) AddSeeds(cs []id.Contact) {
 
 // Next appends to dst the contacts to query now and marks them in flight:
 // the closest candidates not yet queried among the K closest that have not
-// failed, while fewer than Alpha requests are in flight. It returns dst.
+// failed or stalled, while fewer than Alpha requests are in flight. It
+// returns dst.
 // It returns no contacts once Done reports true, nor once it has handed out
 // MaxQueries contacts.
 func (l *Lookup) Next(dst []id.Contact) []id.Contact {
-	window := 0 // non-failed candidates seen so far
+	window := 0 // candidates seen so far that count (see state.counts)
 	for i := range l.cands {
 		if l.inFlight >= l.cfg.Alpha || window >= l.cfg.K {
 			break
 		}
 		c := &l.cands[i]
 		switch c.st {
-		case failed:
+		case failed, stalled:
 			continue
 		case waiting:
 			if l.enoughNow() {
@@ -443,11 +460,12 @@ func (l *Lookup) setState(i int, st state) {
 }
 
 // OnStall records that the request to `from` has gone unanswered for longer
-// than an answer usually takes. It stops holding one of the Alpha slots, so
-// that the lookup moves on to other candidates instead of waiting out the
-// full timeout of a node that may be gone; its answer is still taken if it
-// comes, and OnFailure ends the wait. Only requests in flight can stall.
-// A stalled request may be abandoned to make room (see the package comment).
+// than an answer usually takes. It stops holding one of the Alpha slots and
+// its place among the K closest, so that the lookup moves on to other
+// candidates instead of waiting out the full timeout of a node that may be
+// gone; its answer is still taken if it comes before the lookup is done, and
+// OnFailure ends the wait. Only requests in flight can stall. A stalled
+// request may be abandoned to make room (see the package comment).
 func (l *Lookup) OnStall(from id.ID) {
 	i, ok := l.search(l.distanceTo(from))
 	if !ok || l.cands[i].st != inFlight {
@@ -478,9 +496,11 @@ func (l *Lookup) Requeue(from id.ID) {
 
 // Done reports whether the lookup has finished, in one of two ways:
 //
-//   - Converged: the K closest candidates that have not failed have all
-//     responded (there is nothing closer left to ask), which includes the
-//     case of no candidates at all.
+//   - Converged: the K closest candidates that have neither failed nor
+//     stalled have all responded (there is nothing closer left to ask),
+//     which includes the case of no candidates at all. When fewer than K
+//     such candidates exist, stalled requests must have ended too: with
+//     nothing else to go on, the lookup waits for them.
 //   - Exhausted: Next has handed out MaxQueries contacts, and the K closest
 //     candidates that have responded or are still awaited have all
 //     responded. Candidates never asked are passed over, since Next will
@@ -500,6 +520,7 @@ func (l *Lookup) Done() bool {
 	}
 	exhausted := l.exhausted()
 	window := 0
+	stalledSeen := false
 	for i := range l.cands {
 		if window >= l.cfg.K {
 			break
@@ -507,17 +528,22 @@ func (l *Lookup) Done() bool {
 		switch l.cands[i].st {
 		case failed:
 			continue
+		case stalled:
+			stalledSeen = true
+			continue
 		case waiting:
 			if exhausted {
 				continue
 			}
 			return false
-		case inFlight, stalled:
+		case inFlight:
 			return false
 		}
 		window++
 	}
-	return true
+	// Short of K, the loop saw every candidate: a stalled one may still
+	// answer with the contacts the lookup lacks.
+	return window >= l.cfg.K || !stalledSeen
 }
 
 // Closest appends to dst the up-to-K closest contacts that responded, closest
@@ -612,13 +638,13 @@ func (l *Lookup) insert(c id.Contact, depth int32) {
 	}
 }
 
-// windowEnd returns the index just past the K-th candidate that has not
-// failed, or len(l.cands) when there are fewer: the span Next and Done
-// consider.
+// windowEnd returns the index just past the K-th candidate that counts
+// (neither failed nor stalled), or len(l.cands) when there are fewer: the
+// span Next and Done consider.
 func (l *Lookup) windowEnd() int {
 	window := 0
 	for i := range l.cands {
-		if l.cands[i].st != failed {
+		if l.cands[i].st.counts() {
 			window++
 			if window == l.cfg.K {
 				return i + 1
@@ -630,8 +656,8 @@ func (l *Lookup) windowEnd() int {
 
 // evict removes one candidate from an overfull shortlist and reports whether
 // it did. It takes the farthest one that is neither awaited nor among the K
-// closest non-failed candidates (it may be queried or returned), so that
-// failed candidates inside the window's span go before a useful one. When
+// closest that count (see state.counts; those may be queried or returned),
+// so that failed candidates inside the window's span go before a useful one. When
 // all of those are awaited, it abandons the farthest stalled request outside
 // the window instead: such a request holds no slot, its node is probably
 // gone (an adversary's fake contacts are exactly these), and K closer
@@ -648,7 +674,7 @@ func (l *Lookup) evict() bool {
 	victim := -1
 	for i := len(l.cands) - 1; i >= 0; i-- {
 		st := l.cands[i].st
-		if i < windowEnd && st != failed {
+		if i < windowEnd && st.counts() {
 			continue // in the window
 		}
 		if st == stalled && abandon < 0 {

@@ -661,56 +661,102 @@ func TestResetIsLikeNew(t *testing.T) {
 	}
 }
 
-// A stalled request frees its slot, so the lookup asks the next candidate at
-// once; the stalled contact's late answer still counts, and the lookup is
-// not done while it is awaited.
-func TestStalledRequestFreesItsSlotButIsStillAwaited(t *testing.T) {
+// A stalled request frees its slot and its place among the K closest: the
+// lookup asks the next candidate at once, takes the stalled contact's answer
+// if it comes while the lookup runs, and once K other candidates have
+// answered it is done without waiting for it.
+func TestStalledRequestFreesItsSlotAndItsPlace(t *testing.T) {
 	r := rand.New(rand.NewPCG(41, 42))
 	self, target := id.Random(r), id.Random(r)
 	var seeds []id.Contact
 	for i := range 6 {
 		seeds = append(seeds, id.Contact{ID: id.Random(r), Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, byte(1 + i)}), 4000)})
 	}
-	l := New(self, target, Config{K: 4, Alpha: 2})
-	l.AddSeeds(seeds)
-	first := l.Next(nil)
-	if len(first) != 2 || len(l.Next(nil)) != 0 {
-		t.Fatalf("want 2 in flight and no more, got %v", first)
-	}
-	slow := first[0]
-	l.OnStall(slow.ID)
-	l.OnStall(slow.ID) // a second stall of the same request changes nothing
-	next := l.Next(nil)
-	if len(next) != 1 || next[0] == slow || next[0] == first[1] {
-		t.Fatalf("after a stall, want one new candidate asked, got %v", next)
-	}
-	if got := l.InFlight(nil); len(got) != 3 {
-		t.Fatalf("InFlight = %v, want the stalled request and the two others", got)
-	}
-	for _, c := range append([]id.Contact{first[1]}, next...) {
-		l.OnResponse(c.ID, nil)
-	}
-	for _, c := range l.Next(nil) {
-		l.OnResponse(c.ID, nil)
-	}
-	if l.Done() {
-		t.Fatal("done while a stalled request among the K closest is still awaited")
-	}
-	if depth := l.OnResponse(slow.ID, nil); depth != 1 {
-		t.Fatalf("the stalled contact's late answer was not taken (depth %d)", depth)
-	}
-	for !l.Done() {
+	start := func() (*Lookup, id.Contact, []id.Contact) {
+		l := New(self, target, Config{K: 4, Alpha: 2})
+		l.AddSeeds(seeds)
+		first := l.Next(nil)
+		if len(first) != 2 || len(l.Next(nil)) != 0 {
+			t.Fatalf("want 2 in flight and no more, got %v", first)
+		}
+		slow := first[0] // the closest seed
+		l.OnStall(slow.ID)
+		l.OnStall(slow.ID) // a second stall of the same request changes nothing
 		next := l.Next(nil)
-		if len(next) == 0 {
-			t.Fatal("not done, nothing to ask")
+		if len(next) != 1 || next[0] == slow || next[0] == first[1] {
+			t.Fatalf("after a stall, want one new candidate asked, got %v", next)
 		}
-		for _, c := range next {
-			l.OnResponse(c.ID, nil)
+		if got := l.InFlight(nil); len(got) != 3 {
+			t.Fatalf("InFlight = %v, want the stalled request and the two others", got)
+		}
+		return l, slow, first
+	}
+	// answerAllBut answers every request but the stalled one until done.
+	answerAllBut := func(l *Lookup, slow id.Contact) {
+		for i := 0; !l.Done(); i++ {
+			if i > 10 {
+				t.Fatal("not done after 10 rounds of answers")
+			}
+			for _, c := range l.InFlight(nil) {
+				if c.ID != slow.ID {
+					l.OnResponse(c.ID, nil)
+				}
+			}
+			l.Next(nil)
 		}
 	}
-	st := l.Stats()
-	if st.Stalled != 1 || st.Failed != 0 || st.Responded != st.Queried {
-		t.Fatalf("stats %+v", st)
+
+	t.Run("done without it", func(t *testing.T) {
+		l, slow, _ := start()
+		answerAllBut(l, slow)
+		if got := l.InFlight(nil); len(got) != 1 || got[0] != slow {
+			t.Fatalf("InFlight = %v, want only the stalled request", got)
+		}
+		closest := l.Closest(nil)
+		if len(closest) != 4 || slices.Contains(closest, slow) {
+			t.Fatalf("Closest = %v, want the 4 others that answered", closest)
+		}
+		if st := l.Stats(); st.Stalled != 1 || st.Failed != 0 || st.Responded != 4 || st.Queried != 5 {
+			t.Fatalf("stats %+v", st)
+		}
+	})
+	t.Run("its late answer counts", func(t *testing.T) {
+		l, slow, first := start()
+		l.OnResponse(first[1].ID, nil)
+		if depth := l.OnResponse(slow.ID, nil); depth != 1 {
+			t.Fatalf("the stalled contact's late answer was not taken (depth %d)", depth)
+		}
+		answerAllBut(l, id.Contact{})
+		if closest := l.Closest(nil); len(closest) != 4 || closest[0] != slow {
+			t.Fatalf("Closest = %v, want 4 led by the stalled contact that answered", closest)
+		}
+	})
+}
+
+// With fewer than K other candidates, the lookup waits for its stalled
+// requests: their answers may bring the contacts it lacks.
+func TestStalledRequestIsAwaitedWhenTooFewOthersRemain(t *testing.T) {
+	r := rand.New(rand.NewPCG(45, 46))
+	l := New(id.Random(r), id.Random(r), Config{K: 4, Alpha: 3})
+	var seeds []id.Contact
+	for i := range 3 {
+		seeds = append(seeds, id.Contact{ID: id.Random(r), Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, byte(1 + i)}), 4000)})
+	}
+	l.AddSeeds(seeds)
+	asked := l.Next(nil)
+	l.OnStall(asked[0].ID)
+	l.OnResponse(asked[1].ID, nil)
+	l.OnResponse(asked[2].ID, nil)
+	if l.Done() {
+		t.Fatal("done with 2 of K=4 answers while a stalled request is awaited")
+	}
+	extra := id.Contact{ID: id.Random(r), Addr: netip.MustParseAddrPort("127.0.0.9:4000")}
+	l.OnResponse(asked[0].ID, []id.Contact{extra})
+	if l.Done() {
+		t.Fatal("done before asking the contact the stalled request's late answer brought")
+	}
+	if next := l.Next(nil); len(next) != 1 || next[0] != extra {
+		t.Fatalf("Next = %v, want the contact from the late answer", next)
 	}
 }
 

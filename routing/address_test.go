@@ -216,17 +216,21 @@ func TestVerifiedAnswerAfterAFailedPingMovesTheEntry(t *testing.T) {
 	}
 }
 
-// A contact whose address has answered us survives a failure even when
-// replacements wait, and goes only after MaxFailures in a row; one that has
-// never answered goes at its first failure, as before.
+// A contact whose address has answered us survives a failure while only
+// unverified replacements wait, and goes only after MaxFailures in a row; one
+// that has never answered goes at its first failure, as before; and one that
+// fails while a replacement that answered us waits gives it its place at
+// once (under churn, a contact that stopped answering has most likely left).
 func TestLongLivedContactSurvivesOneFailureWithReplacementsWaiting(t *testing.T) {
 	tests := []struct {
 		name         string
 		verified     bool
+		verifiedRepl bool
 		removedAfter int
 	}{
-		{"verified contact", true, 3},
-		{"never verified contact", false, 1},
+		{"verified contact", true, false, 3},
+		{"never verified contact", false, false, 1},
+		{"verified contact, verified replacement", true, true, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -236,7 +240,11 @@ func TestLongLivedContactSurvivesOneFailureWithReplacementsWaiting(t *testing.T)
 			}
 			e, f := fresh(), fresh()
 			_, ping, need := tb.Seen(e, at(time.Minute))
-			tb.Seen(f, at(time.Minute+time.Second))
+			if tt.verifiedRepl {
+				tb.Verified(f, at(time.Minute+time.Second))
+			} else {
+				tb.Seen(f, at(time.Minute+time.Second))
+			}
 			if !need || ping != cs[0] {
 				t.Fatalf("ping %v (%v), want %v", ping, need, cs[0])
 			}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dhtkit/dht/id"
+	"github.com/dhtkit/dht/rpc"
 )
 
 // key is an ID as big-endian machine words, so that XOR distances and
@@ -86,7 +87,7 @@ const (
 	maxZones = 1<<(8-zoneShift) - 1
 )
 
-// entry is one contact as the table stores it: 48 bytes with no pointers.
+// entry is one contact as the table stores it: 56 bytes with no pointers.
 // The field order keeps it free of padding.
 type entry struct {
 	hi, mid  uint64
@@ -96,6 +97,10 @@ type entry struct {
 	failures uint8
 	addr     [16]byte // IPv4 in the first 4 bytes
 	lastSeen int64    // Unix nanoseconds
+	// rtt is the round-trip estimate of requests to this address: reset
+	// when the entry changes address, so one host's answers never set
+	// another's timeout.
+	rtt rpc.RTT
 }
 
 func (e *entry) key() key { return key{e.hi, e.mid, e.lo} }
@@ -108,9 +113,10 @@ func (e *entry) sameAddr(o *entry) bool {
 	return e.addr == o.addr && e.port == o.port && (e.flags^o.flags)&addrMask == 0
 }
 
-// setAddr gives e the address of o, verified if o is.
+// setAddr gives e the address of o, verified if o is, and o's round-trip
+// estimate (none, unless o was stored at that address).
 func (e *entry) setAddr(o *entry) {
-	e.addr, e.port, e.flags = o.addr, o.port, o.flags
+	e.addr, e.port, e.flags, e.rtt = o.addr, o.port, o.flags, o.rtt
 }
 
 // hasAddr reports whether e's address is a, without interning a's zone.
@@ -144,7 +150,7 @@ func (e *entry) fill(c *id.Contact, zones []string) {
 }
 
 func (e *entry) export(zones []string) Entry {
-	return Entry{Contact: e.contact(zones), LastSeen: time.Unix(0, e.lastSeen), Failures: int(e.failures), Verified: e.verified()}
+	return Entry{Contact: e.contact(zones), LastSeen: time.Unix(0, e.lastSeen), Failures: int(e.failures), Verified: e.verified(), RTT: e.rtt}
 }
 
 // makeEntry packs c, seen at ns. It reports false for an address no peer

@@ -3,10 +3,12 @@ package routing
 import (
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"strconv"
 	"time"
 
 	"github.com/dhtkit/dht/id"
+	"github.com/dhtkit/dht/rpc"
 )
 
 // MaxK is the largest bucket size a Table accepts. Closest sorts a bucket
@@ -148,6 +150,9 @@ type Entry struct {
 	// took that address. Failures do not clear it: it records that the
 	// address once proved to be this ID's, not that it still answers.
 	Verified bool
+	// RTT is the round-trip estimate of our requests to Contact.Addr (see
+	// ObserveRTT); the zero RTT when none has been answered yet.
+	RTT rpc.RTT
 }
 
 // bucket is one k-bucket. entries run least-recently-seen first; repl (the
@@ -493,6 +498,7 @@ func (t *Table) place(ne *entry, tag uint32, ns int64) (Result, *entry) {
 			r := &b.repl[j]
 			if r.sameAddr(ne) {
 				ne.flags |= r.flags & verifiedBit
+				ne.rtt = r.rtt
 			} else {
 				if r.verified() && !ne.verified() {
 					return Conflict, nil
@@ -710,15 +716,18 @@ func find(s []entry, k key) int {
 //   - when its failures reach MaxFailures; or
 //   - at any failure while a replacement waits in the bucket's cache, if the
 //     entry's address has never answered one of our requests (it is not
-//     verified).
+//     verified), or if a waiting replacement's address has.
 //
-// A verified entry thus survives MaxFailures-1 failures in a row even with
-// replacements waiting: the Kademlia paper prefers contacts with a record of
-// answering, and a lost datagram or two is no reason to trade one for a
-// newcomer whose address nothing has proved. An unverified entry has no such
-// record, so the waiting replacement is as good a bet. On removal a
-// replacement takes the place (the most recent verified one, else the most
-// recent) as the most recently seen entry.
+// A verified entry thus survives MaxFailures-1 failures in a row while only
+// unverified replacements wait: the Kademlia paper prefers contacts with a
+// record of answering, and a newcomer whose address nothing has proved (a
+// forged sighting can plant one) is no reason to trade it. Against a
+// replacement that has answered us it has no such edge, and under churn a
+// contact that stopped answering (each failure is a request and its retries
+// gone unanswered) has most likely left, so the replacement takes its place
+// at once instead of the bucket lending a dead slot for MaxFailures rounds
+// of pings. On removal a replacement takes the place (the most recent
+// verified one, else the most recent) as the most recently seen entry.
 //
 // When c.ID is in its bucket at another address, the failure says nothing
 // about the stored address (the request was a ping of a candidate address,
@@ -773,12 +782,33 @@ func (t *Table) fail(bi, j int) bool {
 	if int(e.failures) < t.maxFailures {
 		e.failures++
 	}
-	if int(e.failures) < t.maxFailures && (len(b.repl) == 0 || e.verified()) {
+	if int(e.failures) < t.maxFailures && !t.replaceable(b, e) {
 		return false
 	}
 	t.evict(bi, false, j)
 	t.promote(b)
 	return true
+}
+
+// replaceable reports whether the failing entry e should give its place to
+// a replacement at once: when one waits and either e's address never
+// answered us, or a waiting replacement's has. A replacement only claimed by
+// a sighting (which a forged source can plant) does not displace a contact
+// that answered; one that answered does, since under churn a contact that
+// stops answering has most likely left.
+func (t *Table) replaceable(b *bucket, e *entry) bool {
+	if len(b.repl) == 0 {
+		return false
+	}
+	if !e.verified() {
+		return true
+	}
+	for i := range b.repl {
+		if b.repl[i].verified() {
+			return true
+		}
+	}
+	return false
 }
 
 // mostFailing returns the index of the entry with the most failures in a
@@ -850,6 +880,69 @@ func (t *Table) Proven(c id.Contact) bool {
 	b := &t.buckets[t.bucketOf(k)]
 	j := find(b.entries, k)
 	return j >= 0 && b.entries[j].verified() && b.entries[j].hasAddr(c.Addr, t.zones)
+}
+
+// RTT returns the round-trip estimate of c.ID at exactly c.Addr, from its
+// bucket or its replacement cache, and whether the table holds c there at
+// all. A contact it holds with no answered request yet has the zero RTT.
+func (t *Table) RTT(c id.Contact) (rpc.RTT, bool) {
+	if e := t.at(c); e != nil {
+		return e.rtt, true
+	}
+	return rpc.RTT{}, false
+}
+
+// ObserveRTT folds a round trip d of a request to c.Addr, answered as c.ID,
+// into the estimate of c's entry (in a bucket or a replacement cache), and
+// reports whether the table holds c at that address. Unknown contacts are
+// ignored: the estimates live in the entries, so they are as bounded as the
+// table and no peer can make them grow.
+func (t *Table) ObserveRTT(c id.Contact, d time.Duration) bool {
+	if e := t.at(c); e != nil {
+		e.rtt.Observe(d)
+		return true
+	}
+	return false
+}
+
+// RTTAt returns the round-trip estimate of the contact the table holds at
+// addr (in a bucket or a replacement cache), its ID, and whether it holds
+// one: for requests sent to an address whose ID the sender does not know
+// yet, such as a seed's PING.
+func (t *Table) RTTAt(addr netip.AddrPort) (rpc.RTT, id.ID, bool) {
+	var ne entry
+	if !packAddr(&ne, addr, t.zones) {
+		return rpc.RTT{}, id.ID{}, false
+	}
+	bi, inRepl, j := t.holder(&ne, t.idx.tag(&ne))
+	t.idx.hint = 0 // holder leaves a hint for an insertion that will not come
+	if bi < 0 {
+		return rpc.RTT{}, id.ID{}, false
+	}
+	e := &t.buckets[bi].entries[j]
+	if inRepl {
+		e = &t.buckets[bi].repl[j]
+	}
+	return e.rtt, e.key().id(), true
+}
+
+// at returns the entry of c.ID at c.Addr, in its bucket or its replacement
+// cache, or nil.
+func (t *Table) at(c id.Contact) *entry {
+	k := load(c.ID)
+	b := &t.buckets[t.bucketOf(k)]
+	if j := find(b.entries, k); j >= 0 {
+		if e := &b.entries[j]; e.hasAddr(c.Addr, t.zones) {
+			return e
+		}
+		return nil
+	}
+	if j := find(b.repl, k); j >= 0 {
+		if e := &b.repl[j]; e.hasAddr(c.Addr, t.zones) {
+			return e
+		}
+	}
+	return nil
 }
 
 // Touch records that a lookup for target ran at now, so target's bucket is

@@ -76,6 +76,18 @@ type Config struct {
 	// every ID guessable: pass one only for simulations and tests.
 	Rand   *mrand.Rand
 	Logger *slog.Logger
+	// MinRequestTimeout is the floor of adaptive request timeouts (see
+	// rtt.go): each attempt waits its contact's estimated round trip
+	// (RFC 6298's RTO, from the contact's own answers, else from all the
+	// node's answers), clamped to [MinRequestTimeout, RequestTimeout], and
+	// retries wait twice as long each time; a request fails no sooner than
+	// RequestTimeout after its first send, as with fixed timeouts. Lookups
+	// stall at the round trip expected of the contact (SRTT + 2 RTTVAR, at
+	// most StallAfter), below this floor, and give up on a request at three
+	// times that, no sooner than this floor. Default 100ms, at most
+	// RequestTimeout; RequestTimeout turns adaptive timeouts off (every
+	// attempt waits RequestTimeout and lookups stall at StallAfter).
+	MinRequestTimeout time.Duration
 }
 
 // Defaults used where a Config field is zero.
@@ -91,6 +103,9 @@ const (
 	DefaultMaxFailures     = 3
 	DefaultLookupTimeout   = 30 * time.Second
 	DefaultGetQuorum       = 3
+	// DefaultMinRequestTimeout is Config.MinRequestTimeout's default: about
+	// three round trips across a continent, well above any LAN's.
+	DefaultMinRequestTimeout = 100 * time.Millisecond
 )
 
 // Validate fills zero fields with defaults and rejects values that cannot
@@ -139,6 +154,12 @@ func (c *Config) Validate() error {
 	}
 	if c.StallAfter < 0 || c.StallAfter > c.RequestTimeout {
 		return fmt.Errorf("core: StallAfter = %v: must be between 0 and RequestTimeout (%v)", c.StallAfter, c.RequestTimeout)
+	}
+	if c.MinRequestTimeout == 0 {
+		c.MinRequestTimeout = min(DefaultMinRequestTimeout, c.RequestTimeout)
+	}
+	if c.MinRequestTimeout < 0 || c.MinRequestTimeout > c.RequestTimeout {
+		return fmt.Errorf("core: MinRequestTimeout = %v: must be positive and at most RequestTimeout (%v)", c.MinRequestTimeout, c.RequestTimeout)
 	}
 	if c.MaxTTL == 0 {
 		c.MaxTTL = DefaultMaxTTL

@@ -48,6 +48,7 @@ type Node struct {
 	rng       *rand.Rand
 	table     *routing.Table
 	rpc       *rpc.Tracker[pending]
+	rttAll    rpc.RTT               // round trips of every answer, for contacts with no estimate (rtt.go)
 	ops       map[*opState]struct{} // operations with a caller waiting, failed on Close
 	deferred  []func()              // callbacks to run once the lock is released
 	seeds     []netip.AddrPort      // bootstrapped through last; asked again when the table empties
@@ -588,6 +589,9 @@ func (n *Node) handleResponse(m *wire.Message, from netip.AddrPort, now time.Tim
 		// the PING that checks its address, but belongs in nobody's table.
 		n.observe(id.Contact{ID: m.Sender, Addr: from}, true, -1, now, w)
 	}
+	// After observe, so that a contact the answer just added gets its
+	// first sample (rtt.go).
+	n.sampleRTT(&p, id.Contact{ID: m.Sender, Addr: from}, now)
 	p.to.ID = m.Sender
 	p.op.response(n, &p, m, now, w)
 }

@@ -38,6 +38,19 @@ type pending struct {
 	// record it names.
 	cursor *recordKey
 	sent   time.Time // when the last attempt went out (obs: round-trip times, stats.go)
+	// first is when the first attempt went out; end is when the current
+	// attempt runs out, wait how long it was given; stallIn is when,
+	// after first, a lookup stops waiting for it (see rtt.go).
+	first, end time.Time
+	wait       time.Duration
+	stallIn    time.Duration
+	// gaveUp is set once a lookup counts the request as failed, though it
+	// still runs; giveUpAt is when it next considers doing so.
+	gaveUp   bool
+	giveUpAt time.Time
+	// ownRTT is set when the timeouts come from the contact's own
+	// round-trip estimate rather than the node's.
+	ownRTT bool
 }
 
 // op is whatever sent a request and wants its outcome. Both methods run under
@@ -152,11 +165,10 @@ func (n *Node) start(p pending, now time.Time, w transport.Writer) bool {
 		e, ok := n.table.Get(to.ID)
 		p.unverified = ok && e.Contact.Addr == to.Addr && !e.Verified
 	}
-	deadline := now.Add(n.cfg.RequestTimeout)
-	if n.stalls(o) {
-		deadline = now.Add(n.cfg.StallAfter) // first the stall, then the rest of the timeout
-	}
-	if err := n.rpc.Add(txid, to.Addr, deadline, p); err != nil {
+	wait, stall, own := n.firstTimeouts(to)
+	p.first, p.wait, p.end, p.ownRTT, p.stallIn = now, wait, now.Add(wait), own, stall
+	p.giveUpAt = now.Add(max(giveUpFactor*stall, n.cfg.MinRequestTimeout))
+	if err := n.rpc.Add(txid, to.Addr, n.due(&p), p); err != nil {
 		n.stats.rpcFull++
 		return false
 	}
@@ -253,7 +265,10 @@ func (n *Node) write(txid uint64, p *pending, w transport.Writer) {
 }
 
 // rpcGrain coalesces request deadlines so that a stream of requests arms one
-// timer per grain rather than one per request.
+// timer per grain rather than one per request. A deadline closer than ten
+// grains, as adaptive timeouts give on a LAN or loopback, takes a tenth of
+// the grain instead, so that rounding never adds more than about a tenth to
+// a wait.
 const rpcGrain = 10 * time.Millisecond
 
 func (n *Node) armRPC(now time.Time) {
@@ -261,8 +276,12 @@ func (n *Node) armRPC(now time.Time) {
 	if !ok || n.closed {
 		return
 	}
-	if r := d.Truncate(rpcGrain); r.Before(d) {
-		d = r.Add(rpcGrain)
+	grain := rpcGrain
+	if d.Sub(now) < 10*rpcGrain {
+		grain = rpcGrain / 10
+	}
+	if r := d.Truncate(grain); r.Before(d) {
+		d = r.Add(grain)
 	}
 	if n.rpcTimer.t != nil && !n.rpcTimer.at.After(d) {
 		return
@@ -280,40 +299,173 @@ func (n *Node) onRPCTimer(gen uint64) {
 		}
 		n.rpcTimer.t = nil
 		n.rpc.Expire(now, func(txid uint64, to netip.AddrPort, p pending) {
-			if d, ok := p.op.(deader); ok && d.dead() {
-				// Its operation ended while this batch was being expired.
-				n.noteAbandoned(p, true) // obs (stats.go)
-				n.done(&p)
-				return
-			}
-			if !p.stalled && n.stalls(p.op) {
-				p.stalled = true
-				if n.rpc.Add(txid, to, now.Add(n.cfg.RequestTimeout-n.cfg.StallAfter), p) == nil {
-					n.stats.stalls++
-					p.op.(*lookupOp).stall(n, &p, now, w)
-					return
-				}
-			}
-			if p.tries < n.cfg.Attempts && !p.unverified && p.typ != wire.Notify { // a NOTIFY goes once (listen.go)
-				p.tries++
-				p.sent = now // obs: the round trip counts from the last attempt
-				if n.rpc.Add(txid, to, now.Add(n.cfg.RequestTimeout), p) == nil {
-					n.stats.retries++
-					n.write(txid, &p, w)
-					return
-				}
-			}
-			n.stats.timeouts++
-			n.noteTimeout(&p, now) // obs: by type, and the debug line (stats.go)
-			n.done(&p)
-			if !p.to.ID.IsZero() {
-				n.table.FailedAt(p.to, now)
-				n.rejoinSoon(now)
-			}
-			p.op.failure(n, &p, now, w)
+			n.expired(txid, to, p, now, w)
 		})
 		n.armRPC(now)
 	})
+}
+
+// expired handles request p, whose deadline has come: a lookup's stall or
+// give-up (see rtt.go), the end of an attempt, which sends the next one, or
+// the end of the last, which fails it.
+func (n *Node) expired(txid uint64, to netip.AddrPort, p pending, now time.Time, w transport.Writer) {
+	if d, ok := p.op.(deader); ok && d.dead() {
+		// Its operation ended while this batch was being expired.
+		n.noteAbandoned(p, true) // obs (stats.go)
+		n.done(&p)
+		return
+	}
+	var lo *lookupOp
+	stall, giveUp := false, false
+	if n.stalls(p.op) {
+		lo = p.op.(*lookupOp)
+		if !p.stalled && !now.Before(p.first.Add(p.stallIn)) {
+			p.stalled, stall = true, true
+		}
+		if n.adaptive() && p.stalled && !p.gaveUp && !now.Before(p.giveUpAt) {
+			if !lo.heard.IsZero() {
+				p.gaveUp, giveUp = true, true
+			} else {
+				// Nothing this lookup sent has been answered: the
+				// silence may be this node's (its network, or a
+				// scheduler that kept it from reading), so look again a
+				// while later.
+				p.giveUpAt = now.Add(max(p.stallIn, minStall))
+			}
+		}
+	}
+	if now.Before(p.end) && n.rpc.Add(txid, to, n.due(&p), p) == nil {
+		// The attempt runs on; the lookup moves on without it. Should
+		// that end the lookup, finishLookup finds the request in the
+		// table and leaves it to run to its verdict.
+		n.lookupEvents(lo, &p, stall, giveUp, now, w)
+		return
+	}
+	// The attempt has run out. The lookup moves on first. A request it has
+	// stalled on (with adaptive timeouts), or that it no longer waits for
+	// at all, is not sent again: the lookup went on without it, and under
+	// churn a silent contact has most likely left, so a retry would be one
+	// more datagram to nobody. The attempts made give the verdict.
+	n.lookupEvents(lo, &p, stall, giveUp, now, w)
+	if lo != nil && lo.finished {
+		p.op = detached{} // as finishLookup leaves its requests
+	}
+	movedOn := p.gaveUp || (p.stalled && n.adaptive())
+	if _, d := p.op.(detached); !d && !movedOn && p.tries < n.cfg.Attempts && !p.unverified && p.typ != wire.Notify { // a NOTIFY goes once (listen.go)
+		p.tries++
+		p.sent = now // obs: the round trip counts from the last attempt
+		p.wait = n.retryTimeout(&p)
+		p.end = now.Add(p.wait)
+		if n.rpc.Add(txid, to, n.due(&p), p) == nil {
+			n.stats.retries++
+			n.write(txid, &p, w)
+			return
+		}
+	}
+	if v := n.verdictAt(&p); now.Before(v) {
+		// Not sent again, but a contact with no estimate of its own is
+		// not failed on a timeout other contacts' round trips set.
+		p.tries, p.end = n.cfg.Attempts, v
+		if n.rpc.Add(txid, to, n.due(&p), p) == nil {
+			return
+		}
+	}
+	n.stats.timeouts++
+	n.noteTimeout(&p, now) // obs: by type, and the debug line (stats.go)
+	n.done(&p)
+	if !p.to.ID.IsZero() {
+		n.table.FailedAt(p.to, now)
+		n.rejoinSoon(now)
+	}
+	p.op.failure(n, &p, now, w)
+}
+
+// giveUpFactor is how many times its stall time a lookup waits for a
+// request before it counts it as failed (the request itself runs on, for
+// the routing table's verdict): the stall, then one retry with its timeout
+// doubled, as the estimate alone would have had it. It never gives up
+// sooner than MinRequestTimeout, so that round trips of microseconds
+// (loopback) do not make it forget peers a busy scheduler delays by a few
+// milliseconds, nor while none of its requests has been answered (the
+// silence may be its own node's).
+const giveUpFactor = 3
+
+// due returns when request p next needs the timer: its stall or give-up,
+// for a lookup's request, else the end of its attempt.
+func (n *Node) due(p *pending) time.Time {
+	d := p.end
+	if n.stalls(p.op) {
+		switch {
+		case !p.stalled:
+			d = minTime(d, p.first.Add(p.stallIn))
+		case n.adaptive() && !p.gaveUp:
+			d = minTime(d, p.giveUpAt)
+		}
+	}
+	return d
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// lookupEvents tells lookup lo (nil: p is not a lookup's) that p stalled
+// and/or that it gives up on p.
+func (n *Node) lookupEvents(lo *lookupOp, p *pending, stall, giveUp bool, now time.Time, w transport.Writer) {
+	if lo == nil {
+		return
+	}
+	if stall {
+		n.stats.stalls++
+		lo.stall(n, p, now, w)
+	}
+	if giveUp && !lo.finished {
+		lo.giveUp(n, p, now, w)
+	}
+}
+
+// verdictAt is when request p, which will not be sent again, fails: at the
+// end of its current attempt, but no sooner than RequestTimeout after its
+// first send. Estimates make retries and stalls come early; a failure,
+// which the routing table holds against the contact, comes no sooner than
+// it did with fixed timeouts, so that neither a contact slower than its
+// peers (whose estimate may have timed its attempts, see rtt.go) nor this
+// node's own pause (a collection, a busy scheduler) gets a live contact
+// declared dead.
+func (n *Node) verdictAt(p *pending) time.Time {
+	if t := p.first.Add(n.cfg.RequestTimeout); t.After(p.end) {
+		return t
+	}
+	return p.end
+}
+
+// detached is the op of a request whose lookup ended before it did: its
+// outcome goes to the routing table alone (an answer is seen, a timeout
+// counts as a failure), without a retry, so that a departed contact is
+// found out even when no lookup waited for it.
+type detached struct{}
+
+func (detached) response(*Node, *pending, *wire.Message, time.Time, transport.Writer) {}
+func (detached) failure(*Node, *pending, time.Time, transport.Writer)                 {}
+
+// detach leaves the requests of s still in flight to run to their verdict
+// as detached ones, sending nothing more, and empties s.
+func (s *txset) detach(n *Node) {
+	for _, x := range *s {
+		p, ok := n.rpc.Remove(x)
+		if !ok {
+			continue
+		}
+		p.op, p.tries, p.stalled = detached{}, n.cfg.Attempts, true
+		p.end = n.verdictAt(&p)
+		if n.rpc.Add(x, p.to.Addr, p.end, p) != nil {
+			n.noteAbandoned(p, true) // obs (stats.go)
+		}
+	}
+	*s = (*s)[:0]
 }
 
 // opState is an operation a caller waits for. Close fails every one still
@@ -454,6 +606,7 @@ type lookupOp struct {
 	trace      *[]TraceQuery // non-nil when the lookup is traced
 	reaskDepth int
 	round      int
+	heard      time.Time // when one of its requests was last answered
 
 	then func(r *LookupResult, now time.Time, w transport.Writer)
 }
@@ -552,6 +705,7 @@ func (o *lookupOp) response(n *Node, p *pending, m *wire.Message, now time.Time,
 	if o.finished {
 		return
 	}
+	o.heard = now
 	want := wire.Nodes
 	if o.typ == wire.Get {
 		want = wire.Records
@@ -668,6 +822,18 @@ func (o *lookupOp) stall(n *Node, p *pending, now time.Time, w transport.Writer)
 	n.advance(o, now, w)
 }
 
+// giveUp counts a request the lookup has waited for giveUpFactor times its
+// stall time as failed, for the lookup only: the request runs on, and its
+// outcome still reaches the routing table. This is what keeps a lookup that
+// has nothing else to ask (fewer than K live candidates) from waiting out
+// MinRequestTimeout and a retry for each departed contact.
+func (o *lookupOp) giveUp(n *Node, p *pending, now time.Time, w transport.Writer) {
+	if o.finished {
+		return
+	}
+	o.failure(n, p, now, w)
+}
+
 func (o *lookupOp) failure(n *Node, p *pending, now time.Time, w transport.Writer) {
 	if o.finished {
 		return
@@ -684,8 +850,10 @@ func (o *lookupOp) failure(n *Node, p *pending, now time.Time, w transport.Write
 func (n *Node) finishLookup(o *lookupOp, now time.Time, w transport.Writer) {
 	o.finished = true
 	// Requests still out (stalled ones, those beyond the K closest, those a
-	// quorum made unnecessary) are forgotten: nothing retries them.
-	o.txids.forget(n)
+	// quorum made unnecessary) are not retried, but run to their verdict for
+	// the routing table: a departed contact that no lookup waited for must
+	// still be found out, or tables would keep handing it out.
+	o.txids.detach(n)
 	st := o.l.Stats()
 	r := &LookupResult{
 		Target:     o.target,
@@ -863,11 +1031,14 @@ type BootstrapResult struct {
 	Duration  time.Duration
 }
 
-// Bootstrap joins the network through seeds: it pings them, looks up its own
-// ID, then refreshes every bucket farther away than its closest neighbour (the
-// join of the Kademlia paper, section 2.3). A read-only node stops after the
-// pings: its lookups find their own way. With no seeds it does nothing: the
-// node starts a new network.
+// Bootstrap joins the network through seeds: it pings them all at once, and
+// as soon as the first answers it looks up its own ID, then refreshes every
+// bucket farther away than its closest neighbour (the join of the Kademlia
+// paper, section 2.3). Seeds that answer later join the running lookup of
+// its own ID; those that never answer cost nothing once one has (their pings
+// are forgotten when the join ends). A read-only node stops at the first
+// answer: its lookups find their own way. The join fails when no seed
+// answers. With no seeds it does nothing: the node starts a new network.
 func (n *Node) Bootstrap(seeds []netip.AddrPort, cb func(*BootstrapResult, error)) (cancel func()) {
 	var o *opState
 	n.run(func(now time.Time, w transport.Writer) {
@@ -887,16 +1058,26 @@ func (n *Node) Bootstrap(seeds []netip.AddrPort, cb func(*BootstrapResult, error
 			return
 		}
 		left := len(seeds)
+		var selfLookup *lookupOp // the lookup of its own ID, once a seed answered
 		pinged := func(c id.Contact, ok bool, now time.Time, w transport.Writer) {
 			left--
-			if ok {
-				res.Seeds = append(res.Seeds, c)
-			}
-			if left > 0 || o.done {
+			if o.done {
 				return
 			}
-			if len(res.Seeds) == 0 {
-				n.failOp(o, fmt.Errorf("%w from any of the %d seed(s) %v", ErrTimeout, len(seeds), seeds))
+			if !ok {
+				if left == 0 && len(res.Seeds) == 0 {
+					n.failOp(o, fmt.Errorf("%w from any of the %d seed(s) %v", ErrTimeout, len(seeds), seeds))
+				}
+				return
+			}
+			res.Seeds = append(res.Seeds, c)
+			if len(res.Seeds) > 1 {
+				// The join is under way: a later seed's contact is one more
+				// place for its own lookup to start from.
+				if selfLookup != nil && !selfLookup.finished {
+					selfLookup.l.AddSeeds([]id.Contact{c})
+					n.advance(selfLookup, now, w)
+				}
 				return
 			}
 			if n.cfg.ReadOnly {
@@ -904,7 +1085,7 @@ func (n *Node) Bootstrap(seeds []netip.AddrPort, cb func(*BootstrapResult, error
 				return
 			}
 			res.Lookups++
-			n.bootstrapLookup(o, n.self, now, w, func(r *LookupResult, now time.Time, w transport.Writer) {
+			selfLookup = n.bootstrapLookup(o, n.self, now, w, func(r *LookupResult, now time.Time, w transport.Writer) {
 				if o.done {
 					return
 				}
@@ -944,10 +1125,11 @@ func (n *Node) Bootstrap(seeds []netip.AddrPort, cb func(*BootstrapResult, error
 const maxJoinRefreshes = 32
 
 // bootstrapLookup runs one lookup of a join, abandoned if the join ends
-// first.
-func (n *Node) bootstrapLookup(o *opState, target id.ID, now time.Time, w transport.Writer, then func(*LookupResult, time.Time, transport.Writer)) {
+// first, and returns it.
+func (n *Node) bootstrapLookup(o *opState, target id.ID, now time.Time, w transport.Writer, then func(*LookupResult, time.Time, transport.Writer)) *lookupOp {
 	lo := n.lookup(wire.FindNode, target, now, w, then)
 	if !o.done {
 		o.onEnd(func() { n.abandon(lo) })
 	}
+	return lo
 }
