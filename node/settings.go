@@ -292,7 +292,7 @@ var settings = []*settingDef{
 	},
 	{
 		name: "request-timeout", kind: kDuration, arg: "DURATION",
-		help:    "how long a request waits for its answer",
+		help:    "the longest one attempt of a request waits for its answer (attempts to contacts that answer faster wait less, down to 100ms), and the least a request waits before it fails",
 		allowed: "a duration from 1ms to 1h",
 		fromNet: func(nw Network) string { return fmtDuration(nw.Constants.RequestTimeout) },
 		apply: func(c *DaemonConfig, v string) (err error) {
