@@ -25,7 +25,7 @@ import (
 // version the program put since through another node.
 //
 // The keep-alive republishes when half of the shortest TTL a node granted
-// has passed, which leaves the other half for retries: a republish that
+// (MinTTL at least) has passed, which leaves the other half for retries: a republish that
 // fails (no node accepted, or fewer than the request's quorum) is tried
 // again after 1s, 2s, 4s... up to maxRepublishBackoff. A republish that
 // every node refused as stale was superseded by a newer version of the
