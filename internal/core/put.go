@@ -459,7 +459,8 @@ func (n *Node) betaTargets(l *lookup.Lookup) ([]id.Contact, bool) {
 	}
 	// One candidate per address, the closest: an address is one node to
 	// the routing table, and K IDs an answer names at one address must not
-	// get every replica (or K unasked PUTs aimed at a victim).
+	// take every target and spare of the put (all but one would fail, and
+	// 2K unasked PUTs would go to that address).
 	all := l.Candidates(nil, 4*n.cfg.K) // the whole shortlist (3K by default)
 	out := all[:0]
 	for _, c := range all {

@@ -12,9 +12,10 @@ import (
 // The beta rule stores on candidates nobody asked. One address is one node
 // (the routing table keeps one entry per address), so an answer naming K
 // IDs at one address, its own or a victim's, must get one target there:
-// otherwise a single hostile answer puts every replica on one host (which
-// can then drop the value), or aims K unasked PUTs, and K more from the
-// spares, at one victim address.
+// otherwise a single hostile answer makes every target and spare of the put
+// one address, which answers under one ID at most (the others fail on the
+// sender check), so the put ends with one replica or none, after aiming 2K
+// unasked PUTs at that address.
 func TestReview10BetaTargetsTakeOneContactPerAddress(t *testing.T) {
 	tn := newTestNet(t, 1012, memnet.Config{})
 	n := tn.add(nil)
