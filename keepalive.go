@@ -13,7 +13,8 @@ import (
 // StopKeepAlive, a Delete of the value, or a Put of the same key and
 // publisher without KeepAlive. A republish stores the same publisher,
 // version and bytes with a fresh TTL, every half of the shortest TTL the
-// nodes granted: the nodes that hold the value only extend it, new members
+// nodes granted (a grant under Config.MinTTL counts as MinTTL, so that one
+// node granting a second cannot set the pace): the nodes that hold the value only extend it, new members
 // of the key's K closest get it, and listeners see no change. A republish
 // that fails (no node accepted it, or fewer than WithQuorum) is retried
 // after 1s, 2s, 4s... up to 5 minutes; one that every node refuses as

@@ -135,16 +135,8 @@ func TestPathCacheStoresAtTheClosestNodeWithoutItWithAShrinkingTTL(t *testing.T)
 // caches only what two hosts returned at the same version, so it never
 // carries the invention into an honest node's store.
 func TestPathCacheDoesNotLaunderOneHoldersRecords(t *testing.T) {
-	tn := newTestNet(t, 52, memnet.Config{})
-	for range 30 {
-		tn.add(func(c *Config) { c.K = 8 })
-	}
-	tn.bootstrapAll(20 * time.Millisecond)
 	key := id.Key("victim")
-	put, err := putRec(t, tn, tn.nodes[3], PutRequest{Key: key, Value: []byte("honest"), TTL: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tn, put := netWithValue(t, 52, key, "honest")
 	// The hostile holder sits at the key itself, so every get asks it
 	// first, and claims a newer version of the honest publisher's record.
 	evil := netip.MustParseAddrPort("127.66.0.1:4000")

@@ -212,12 +212,22 @@ type eventQueue struct {
 	bytes   int
 	running bool // a runner is delivering; push need not start one
 	ended   bool // the subscription ended: deliver nothing more
+	// pubs counts the queued events per publisher: len(q) - len(pubs) is
+	// what coalescing would free.
+	pubs map[id.ID]int
 }
+
+// coalesceFrees is the least share of a full queue (1/coalesceFrees)
+// coalescing must free to be worth its pass over the queue: a flood of
+// events of new publishers (forged inline NOTIFYs cost their sender one
+// small datagram each) must not make every push walk 1024 events.
+const coalesceFrees = 8
 
 // push queues e and reports whether the caller must start a runner. A
 // queue over its bounds (a callback that fell behind) first keeps only the
-// newest event of each publisher (coalesced counts those dropped so), then
-// drops its oldest events (lost).
+// newest event of each publisher (coalesced counts those dropped so), when
+// that frees at least 1/coalesceFrees of it, then drops its oldest events
+// (lost).
 func (q *eventQueue) push(e Event) (start bool, coalesced, lost int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -226,22 +236,28 @@ func (q *eventQueue) push(e Event) (start bool, coalesced, lost int) {
 	}
 	size := len(e.Record.Data)
 	if len(q.q)+1 > maxQueuedEvents || q.bytes+size > maxQueuedEventBytes {
-		before := len(q.q)
-		q.q = coalesce(q.q)
-		coalesced = before - len(q.q)
-		q.bytes = 0
-		for _, x := range q.q {
-			q.bytes += len(x.Record.Data)
+		if dups := len(q.q) - len(q.pubs); dups > 0 && dups*coalesceFrees >= len(q.q) {
+			before := len(q.q)
+			q.q = coalesce(q.q)
+			coalesced = before - len(q.q)
+			q.bytes = 0
+			clear(q.pubs)
+			for _, x := range q.q {
+				q.bytes += len(x.Record.Data)
+				q.pubs[x.Record.Publisher]++
+			}
 		}
 		for len(q.q) > 0 && (len(q.q)+1 > maxQueuedEvents || q.bytes+size > maxQueuedEventBytes) {
-			q.bytes -= len(q.q[0].Record.Data)
-			q.q[0] = Event{}
-			q.q = q.q[1:]
+			q.dropFirst()
 			lost++
 		}
 	}
+	if q.pubs == nil {
+		q.pubs = map[id.ID]int{}
+	}
 	q.q = append(q.q, e)
 	q.bytes += size
+	q.pubs[e.Record.Publisher]++
 	if q.running {
 		return false, coalesced, lost
 	}
@@ -281,20 +297,29 @@ func (q *eventQueue) pop() (Event, bool) {
 	defer q.mu.Unlock()
 	if len(q.q) == 0 || q.ended {
 		q.running = false
-		q.q, q.bytes = nil, 0
+		q.q, q.bytes, q.pubs = nil, 0, nil
 		return Event{}, false
 	}
 	e := q.q[0]
+	q.dropFirst()
+	return e, true
+}
+
+// dropFirst removes the oldest event. q.mu is held.
+func (q *eventQueue) dropFirst() {
+	p := q.q[0].Record.Publisher
+	if q.pubs[p]--; q.pubs[p] <= 0 {
+		delete(q.pubs, p)
+	}
+	q.bytes -= len(q.q[0].Record.Data)
 	q.q[0] = Event{}
 	q.q = q.q[1:]
-	q.bytes -= len(e.Record.Data)
-	return e, true
 }
 
 func (q *eventQueue) end() {
 	q.mu.Lock()
 	q.ended = true
-	q.q, q.bytes = nil, 0
+	q.q, q.bytes, q.pubs = nil, 0, nil
 	q.mu.Unlock()
 }
 
@@ -330,8 +355,9 @@ func (s *subscription) wants(r *wire.Record) bool {
 // events wait for it in a queue of at most 1024 events and 4 MiB. A queue
 // that would pass a bound keeps only the newest event of each publisher (a
 // callback that fell behind sees the latest version, not every one in
-// between; a publisher it has not seen yet is still reported as a put), and
-// if that is not enough drops the oldest events (Stats.Listen counts both).
+// between; a publisher it has not seen yet is still reported as a put)
+// when that frees an eighth of it, and drops the oldest events as long as
+// it is still over (Stats.Listen counts both).
 // After cancel returns, no event is delivered but the one being delivered.
 func (n *Node) Listen(key id.ID, cb func(Event)) (cancel func()) {
 	var o *opState

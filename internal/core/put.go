@@ -457,7 +457,22 @@ func (n *Node) betaTargets(l *lookup.Lookup) ([]id.Contact, bool) {
 			return nil, false
 		}
 	}
-	return l.Candidates(nil, 2*n.cfg.K), true
+	// One candidate per address, the closest: an address is one node to
+	// the routing table, and K IDs an answer names at one address must not
+	// take every target and spare of the put (all but one would fail, and
+	// 2K unasked PUTs would go to that address).
+	all := l.Candidates(nil, 4*n.cfg.K) // the whole shortlist (3K by default)
+	out := all[:0]
+	for _, c := range all {
+		if len(out) == 2*n.cfg.K {
+			break
+		}
+		a := tableAddr(c.Addr)
+		if !slices.ContainsFunc(out, func(x id.Contact) bool { return tableAddr(x.Addr) == a }) {
+			out = append(out, c)
+		}
+	}
+	return out, true
 }
 
 // answered reports whether c's address has answered us: in the put's

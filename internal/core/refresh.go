@@ -1,6 +1,7 @@
 package core
 
 import (
+	"net/netip"
 	"slices"
 	"time"
 
@@ -29,10 +30,10 @@ func (n *Node) refresh(i int, now time.Time, w transport.Writer) {
 		n.lookup(wire.FindNode, target, now, w, func(*LookupResult, time.Time, transport.Writer) {})
 		return
 	}
-	var fresh []id.ID
+	var fresh []netip.AddrPort
 	n.table.ForEach(func(b int, e routing.Entry) {
 		if b == i && e.Verified && e.Failures == 0 && now.Sub(e.LastSeen) < routing.DefaultFresh {
-			fresh = append(fresh, e.Contact.ID)
+			fresh = append(fresh, tableAddr(e.Contact.Addr))
 		}
 	})
 	if len(fresh) >= n.cfg.K {
@@ -50,14 +51,26 @@ func (n *Node) refresh(i int, now time.Time, w transport.Writer) {
 // lookup l in the range bucket i had when the refresh started make K: IDs
 // sharing exactly i leading bits with the node's, or at least i for the
 // last bucket. It goes by the prefix, not the table's bucket index, which
-// a split may change while the lookup runs.
-func (n *Node) bucketHeard(l *lookup.Lookup, i int, last bool, fresh []id.ID) bool {
+// a split may change while the lookup runs. It counts addresses, not IDs,
+// as the routing table does (one entry per address): K IDs answering from
+// one address are one contact, and must not end the refresh.
+func (n *Node) bucketHeard(l *lookup.Lookup, i int, last bool, fresh []netip.AddrPort) bool {
 	var buf [wire.MaxContacts]id.Contact
+	var seen [wire.MaxContacts]netip.AddrPort
+	heard := seen[:0]
 	got := len(fresh)
 	for _, c := range l.Closest(buf[:0]) {
-		if p := n.self.CommonPrefixLen(c.ID); (p == i || (last && p > i)) && !slices.Contains(fresh, c.ID) {
+		a := tableAddr(c.Addr)
+		if p := n.self.CommonPrefixLen(c.ID); (p == i || (last && p > i)) && !slices.Contains(fresh, a) && !slices.Contains(heard, a) {
+			heard = append(heard, a)
 			got++
 		}
 	}
 	return got >= n.cfg.K
+}
+
+// tableAddr is an address as the routing table tells addresses apart: an
+// IPv4-mapped IPv6 address is the IPv4 address it maps.
+func tableAddr(a netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 }

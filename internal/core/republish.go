@@ -25,7 +25,7 @@ import (
 // version the program put since through another node.
 //
 // The keep-alive republishes when half of the shortest TTL a node granted
-// has passed, which leaves the other half for retries: a republish that
+// (MinTTL at least) has passed, which leaves the other half for retries: a republish that
 // fails (no node accepted, or fewer than the request's quorum) is tried
 // again after 1s, 2s, 4s... up to maxRepublishBackoff. A republish that
 // every node refused as stale was superseded by a newer version of the
@@ -259,7 +259,7 @@ func (n *Node) putDone(e *keepAlive, r *PutResult, err error, now time.Time) {
 		e.republished++
 		e.failures, e.lastErr = 0, ""
 		n.keep.counts.republished++
-		e.next = now.Add(republishAfter(r, n.grantTTL(ttlSeconds(e.req.TTL))))
+		e.next = now.Add(republishAfter(r, n.grantTTL(ttlSeconds(e.req.TTL)), n.cfg.MinTTL))
 		return
 	}
 	if superseded(r) {
@@ -279,8 +279,11 @@ func (n *Node) putDone(e *keepAlive, r *PutResult, err error, now time.Time) {
 }
 
 // republishAfter is half the shortest TTL a node that accepted the put
-// granted (asked, when no receipt says), at least a second.
-func republishAfter(r *PutResult, asked time.Duration) time.Duration {
+// granted (asked, when no receipt says), counting no grant as shorter than
+// floor (this node's MinTTL): a grant is the answering node's word, and one
+// node granting 1s, hostile or misconfigured, must not make every
+// republish of the value come a second after the last.
+func republishAfter(r *PutResult, asked, floor time.Duration) time.Duration {
 	ttl := time.Duration(0)
 	if r != nil {
 		for _, x := range r.Receipts {
@@ -292,7 +295,7 @@ func republishAfter(r *PutResult, asked time.Duration) time.Duration {
 	if ttl == 0 {
 		ttl = asked
 	}
-	return max(ttl/2, time.Second)
+	return max(max(ttl, floor)/2, time.Second)
 }
 
 // superseded reports whether a put failed because every node that
