@@ -23,7 +23,7 @@ import (
 //
 //	TTL = T / 2^d
 //
-// where T is the remaining TTL the holders reported, cut to this node's
+// where T is the shortest remaining TTL the holders reported, cut to this node's
 // MaxTTL. A copy whose TTL would fall under MinTTL is not sent: the cache
 // node would raise it to MinTTL, and it would outlive what the formula
 // gives it.
@@ -118,7 +118,7 @@ func (n *Node) cacheOnPath(lo *lookupOp, r *LookupResult) {
 		if d < 0 {
 			continue // every node it heard from holds it
 		}
-		ttl := cacheTTL(min(rec.TTL, n.cfg.MaxTTL), d)
+		ttl := cacheTTL(min(m.shortest, n.cfg.MaxTTL), d)
 		if ttl < n.cfg.MinTTL {
 			continue
 		}

@@ -31,7 +31,11 @@ type mergedRec struct {
 	size    uint32
 	data    []byte // nil until known: a large value is fetched after the lookup
 	ttl     time.Duration
-	from    []id.Contact // holders of this version to fetch it from; the zero Contact is this node
+	// shortest is the shortest TTL a holder of this version reported:
+	// path caching takes it, so that one holder's claim cannot stretch a
+	// copy past what the others keep.
+	shortest time.Duration
+	from     []id.Contact // holders of this version to fetch it from; the zero Contact is this node
 }
 
 // maxSources bounds the holders a lookup remembers per record to fetch it
@@ -77,11 +81,11 @@ func (o *lookupOp) mergeRecords(n *Node, rs []wire.Record, host netip.Addr, from
 			o.recs = append(o.recs, m)
 			fallthrough
 		case m.newer(r.Version, r.Deleted):
-			m.version, m.deleted, m.size, m.ttl, m.data, m.from = r.Version, r.Deleted, r.Size, ttl, nil, m.from[:0]
+			m.version, m.deleted, m.size, m.ttl, m.shortest, m.data, m.from = r.Version, r.Deleted, r.Size, ttl, ttl, nil, m.from[:0]
 		case r.Version != m.version || r.Deleted != m.deleted || r.Size != m.size:
 			continue // older, or a conflicting copy of the same version: the first one stands
 		default:
-			m.ttl = max(m.ttl, ttl)
+			m.ttl, m.shortest = max(m.ttl, ttl), min(m.shortest, ttl)
 		}
 		if m.data == nil && len(r.Data) > 0 {
 			m.data = bytes.Clone(r.Data)
