@@ -366,7 +366,12 @@ func (t *Table) sight(c id.Contact, now time.Time, verified bool, ping *id.Conta
 			return Updated, false
 		}
 		moved := *e
-		moved.failures = 0
+		if verified {
+			// Only an answer clears failures: a request's source can be
+			// forged, and forged PINGs under a departed contact's
+			// address must not keep it alive in the table.
+			moved.failures = 0
+		}
 		moved.lastSeen = ns
 		copy(b.entries[j:], b.entries[j+1:])
 		b.entries[len(b.entries)-1] = moved

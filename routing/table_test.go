@@ -221,7 +221,11 @@ func TestMaxFailuresRemovesContactWithoutReplacement(t *testing.T) {
 	}
 }
 
-func TestSeenResetsFailures(t *testing.T) {
+// Only an answer (Verified) clears a contact's failures: a request
+// (Seen) updates when it was last heard from, but its source address can
+// be forged, and forged PINGs under a departed contact's address must not
+// keep it from failing out of the table.
+func TestOnlyAnAnswerResetsFailures(t *testing.T) {
 	tb, cs, _ := fullBucket(t, Config{MaxFailures: 3})
 	x := cs[1]
 	tb.Failed(x.ID, at(time.Hour))
@@ -229,13 +233,24 @@ func TestSeenResetsFailures(t *testing.T) {
 	if res, _, _ := tb.Seen(x, at(2*time.Hour)); res != Updated {
 		t.Fatalf("Seen = %v, want Updated", res)
 	}
-	if e, _ := tb.Get(x.ID); e.Failures != 0 || !e.LastSeen.Equal(at(2*time.Hour)) {
-		t.Fatalf("after Seen: %+v, want 0 failures, LastSeen %v", e, at(2*time.Hour))
+	if e, _ := tb.Get(x.ID); e.Failures != 2 || !e.LastSeen.Equal(at(2*time.Hour)) {
+		t.Fatalf("after Seen: %+v, want 2 failures still, LastSeen %v", e, at(2*time.Hour))
+	}
+	if res, _, _ := tb.Verified(x, at(2*time.Hour)); res != Updated {
+		t.Fatalf("Verified = %v, want Updated", res)
+	}
+	if e, _ := tb.Get(x.ID); e.Failures != 0 {
+		t.Fatalf("after Verified: %+v, want 0 failures", e)
 	}
 	// Two more failures must not remove it: the count started over.
 	tb.Failed(x.ID, at(3*time.Hour))
 	if tb.Failed(x.ID, at(3*time.Hour)) {
 		t.Fatal("removed after 2 failures following a reset")
+	}
+	// A request alone does not start the count over.
+	tb.Seen(x, at(4*time.Hour))
+	if !tb.Failed(x.ID, at(4*time.Hour)) {
+		t.Fatal("a third failure in a row, with only a request between, did not remove the contact")
 	}
 }
 
@@ -644,11 +659,12 @@ func TestSeenWithinASecondUpdatesTimeButNotOrder(t *testing.T) {
 	if got := order(); got[0] != b.ID || got[1] != a.ID {
 		t.Fatal("a contact seen again after a second should become the most recent")
 	}
-	// A failing contact is always handled in full, so its failures reset.
+	// A failing contact is always handled in full; an answer resets its
+	// failures (a request does not: TestOnlyAnAnswerResetsFailures).
 	tb.Failed(b.ID, at(2*time.Second))
-	tb.Seen(b, at(2*time.Second+time.Millisecond))
+	tb.Verified(b, at(2*time.Second+time.Millisecond))
 	if e, _ := tb.Get(b.ID); e.Failures != 0 {
-		t.Fatalf("failures = %d after Seen, want 0", e.Failures)
+		t.Fatalf("failures = %d after Verified, want 0", e.Failures)
 	}
 	checkInvariants(t, tb)
 }

@@ -57,17 +57,20 @@ type Node struct {
 	// rejoinStreak counts rejoin attempts since the table last held a
 	// contact, and sets the backoff (rejoin.go).
 	rejoinStreak int
-	encBuf       []byte
-	lastVersion  uint64                    // the last version a put without one got (see nextVersion)
-	parts        reassembly                // values arriving in parts
-	listeners    []listener                // other nodes' subscriptions to keys held here
-	listenLoad   listenLoad                // listen traffic in the request table (listen.go)
-	subs         map[id.ID][]*subscription // this node's own subscriptions
-	late         *scratch                  // for answers sent after a store's sync
-	keep         keepAlives                // values republished for this node's program (republish.go)
-	cache        cacheCounts               // path caching (cache.go)
-	rpcTimer     timerSlot
-	mntTimer     timerSlot
+	// skippedRefresh has bit i set when bucket i's last refresh was
+	// skipped (refresh.go): the next one asks the network.
+	skippedRefresh [(id.Bits + 63) / 64]uint64
+	encBuf         []byte
+	lastVersion    uint64                    // the last version a put without one got (see nextVersion)
+	parts          reassembly                // values arriving in parts
+	listeners      []listener                // other nodes' subscriptions to keys held here
+	listenLoad     listenLoad                // listen traffic in the request table (listen.go)
+	subs           map[id.ID][]*subscription // this node's own subscriptions
+	late           *scratch                  // for answers sent after a store's sync
+	keep           keepAlives                // values republished for this node's program (republish.go)
+	cache          cacheCounts               // path caching (cache.go)
+	rpcTimer       timerSlot
+	mntTimer       timerSlot
 }
 
 // timerSlot is one armed clock timer. The generation tells a callback that

@@ -18,7 +18,7 @@ import (
 // bucket's entries heard from within the routing table's freshness window
 // (routing.DefaultFresh, the table's own test of a live contact), then the
 // contacts in the range that answer the lookup. A bucket already full of
-// fresh contacts costs no request at all; any other stops at K answers in
+// fresh contacts costs no request at all (every other time: see below); any other stops at K answers in
 // range instead of converging on the K closest to an ID nobody asked for
 // (TestRefreshStopsAtABucketOfLiveContacts measures both). A range that
 // holds fewer than K nodes, such as the node's own neighbourhood, still
@@ -30,17 +30,27 @@ func (n *Node) refresh(i int, now time.Time, w transport.Writer) {
 		n.lookup(wire.FindNode, target, now, w, func(*LookupResult, time.Time, transport.Writer) {})
 		return
 	}
+	// LastSeen moves on any request from an entry's address, and source
+	// addresses can be forged: sightings alone must not keep a bucket's
+	// dead contacts from ever being asked. So a bucket skipped last time
+	// asks the network this time, and counts only the contacts that
+	// answer it.
 	var fresh []netip.AddrPort
-	n.table.ForEach(func(b int, e routing.Entry) {
-		if b == i && e.Verified && e.Failures == 0 && now.Sub(e.LastSeen) < routing.DefaultFresh {
-			fresh = append(fresh, tableAddr(e.Contact.Addr))
-		}
-	})
+	word, bit := i/64, uint64(1)<<(i%64)
+	if n.skippedRefresh[word]&bit == 0 {
+		n.table.ForEach(func(b int, e routing.Entry) {
+			if b == i && e.Verified && e.Failures == 0 && now.Sub(e.LastSeen) < routing.DefaultFresh {
+				fresh = append(fresh, tableAddr(e.Contact.Addr))
+			}
+		})
+	}
 	if len(fresh) >= n.cfg.K {
+		n.skippedRefresh[word] |= bit
 		n.stats.refreshesSkipped++
 		n.table.Touch(target, now)
 		return
 	}
+	n.skippedRefresh[word] &^= bit
 	last := i == n.table.Buckets()-1 // its range is every deeper prefix too
 	o := n.newLookup(wire.FindNode, target, now, func(*LookupResult, time.Time, transport.Writer) {})
 	o.l.StopWhen(func(l *lookup.Lookup) bool { return n.bucketHeard(l, i, last, fresh) })

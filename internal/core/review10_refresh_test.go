@@ -81,9 +81,6 @@ func TestReview10ManyIDsAtOneAddressDoNotEndARefresh(t *testing.T) {
 // good. (The full lookup would ask them, they would fail, and their
 // replacements would take the slots.)
 func TestReview10ForgedSightingsDoNotKeepDeadContactsFromARefresh(t *testing.T) {
-	t.Skip("BUG: refresh.go's skip trusts routing.Entry.LastSeen, which Table.Seen moves on a request from the stored address (forgeable); " +
-		"the Entry of the last *answer*. Fix idea (routing/, not this reviewer's file): keep and expose LastVerified (the last response matched on txid and address), " +
-		"and count for the skip only by it.")
 	tn := newTestNet(t, 1014, memnet.Config{})
 	v := tn.add(func(c *Config) { c.K = 4; c.RefreshInterval = 10 * time.Minute })
 	k := v.cfg.K
