@@ -114,7 +114,7 @@ func New(cfg Config) (*Node, error) {
 		MaxKeepAlives:   cfg.MaxKeepAlives,
 		PutBeta:         cfg.PutBeta,
 		PathCache:       cfg.PathCache,
-		KeepAliveEnded:  func(id.ID, id.ID, error) { go keep.saveOrLog() }, // superseded: saved off the node's goroutine
+		KeepAliveEnded:  func(id.ID, id.ID, error) { keep.saveLater() }, // superseded
 		AnyScope:        cfg.AnyScope,
 		Seeds:           cfg.Seeds,
 		Clock:           cfg.Clock,
@@ -159,6 +159,7 @@ func (n *Node) Close() error {
 	err := n.c.Close()
 	n.once.Do(func() {
 		close(n.done)
+		n.keep.close()
 		if n.data != nil {
 			err = errors.Join(err, n.data.close(n.c))
 		}

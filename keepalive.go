@@ -85,10 +85,38 @@ type KeepAliveStore interface {
 // keepState saves the node's keep-alives to Config.KeepAliveStore when
 // they changed.
 type keepState struct {
-	mu    sync.Mutex
-	n     *Node
-	store KeepAliveStore // nil: nothing to save
-	saved uint64         // the generation last saved
+	mu     sync.Mutex
+	n      *Node
+	store  KeepAliveStore // nil: nothing to save
+	saved  uint64         // the generation last saved
+	closed bool           // no saveLater starts a save past Close
+	wg     sync.WaitGroup // the saves saveLater started
+}
+
+// saveLater saves a change that happened on the node's own goroutine (a
+// keep-alive ended on its own), off that goroutine, since a save writes a
+// file. Close waits for the saves it started.
+func (k *keepState) saveLater() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closed {
+		return
+	}
+	k.wg.Add(1)
+	go func() {
+		defer k.wg.Done()
+		k.saveOrLog()
+	}()
+}
+
+// close waits for the saves in progress and stops new ones; a change that
+// came too late for them is saved here, once the node is closed.
+func (k *keepState) close() {
+	k.mu.Lock()
+	k.closed = true
+	k.mu.Unlock()
+	k.wg.Wait()
+	k.saveOrLog()
 }
 
 // restore loads the saved keep-alives into the node.
