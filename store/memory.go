@@ -297,14 +297,7 @@ func (m *Memory) put(key id.ID, v Value, src netip.Addr, now time.Time, restore 
 	}
 	at := stampOf(v.Expires)
 	if old == nil {
-		if len(recs) == 0 && m.order != nil {
-			m.order.fresh = append(m.order.fresh, key)
-			if len(m.order.fresh) > len(m.keys)+1024 {
-				// Keys that come and go between walks must not pile up:
-				// merging now costs no more than the inserts it follows.
-				m.mergeOrder()
-			}
-		}
+		newKey := len(recs) == 0
 		j := 0
 		for j < len(recs) && sortsBefore(recs[j].Version, recs[j].Publisher, v.Version, v.Publisher) {
 			j++
@@ -314,6 +307,14 @@ func (m *Memory) put(key id.ID, v Value, src netip.Addr, now time.Time, restore 
 			m.keys = make(map[id.ID][]entry)
 		}
 		m.keys[key] = recs
+		if newKey && m.order != nil {
+			m.order.fresh = append(m.order.fresh, key)
+			if len(m.order.fresh) > len(m.keys)+1024 {
+				// Keys that come and go between walks must not pile up:
+				// merging now costs no more than the inserts it follows.
+				m.mergeOrder()
+			}
+		}
 		m.n++
 		m.bytes += len(v.Data)
 		if m.pubs == nil {
