@@ -306,6 +306,7 @@ func (n *Node) onRPCTimer(gen uint64) {
 			n.done(&p)
 			if !p.to.ID.IsZero() {
 				n.table.FailedAt(p.to, now)
+				n.noteFailed(p.to, now) // re-replication (handover.go)
 				n.rejoinSoon(now)
 			}
 			p.op.failure(n, &p, now, w)
