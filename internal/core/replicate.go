@@ -507,7 +507,8 @@ type xfer struct {
 }
 
 // offerSession offers one destination the records a chunk assigns to it,
-// then sends the ones it asks for. It is an op: its requests are OFFERs
+// then sends the ones it asks for. It is an op: its requests are a PING
+// to an address that never answered us, OFFERs
 // (slot and off are the first and past-the-last item of the OFFER), PUTs
 // (slot names the transfer, off the part) and DELETEs.
 type offerSession struct {
@@ -517,7 +518,8 @@ type offerSession struct {
 	digs     []wire.Digest // parallel to items
 	next     int           // the first item not yet offered
 	offering int           // OFFERs in flight
-	answered bool          // the destination answered an OFFER at its address
+	answered bool          // the destination has answered us at its address
+	pinged   bool          // it had not, and was sent a PING
 	wanted   []int32       // items asked for
 	sent     int           // of wanted, those started
 	xfers    []xfer
@@ -556,15 +558,21 @@ func (s *offerSession) fill(m *wire.Message, p *pending) {
 // left to send or wait for.
 func (n *Node) pump(s *offerSession, now time.Time, w transport.Writer) {
 	st := &n.repl.stats
-	for !s.dead() && s.offering < replOffersInFlight && s.next < len(s.items) {
-		if !s.answered && s.next > 0 {
-			// An address that has not answered gets one OFFER: it may be a
-			// forged source, and the rest waits for its WANT.
-			if s.offering == 0 {
+	if !s.answered && !s.pinged && !s.dead() {
+		// An address that never answered us may be a forged source: it
+		// gets a PING, and OFFERs only once it answers.
+		if e, ok := n.table.Get(s.to.ID); ok && e.Verified && e.Contact.Addr == s.to.Addr {
+			s.answered = true
+		} else {
+			s.pinged = true
+			if n.sendReq(pending{to: s.to, typ: wire.Ping, op: s}, now, w) {
+				s.offering++
+			} else {
 				s.next = len(s.items)
 			}
-			break
 		}
+	}
+	for !s.dead() && s.answered && s.offering < replOffersInFlight && s.next < len(s.items) {
 		end := min(s.next+wire.MaxOffer, len(s.items))
 		if !n.sendReq(pending{to: s.to, typ: wire.Offer, op: s, slot: int32(s.next), off: uint32(end)}, now, w) {
 			s.next = len(s.items)
@@ -620,6 +628,13 @@ func (s *offerSession) response(n *Node, q *pending, m *wire.Message, now time.T
 	}
 	st := &n.repl.stats
 	switch q.typ {
+	case wire.Ping:
+		s.offering--
+		if m.Type == wire.Pong {
+			s.answered = true
+		} else {
+			s.next = len(s.items)
+		}
 	case wire.Offer:
 		s.offering--
 		if m.Type != wire.Want {
@@ -670,9 +685,9 @@ func (s *offerSession) failure(n *Node, q *pending, now time.Time, w transport.W
 		return
 	}
 	switch q.typ {
-	case wire.Offer:
+	case wire.Ping, wire.Offer:
 		s.offering--
-		if !s.answered {
+		if !s.answered || q.typ == wire.Ping {
 			s.next = len(s.items) // silent: offer it nothing more
 		}
 	default:
