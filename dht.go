@@ -117,6 +117,9 @@ func New(cfg Config) (*Node, error) {
 		StoreLimits:     cfg.StoreLimits,
 		Rand:            cfg.Rand,
 		Logger:          cfg.Logger,
+
+		ReplicateInterval: cfg.ReplicateInterval,
+		ReplicateDebounce: cfg.ReplicateDebounce,
 	})
 	if err != nil {
 		tr.Close()
