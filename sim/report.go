@@ -34,9 +34,14 @@ type Report struct {
 	Tables Dist `json:"tables"`
 	// FinalTables is the same at the end of a run with churn or a
 	// partition.
-	FinalTables *Dist            `json:"final_tables,omitempty"`
-	Churn       *ChurnReport     `json:"churn,omitempty"`
-	Partition   *PartitionReport `json:"partition,omitempty"`
+	FinalTables *Dist              `json:"final_tables,omitempty"`
+	Churn       *ChurnReport       `json:"churn,omitempty"`
+	Partition   *PartitionReport   `json:"partition,omitempty"`
+	Waves       *WavesReport       `json:"waves,omitempty"`
+	Maintenance *MaintenanceReport `json:"maintenance,omitempty"`
+	// Replication adds up every node's replication counters, those that
+	// left included.
+	Replication core.ReplicationStats `json:"replication"`
 	// Phases gives each phase's virtual duration and datagrams.
 	Phases []PhaseReport `json:"phases"`
 	// Network counts every datagram of the run.
@@ -411,6 +416,7 @@ func (r *Report) WriteText(w io.Writer, withPerf bool) error {
 			p("%s", line)
 		}
 	}
+	r.writeMaintenance(p)
 	n := &r.Network
 	p("network\t%d datagrams sent, %d delivered, %d lost, %d partitioned, %d unreachable, %d to closed nodes",
 		n.Sent, n.Delivered, n.Lost, n.Partitioned, n.Unreachable, n.Closed)

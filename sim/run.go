@@ -33,6 +33,8 @@ const (
 	PhaseLookups   = "lookups"
 	PhaseChurn     = "churn"
 	PhasePartition = "partition"
+	PhaseWaves     = "waves"
+	PhaseIdle      = "idle"
 )
 
 // Progress tells how far a run has got. Done and Total count the phase's
@@ -92,8 +94,10 @@ type engine struct {
 	seeds    []netip.AddrPort
 	keys     []id.ID
 	left     core.Stats // counters of nodes that have left
-	valBuf   []byte     // scratch for the expected value of a key
-	started  time.Time  // wall clock at the start, for Perf only
+	leftRepl core.ReplicationStats
+	bytes    *uint64   // bytes sent by every node, when counted (see endpoint)
+	valBuf   []byte    // scratch for the expected value of a key
+	started  time.Time // wall clock at the start, for Perf only
 	startCPU time.Duration
 
 	phase       string
@@ -154,6 +158,12 @@ func (e *engine) run() error {
 	if e.sc.Partition != nil {
 		phases = append(phases, e.partition)
 	}
+	if e.sc.Waves != nil {
+		phases = append(phases, e.waves)
+	}
+	if e.sc.Idle > 0 {
+		phases = append(phases, e.idle)
+	}
 	for _, p := range phases {
 		if err := p(); err != nil {
 			return err
@@ -185,6 +195,7 @@ func (e *engine) finish() *Report {
 		}
 	}
 	r.Nodes = nodeTotals(tot, len(e.live))
+	r.Replication = e.replTotals()
 	if e.sc.Churn != nil || e.sc.Partition != nil {
 		d := intDist(sizes, true)
 		r.FinalTables = &d
@@ -289,11 +300,13 @@ func (e *engine) advance(limit time.Time, more func() bool) (bool, error) {
 func (e *engine) newNode() (*simNode, error) {
 	i := len(e.nodes)
 	n, err := core.New(core.Config{
-		Transport: e.net.NewEndpoint(),
+		Transport: e.endpoint(),
 		Clock:     e.clk,
 		Rand:      rand.New(rand.NewPCG(e.sc.Seed, uint64(i))),
 		K:         e.sc.K,
 		Alpha:     e.sc.Alpha,
+
+		ReplicateInterval: e.sc.ReplicateInterval.D(),
 	})
 	if err != nil {
 		return nil, err
@@ -328,6 +341,7 @@ func (e *engine) leave(sn *simNode) {
 	st := sn.n.Stats()
 	st.StoredValues = 0 // they leave with it
 	addStats(&e.left, st)
+	addRepl(&e.leftRepl, sn.n.ReplicationStats())
 	e.removeLive(sn)
 	sn.n.Close()
 	sn.n = nil

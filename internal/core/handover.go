@@ -22,8 +22,8 @@ import (
 
 // Bounds of the event pass.
 const (
-	replMaxEvents  = 64 // newcomers, and departures, handled an interval
-	replMaxPending = 32 // newcomers, and departures, waiting for one pass
+	replMaxEvents  = 256 // newcomers, and departures, handled an interval
+	replMaxPending = 64  // newcomers, and departures, waiting for one pass
 )
 
 // replEvent is a newcomer or departure handled within the interval.
