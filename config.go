@@ -125,7 +125,8 @@ type Config struct {
 	ReplicateInterval time.Duration
 	// ReplicateDebounce is how long the node waits after a neighbour left
 	// or a new one arrived before it re-replicates or hands values over;
-	// default 5s, at most ReplicateInterval.
+	// default 5s (or ReplicateInterval, when that is shorter), at most
+	// ReplicateInterval.
 	ReplicateDebounce time.Duration
 }
 
@@ -229,7 +230,8 @@ func (c *Config) validate() error {
 	if c.ReplicateInterval == 0 {
 		c.ReplicateInterval = d.ReplicateInterval
 	}
-	if c.ReplicateDebounce == 0 {
+	if c.ReplicateDebounce == 0 || (c.ReplicateDebounce == d.ReplicateDebounce && c.ReplicateInterval > 0) {
+		// The default shrinks to an interval shorter than itself.
 		c.ReplicateDebounce = min(d.ReplicateDebounce, max(c.ReplicateInterval, time.Second))
 	}
 	switch {

@@ -307,6 +307,7 @@ func (e *engine) newNode() (*simNode, error) {
 		Alpha:     e.sc.Alpha,
 
 		ReplicateInterval: e.sc.ReplicateInterval.D(),
+		StoreLimits:       e.storeLimits(),
 	})
 	if err != nil {
 		return nil, err
@@ -441,6 +442,9 @@ func (e *engine) join() error {
 
 // put stores every key from a random live node, Concurrency at a time.
 func (e *engine) put() error {
+	if e.sc.Preload {
+		return e.preload()
+	}
 	sc := e.sc
 	e.beginPhase(PhasePut, sc.Keys)
 	pr := &e.r.Put

@@ -87,6 +87,12 @@ type Scenario struct {
 	// pings): its datagrams and bytes, per stored value and hour, are the
 	// report's maintenance figures.
 	Idle Duration `json:"idle,omitempty"`
+	// Preload, if set, replaces the put phase: every key's record goes
+	// straight into the stores of its K closest nodes (publisher the key,
+	// version 1), with no traffic, as if the network had long settled;
+	// the stores' MaxValues is raised to fit. For measuring maintenance at
+	// many values per node.
+	Preload bool `json:"preload,omitempty"`
 	// ReplicateInterval is every node's Config.ReplicateInterval: 0 for
 	// the default (1h), negative for no replication at all.
 	ReplicateInterval Duration `json:"replicate_interval,omitempty"`

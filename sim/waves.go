@@ -9,6 +9,7 @@ import (
 
 	"github.com/dhtkit/dht/id"
 	"github.com/dhtkit/dht/internal/core"
+	"github.com/dhtkit/dht/store"
 	"github.com/dhtkit/dht/transport"
 )
 
@@ -231,6 +232,43 @@ func (e *engine) waveProbe(wave int, start time.Time, original map[*simNode]bool
 			then(p)
 		})
 	}
+}
+
+// preload puts every key's record straight into its K closest live nodes.
+func (e *engine) preload() error {
+	sc := e.sc
+	e.beginPhase(PhasePut, sc.Keys)
+	pr := &e.r.Put
+	pr.Keys = sc.Keys
+	now := e.clk.Now()
+	live := slices.Clone(e.live)
+	replicas := make([]int32, 0, sc.Keys)
+	for k, key := range e.keys {
+		slices.SortFunc(live, func(a, b *simNode) int { return id.CompareDistance(key, a.n.ID(), b.n.ID()) })
+		v := store.Value{Publisher: key, Version: 1, Expires: now.Add(valueTTL), Data: e.value(k)}
+		stored := int32(0)
+		for _, sn := range live[:min(sc.K, len(live))] {
+			if err := sn.n.Store().Put(key, v, netip.Addr{}, now); err != nil {
+				return fmt.Errorf("preload: key %d: %w", k, err)
+			}
+			stored++
+		}
+		replicas = append(replicas, stored)
+		pr.Stored++
+		e.done++
+	}
+	pr.Replicas = intDist(replicas, true)
+	return nil
+}
+
+// storeLimits are the nodes' store limits: the defaults, with room for a
+// preloaded share of the keys.
+func (e *engine) storeLimits() store.Limits {
+	if !e.sc.Preload {
+		return store.Limits{}
+	}
+	share := 2 * e.sc.Keys * e.sc.K / max(e.sc.Nodes, 1)
+	return store.Limits{MaxValues: max(store.DefaultMaxValues, share), MaxPerPublisher: store.DefaultMaxPerPublisher}
 }
 
 // heldByClosest reports whether one of key's K closest live nodes holds it.
