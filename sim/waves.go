@@ -57,6 +57,10 @@ type WaveProbe struct {
 	Timeouts int `json:"timeouts"`
 	Errors   int `json:"errors"`
 	Wrong    int `json:"wrong"`
+	// Unanswered counts the lookups not found in which no node asked
+	// answered: the asking node knew only departed nodes near the key
+	// (a stale routing table, not a lost key).
+	Unanswered int `json:"unanswered"`
 	// Replicas is how many live nodes hold each probed key.
 	Replicas     Dist    `json:"replicas"`
 	LatencyP50MS float64 `json:"latency_p50_ms"`
@@ -201,6 +205,9 @@ func (e *engine) waveProbe(wave int, start time.Time, original map[*simNode]bool
 				return
 			}
 			lost[k] = !acc.add(r, err, e.value(k))
+			if lost[k] && r != nil && r.Queried > 0 && r.Responded == 0 {
+				p.Unanswered++
+			}
 			if left--; left > 0 {
 				return
 			}
@@ -415,6 +422,7 @@ func combineRepl(a, b core.ReplicationStats, sign int) core.ReplicationStats {
 		OffersServed: f(a.OffersServed, b.OffersServed), DigestsServed: f(a.DigestsServed, b.DigestsServed),
 		DigestsWanted: f(a.DigestsWanted, b.DigestsWanted), Newcomers: f(a.Newcomers, b.Newcomers),
 		Departures: f(a.Departures, b.Departures), EventsDropped: f(a.EventsDropped, b.EventsDropped),
+		NeighbourPings: f(a.NeighbourPings, b.NeighbourPings),
 	}
 }
 
@@ -425,9 +433,9 @@ func (r *Report) writeMaintenance(p func(format string, a ...any)) {
 		s := r.Scenario.Waves
 		p("waves\t%d waves of %d nodes replaced, %v apart", s.Count, w.Replaced, s.Every)
 		for _, q := range w.Probes {
-			p("  after wave %d\t%d live (%d original): %d/%d keys found (%s); lost: %d with no live replica, %d held (%d by none of their %d closest; lookups: %d not found, %d no answer, %d errors, %d wrong); replicas %s",
+			p("  after wave %d\t%d live (%d original): %d/%d keys found (%s); lost: %d with no live replica, %d held (%d by none of their %d closest; lookups: %d not found, %d no answer, %d errors, %d wrong, %d asked only departed nodes); replicas %s",
 				q.Wave, q.Live, q.Original, q.Found, q.Keys, pct(q.Share), q.LostNoReplica, q.LostHeld, q.LostOffClosest, r.Scenario.K,
-				q.NotFound, q.Timeouts, q.Errors, q.Wrong, q.Replicas.summary(""))
+				q.NotFound, q.Timeouts, q.Errors, q.Wrong, q.Unanswered, q.Replicas.summary(""))
 		}
 	}
 	if m := r.Maintenance; m != nil {
@@ -438,6 +446,6 @@ func (r *Report) writeMaintenance(p func(format string, a ...any)) {
 			x.Lookups, x.LookupMessages, x.Offers, x.OfferedDigests, x.Transfers)
 	}
 	x := &r.Replication
-	p("replication\t%d periodic and %d event passes, %d region lookups (%d requests), %d OFFERs (%d digests, %d wanted), %d records sent (%d accepted, %d refused), %d skipped as received; %d newcomers, %d departures, %d events dropped",
-		x.Passes, x.EventPasses, x.Lookups, x.LookupMessages, x.Offers, x.OfferedDigests, x.Wanted, x.Transfers, x.Accepted, x.Refused, x.Skipped, x.Newcomers, x.Departures, x.EventsDropped)
+	p("replication\t%d periodic and %d event passes, %d region lookups (%d requests), %d OFFERs (%d digests, %d wanted), %d records sent (%d accepted, %d refused), %d skipped as received; %d newcomers, %d departures, %d events dropped, %d neighbour pings",
+		x.Passes, x.EventPasses, x.Lookups, x.LookupMessages, x.Offers, x.OfferedDigests, x.Wanted, x.Transfers, x.Accepted, x.Refused, x.Skipped, x.Newcomers, x.Departures, x.EventsDropped, x.NeighbourPings)
 }

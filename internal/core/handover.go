@@ -5,6 +5,7 @@ import (
 
 	"github.com/dhtkit/dht/id"
 	"github.com/dhtkit/dht/transport"
+	"github.com/dhtkit/dht/wire"
 )
 
 // Hand-over and departures: the event pass of replication (replicate.go).
@@ -71,6 +72,56 @@ func (n *Node) noteFailed(c id.Contact, now time.Time) {
 	n.repl.departed = append(n.repl.departed, c)
 	n.repl.stats.Departures++
 	n.armEvent(now)
+}
+
+// Departures are noticed when a request to the departed fails, and a node
+// that holds records makes sure it sends some: every ReplicateInterval/12
+// (5 minutes by default) it pings those of its K closest contacts it has
+// not heard from since the last check. A node that holds nothing, or hears
+// from its neighbours anyway, sends none.
+
+// checkEvery is the period of the neighbour check.
+func (n *Node) checkEvery() time.Duration {
+	return max(n.cfg.ReplicateInterval/12, time.Second)
+}
+
+// armCheck arms the next neighbour check, with ±10% jitter.
+func (n *Node) armCheck(now time.Time) {
+	if n.closed {
+		return
+	}
+	base := n.checkEvery()
+	d := base - base/10 + time.Duration(n.rng.Int64N(int64(base/5)+1))
+	n.repl.check.stop()
+	gen := n.repl.check.gen
+	n.repl.check.at = now.Add(d)
+	n.repl.check.t = n.clock.AfterFunc(d, func() {
+		n.run(func(now time.Time, w transport.Writer) {
+			if gen != n.repl.check.gen || n.closed {
+				return
+			}
+			n.repl.check.t = nil
+			n.checkNeighbours(now, w)
+			n.armCheck(now)
+		})
+	})
+}
+
+// checkNeighbours pings the K closest contacts not heard from within the
+// check period, when this node holds records.
+func (n *Node) checkNeighbours(now time.Time, w transport.Writer) {
+	if n.store.Len() == 0 {
+		return
+	}
+	var buf [32]id.Contact
+	cut := now.Add(-n.checkEvery())
+	for _, c := range n.table.ClosestResponsive(n.self, n.cfg.K, buf[:0]) {
+		if e, ok := n.table.Get(c.ID); ok && e.LastSeen.Before(cut) {
+			if n.send(c, wire.Ping, id.ID{}, livenessCheck{}, now, w) {
+				n.repl.stats.NeighbourPings++
+			}
+		}
+	}
 }
 
 // nearSelf reports whether x is among the 3K nodes the table knows

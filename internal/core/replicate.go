@@ -70,6 +70,7 @@ type ReplicationStats struct {
 	DigestsServed          uint64
 	DigestsWanted          uint64 // of those, digests it asked for
 	Newcomers, Departures  uint64 // events that led to an event pass
+	NeighbourPings         uint64 // pings of quiet neighbours (handover.go)
 	EventsDropped          uint64 // events over the per-period budget or the pending bound
 }
 
@@ -84,6 +85,7 @@ func (n *Node) ReplicationStats() ReplicationStats {
 type replState struct {
 	periodic timerSlot
 	event    timerSlot
+	check    timerSlot // the neighbour check (handover.go)
 	pass     *replPass
 	due      bool // the periodic timer fired while another pass ran
 	evDue    bool // the event timer did
@@ -103,6 +105,7 @@ func (n *Node) startReplication(now time.Time) {
 	n.repl.salt = n.rng.Uint64()
 	if n.replicating() {
 		n.armPeriodic(now, now)
+		n.armCheck(now)
 	}
 }
 
@@ -110,6 +113,7 @@ func (n *Node) startReplication(now time.Time) {
 func (n *Node) stopReplication() {
 	n.repl.periodic.stop()
 	n.repl.event.stop()
+	n.repl.check.stop()
 	if p := n.repl.pass; p != nil {
 		p.closed = true
 		if p.looking != nil {
