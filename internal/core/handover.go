@@ -1,6 +1,7 @@
 package core
 
 import (
+	"slices"
 	"time"
 
 	"github.com/dhtkit/dht/id"
@@ -76,9 +77,9 @@ func (n *Node) noteFailed(c id.Contact, now time.Time) {
 
 // Departures are noticed when a request to the departed fails, and a node
 // that holds records makes sure it sends some: every ReplicateInterval/12
-// (5 minutes by default) it pings those of its K closest contacts it has
-// not heard from since the last check. A node that holds nothing, or hears
-// from its neighbours anyway, sends none.
+// (5 minutes by default) it pings the K closest of its keys it has not
+// heard from since the last check. A node that holds nothing, or hears from
+// those nodes anyway, sends none.
 
 // checkEvery is the period of the neighbour check.
 func (n *Node) checkEvery() time.Duration {
@@ -107,21 +108,40 @@ func (n *Node) armCheck(now time.Time) {
 	})
 }
 
-// checkNeighbours pings the K closest contacts not heard from within the
-// check period, when this node holds records.
+// replMaxChecks bounds the pings of one neighbour check.
+const replMaxChecks = 64
+
+// checkNeighbours pings the contacts that are among the K closest of a
+// key this node holds (by its routing table) and that it has not heard
+// from within the check period: the nodes whose departure would cost a
+// replica. At most replMaxChecks a check. It walks the stored keys, one
+// table lookup each.
 func (n *Node) checkNeighbours(now time.Time, w transport.Writer) {
 	if n.store.Len() == 0 {
 		return
 	}
 	var buf [32]id.Contact
+	var picked [replMaxChecks]id.ID
+	np := 0
 	cut := now.Add(-n.checkEvery())
-	for _, c := range n.table.ClosestResponsive(n.self, n.cfg.K, buf[:0]) {
-		if e, ok := n.table.Get(c.ID); ok && e.LastSeen.Before(cut) {
-			if n.send(c, wire.Ping, id.ID{}, livenessCheck{}, now, w) {
-				n.repl.stats.NeighbourPings++
+	n.store.Ascend(id.ID{}, func(key id.ID) bool {
+		for _, c := range n.table.ClosestResponsive(key, n.cfg.K, buf[:0]) {
+			if np == len(picked) {
+				return false
+			}
+			if slices.Contains(picked[:np], c.ID) {
+				continue
+			}
+			picked[np] = c.ID
+			np++
+			if e, ok := n.table.Get(c.ID); ok && e.LastSeen.Before(cut) {
+				if n.send(c, wire.Ping, id.ID{}, livenessCheck{}, now, w) {
+					n.repl.stats.NeighbourPings++
+				}
 			}
 		}
-	}
+		return true
+	})
 }
 
 // nearSelf reports whether x is among the 3K nodes the table knows

@@ -485,3 +485,38 @@ func TestReplicationConfigIsValidated(t *testing.T) {
 		}
 	}
 }
+
+// A record's holders notice within minutes, not an interval, that its
+// closest nodes left (the neighbour check pings quiet neighbours; their
+// failures trigger an event pass), and copy it to the nodes now closest.
+func TestDeparturesAreReReplicatedWithinMinutes(t *testing.T) {
+	const k = 4
+	tn := replNet(t, 18, 40, k, time.Hour)
+	key := id.Key("departures")
+	if _, err := putRec(t, tn, tn.nodes[3], PutRequest{Key: key, Value: []byte("kept"), TTL: 6 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	closed := map[*Node]bool{}
+	for _, n := range closestNodes(tn, key)[:k-1] {
+		closed[n] = true
+		n.Close()
+	}
+	tn.clk.RunFor(20 * time.Minute) // four neighbour checks, a third of the interval
+	now := tn.clk.Now()
+	var passes, departures uint64
+	for _, n := range liveClosest(tn, key, closed)[:k] {
+		if len(n.Store().Get(key, now, nil)) == 0 {
+			t.Errorf("%s, one of the key's %d closest live nodes, does not hold it 20 minutes after its closest left", n.ID().Short(), k)
+		}
+	}
+	for _, n := range tn.nodes {
+		if !closed[n] {
+			st := n.ReplicationStats()
+			passes += st.Passes
+			departures += st.Departures
+		}
+	}
+	if passes != 0 || departures == 0 {
+		t.Fatalf("%d periodic passes, %d departures noted: the event pass did not do it", passes, departures)
+	}
+}
