@@ -38,40 +38,42 @@ type replEvent struct {
 
 // noteNewcomer is the routing table's report of a contact it just added.
 // The lock is held.
-func (n *Node) noteNewcomer(c id.Contact, now time.Time) {
-	if !n.replicating() || n.store.Len() == 0 || !n.nearSelf(c.ID) {
-		return
-	}
-	host := hostOf(c.Addr.Addr()).As16()
-	if n.eventSeen(now, false, func(e *replEvent) bool { return e.id == c.ID || e.host == host }) {
-		return
-	}
-	if !n.eventRoom(now, false) || len(n.repl.newcomers) >= replMaxPending {
-		n.repl.stats.EventsDropped++
-		return
-	}
-	n.repl.events = append(n.repl.events, replEvent{id: c.ID, host: host, at: now})
-	n.repl.newcomers = append(n.repl.newcomers, c)
-	n.repl.stats.Newcomers++
-	n.armEvent(now)
-}
+func (n *Node) noteNewcomer(c id.Contact, now time.Time) { n.noteEvent(c, false, now) }
 
 // noteFailed is the report of a contact that failed a request (and may
 // have been removed from the table). The lock is held.
-func (n *Node) noteFailed(c id.Contact, now time.Time) {
+func (n *Node) noteFailed(c id.Contact, now time.Time) { n.noteEvent(c, true, now) }
+
+// noteEvent queues a newcomer, or a departure (gone), for the next event
+// pass: if the node holds records, the contact is near it, it was not
+// handled within the interval (a newcomer: neither its ID nor its host),
+// and the interval's budget has room.
+func (n *Node) noteEvent(c id.Contact, gone bool, now time.Time) {
 	if !n.replicating() || n.store.Len() == 0 || c.ID.IsZero() || !n.nearSelf(c.ID) {
 		return
 	}
-	if n.eventSeen(now, true, func(e *replEvent) bool { return e.id == c.ID }) {
+	var host [16]byte
+	if !gone {
+		host = hostOf(c.Addr.Addr()).As16()
+	}
+	if n.eventSeen(now, gone, func(e *replEvent) bool { return e.id == c.ID || (!gone && e.host == host) }) {
 		return
 	}
-	if !n.eventRoom(now, true) || len(n.repl.departed) >= replMaxPending {
+	queue := &n.repl.newcomers
+	if gone {
+		queue = &n.repl.departed
+	}
+	if !n.eventRoom(gone) || len(*queue) >= replMaxPending {
 		n.repl.stats.EventsDropped++
 		return
 	}
-	n.repl.events = append(n.repl.events, replEvent{id: c.ID, at: now, gone: true})
-	n.repl.departed = append(n.repl.departed, c)
-	n.repl.stats.Departures++
+	n.repl.events = append(n.repl.events, replEvent{id: c.ID, host: host, at: now, gone: gone})
+	*queue = append(*queue, c)
+	if gone {
+		n.repl.stats.Departures++
+	} else {
+		n.repl.stats.Newcomers++
+	}
 	n.armEvent(now)
 }
 
@@ -88,23 +90,9 @@ func (n *Node) checkEvery() time.Duration {
 
 // armCheck arms the next neighbour check, with ±10% jitter.
 func (n *Node) armCheck(now time.Time) {
-	if n.closed {
-		return
-	}
-	base := n.checkEvery()
-	d := base - base/10 + time.Duration(n.rng.Int64N(int64(base/5)+1))
-	n.repl.check.stop()
-	gen := n.repl.check.gen
-	n.repl.check.at = now.Add(d)
-	n.repl.check.t = n.clock.AfterFunc(d, func() {
-		n.run(func(now time.Time, w transport.Writer) {
-			if gen != n.repl.check.gen || n.closed {
-				return
-			}
-			n.repl.check.t = nil
-			n.checkNeighbours(now, w)
-			n.armCheck(now)
-		})
+	n.armSlot(&n.repl.check, n.jittered(n.checkEvery()), now, func(now time.Time, w transport.Writer) {
+		n.checkNeighbours(now, w)
+		n.armCheck(now)
 	})
 }
 
@@ -175,7 +163,7 @@ func (n *Node) eventSeen(now time.Time, gone bool, match func(*replEvent) bool) 
 }
 
 // eventRoom reports whether the interval's budget of the kind has room.
-func (n *Node) eventRoom(now time.Time, gone bool) bool {
+func (n *Node) eventRoom(gone bool) bool {
 	k := 0
 	for i := range n.repl.events {
 		if n.repl.events[i].gone == gone {
@@ -187,21 +175,12 @@ func (n *Node) eventRoom(now time.Time, gone bool) bool {
 
 // armEvent arms the event pass, unless it is armed.
 func (n *Node) armEvent(now time.Time) {
-	if n.closed || n.repl.event.t != nil {
+	if n.repl.event.t != nil {
 		return
 	}
-	d := n.cfg.ReplicateDebounce
-	gen := n.repl.event.gen
-	n.repl.event.at = now.Add(d)
-	n.repl.event.t = n.clock.AfterFunc(d, func() {
-		n.run(func(now time.Time, w transport.Writer) {
-			if gen != n.repl.event.gen || n.closed {
-				return
-			}
-			n.repl.event.t = nil
-			n.repl.evDue = true
-			n.nextPass(now, w)
-		})
+	n.armSlot(&n.repl.event, n.cfg.ReplicateDebounce, now, func(now time.Time, w transport.Writer) {
+		n.repl.evDue = true
+		n.nextPass(now, w)
 	})
 }
 

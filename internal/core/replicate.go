@@ -124,23 +124,35 @@ func (n *Node) stopReplication() {
 
 // armPeriodic arms the periodic pass one interval (±10%) after from.
 func (n *Node) armPeriodic(from, now time.Time) {
+	d := max(from.Add(n.jittered(n.cfg.ReplicateInterval)).Sub(now), n.cfg.ReplicateDebounce)
+	n.armSlot(&n.repl.periodic, d, now, func(now time.Time, w transport.Writer) {
+		n.repl.due = true
+		n.nextPass(now, w)
+	})
+}
+
+// jittered returns base ±10%, so that nodes started together do not act
+// in step.
+func (n *Node) jittered(base time.Duration) time.Duration {
+	return base - base/10 + time.Duration(n.rng.Int64N(int64(base/5)+1))
+}
+
+// armSlot arms slot to run fire (under the lock) d from now; a slot
+// re-armed or stopped meanwhile makes the old timer's call a no-op.
+func (n *Node) armSlot(slot *timerSlot, d time.Duration, now time.Time, fire func(now time.Time, w transport.Writer)) {
 	if n.closed {
 		return
 	}
-	base := n.cfg.ReplicateInterval
-	d := from.Add(base - base/10 + time.Duration(n.rng.Int64N(int64(base/5)+1))).Sub(now)
-	d = max(d, n.cfg.ReplicateDebounce)
-	n.repl.periodic.stop()
-	gen := n.repl.periodic.gen
-	n.repl.periodic.at = now.Add(d)
-	n.repl.periodic.t = n.clock.AfterFunc(d, func() {
+	slot.stop()
+	gen := slot.gen
+	slot.at = now.Add(d)
+	slot.t = n.clock.AfterFunc(d, func() {
 		n.run(func(now time.Time, w transport.Writer) {
-			if gen != n.repl.periodic.gen || n.closed {
+			if gen != slot.gen || n.closed {
 				return
 			}
-			n.repl.periodic.t = nil
-			n.repl.due = true
-			n.nextPass(now, w)
+			slot.t = nil
+			fire(now, w)
 		})
 	})
 }
