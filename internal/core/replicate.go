@@ -409,10 +409,16 @@ func (n *Node) explored(r *region, x subtree, target id.ID, res *LookupResult) {
 	r.probe = false
 	k := n.cfg.K
 	if len(res.Closest) < k {
-		if res.Incomplete == "" && res.Responded > 0 {
+		switch {
+		case res.Responded == 0 && probe:
+			// Nobody answered: there is no one to copy to now, for this
+			// key or any other. The pass skips the rest of its keys
+			// rather than look up each one in vain.
+			r.bits, r.ready = 0, true
+		case res.Incomplete == "":
 			r.bits, r.ready = 0, true // every node there is: the network is that small
-		} else if probe {
-			r.ready = true // nobody to ask: the anchor alone, with what is known
+		case probe:
+			r.ready = true // a lookup cut short: the anchor alone, with what it found
 		}
 		return
 	}

@@ -213,3 +213,89 @@ func TestHostileWantsDrawNothingOrEachRecordOnce(t *testing.T) {
 		})
 	}
 }
+
+// A destination that answers at random — any response type, WANTs of any
+// indices, ERRORs, silence, duplicates, PUT_OKs that ask for parts that do
+// not exist — cannot stall a pass, make it panic or make it send a record
+// more than once per OFFER that named it.
+func TestRandomAnswersNeverStallOrInflateAPass(t *testing.T) {
+	tn := newTestNet(t, 23, memnet.Config{})
+	srv := tn.add(func(c *Config) { c.K = 3 })
+	now := tn.clk.Now()
+	const nrec = 120
+	keys := holdRecords(t, srv, nrec, 10, now)
+	big := id.Key("big")
+	if err := srv.Store().Put(big, store.Value{Publisher: big, Version: 1, Expires: now.Add(6 * time.Hour), Data: make([]byte, 3*wire.MaxPart+7)}, netip.Addr{}, now); err != nil {
+		t.Fatal(err)
+	}
+	_ = srv.Store().Put(keys[0], store.Value{Publisher: id.Key("gone"), Version: 9, Expires: now.Add(6 * time.Hour), Deleted: true}, netip.Addr{}, now)
+	rng := rand.New(rand.NewPCG(23, 1))
+	puts, offers := 0, 0
+	var dst *peer
+	dst = tn.listenPeer(netip.MustParseAddrPort("127.63.0.1:4000"), id.Key("random"), func(req *wire.Message, from netip.AddrPort) *wire.Message {
+		switch req.Type {
+		case wire.Put, wire.Delete:
+			puts++
+		case wire.Offer:
+			offers++
+		}
+		if req.Type == wire.FindNode || req.Type == wire.Ping {
+			return answer(req, from, nil)
+		}
+		var out *wire.Message
+		switch rng.IntN(6) {
+		case 0:
+			return nil // silence
+		case 1:
+			out = &wire.Message{Type: wire.Error, Code: wire.CodeBusy, Text: []byte("no")}
+		case 2:
+			out = &wire.Message{Type: wire.PutOK, Status: uint8(rng.IntN(2)), TTL: 60}
+		case 3:
+			out = &wire.Message{Type: wire.Deleted, TTL: 60}
+		default:
+			out = &wire.Message{Type: wire.Want}
+			for i := range wire.MaxOffer {
+				if rng.IntN(3) == 0 {
+					out.Wants = append(out.Wants, uint8(i))
+				}
+			}
+		}
+		if rng.IntN(4) == 0 { // and a duplicate of it
+			dup := *out
+			dup.Network, dup.TxID, dup.Sender = req.Network, req.TxID, dst.id
+			if b, err := dup.Append(nil); err == nil {
+				_ = dst.ep.Send([]transport.Packet{{Addr: from, Data: b}})
+			}
+		}
+		return out
+	})
+	sendRaw(t, dst, srv.Addr(), wire.Message{Type: wire.Ping, TxID: 1})
+	tn.clk.RunFor(time.Minute)
+	const passes = 30
+	for range passes {
+		srv.mu.Lock()
+		srv.repl.marks = nil
+		srv.mu.Unlock()
+		triggerPass(srv)
+		tn.clk.RunFor(2 * time.Minute)
+	}
+	st := srv.ReplicationStats()
+	if st.Passes != passes {
+		t.Fatalf("%d of %d passes ended: one stalled", st.Passes, passes)
+	}
+	srv.mu.Lock()
+	running := srv.repl.pass != nil
+	srv.mu.Unlock()
+	if running {
+		t.Fatal("a pass is still running after every answer came or timed out")
+	}
+	// Each OFFER names at most MaxOffer records; a record goes once per
+	// OFFER that named it, its parts aside.
+	if bound := offers * wire.MaxOffer * 4; puts > bound {
+		t.Fatalf("%d PUTs and DELETEs for %d OFFERs, bound %d", puts, offers, bound)
+	}
+	if int(st.Transfers) > offers*wire.MaxOffer {
+		t.Fatalf("%d records sent for %d OFFERs", st.Transfers, offers)
+	}
+	t.Logf("%d passes: %d OFFERs, %d PUTs/DELETEs, %+v", passes, offers, puts, st)
+}
