@@ -590,6 +590,7 @@ func (e *engine) probe(label string, then func(Probe)) {
 	p := Probe{At: Duration(e.clk.Now().Sub(e.phaseVStart)), Label: label, Live: len(e.live)}
 	acc := newLookupAcc(e.sc.ProbeKeys)
 	left := e.sc.ProbeKeys
+	lost := make([]bool, e.sc.ProbeKeys)
 	for k := range e.sc.ProbeKeys {
 		from := e.randomLive()
 		side := from.side
@@ -598,6 +599,10 @@ func (e *engine) probe(label string, then func(Probe)) {
 				return
 			}
 			found := acc.add(r, err, e.value(k))
+			lost[k] = !found
+			if !found && r != nil && r.Queried > 0 && r.Responded == 0 {
+				p.Unanswered++
+			}
 			if side == 1 {
 				p.MinorityKeys++
 				if found {
@@ -609,6 +614,9 @@ func (e *engine) probe(label string, then func(Probe)) {
 				p.Share = float64(acc.found) / float64(acc.n)
 				lat := latencyDist(acc.latencyUS)
 				p.LatencyP50MS, p.LatencyP99MS = lat.P50, lat.P99
+				if acc.found < acc.n && label == PhaseChurn {
+					p.LostNoReplica, p.LostHeld, p.LostOffClosest, _ = e.lostReasons(lost)
+				}
 				then(p)
 			}
 		})

@@ -216,25 +216,8 @@ func (e *engine) waveProbe(wave int, start time.Time, original map[*simNode]bool
 			p.Share = float64(acc.found) / float64(acc.n)
 			lat := latencyDist(acc.latencyUS)
 			p.LatencyP50MS, p.LatencyP99MS = lat.P50, lat.P99
-			now := e.clk.Now()
-			replicas := make([]int32, len(lost))
-			for i := range lost {
-				for _, sn := range e.live {
-					if len(sn.n.Store().Get(e.keys[i], now, nil)) > 0 {
-						replicas[i]++
-					}
-				}
-				switch {
-				case !lost[i]:
-				case replicas[i] == 0:
-					p.LostNoReplica++
-				default:
-					p.LostHeld++
-					if !e.heldByClosest(e.keys[i], now) {
-						p.LostOffClosest++
-					}
-				}
-			}
+			var replicas []int32
+			p.LostNoReplica, p.LostHeld, p.LostOffClosest, replicas = e.lostReasons(lost)
 			p.Replicas = intDist(replicas, true)
 			then(p)
 		})
@@ -276,6 +259,32 @@ func (e *engine) storeLimits() store.Limits {
 	}
 	share := 2 * e.sc.Keys * e.sc.K / max(e.sc.Nodes, 1)
 	return store.Limits{MaxValues: max(store.DefaultMaxValues, share), MaxPerPublisher: store.DefaultMaxPerPublisher}
+}
+
+// lostReasons counts, of the probed keys lost (by index), those no live
+// node holds, those some do, and of those the keys none of their K closest
+// holds; and it returns how many live nodes hold each probed key.
+func (e *engine) lostReasons(lost []bool) (noReplica, held, offClosest int, replicas []int32) {
+	now := e.clk.Now()
+	replicas = make([]int32, len(lost))
+	for i := range lost {
+		for _, sn := range e.live {
+			if len(sn.n.Store().Get(e.keys[i], now, nil)) > 0 {
+				replicas[i]++
+			}
+		}
+		switch {
+		case !lost[i]:
+		case replicas[i] == 0:
+			noReplica++
+		default:
+			held++
+			if !e.heldByClosest(e.keys[i], now) {
+				offClosest++
+			}
+		}
+	}
+	return noReplica, held, offClosest, replicas
 }
 
 // heldByClosest reports whether one of key's K closest live nodes holds it.
