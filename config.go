@@ -151,6 +151,17 @@ type Config struct {
 	Rand *rand.Rand
 	// Logger receives the node's logs; default none.
 	Logger *slog.Logger
+	// ReplicateInterval is how often the node copies the values it holds
+	// to their keys' current K closest nodes (digests first, values only
+	// where lacking), skipping values it received within the interval;
+	// default 1h. Negative turns replication off, hand-over to new nodes
+	// and re-replication after departures included.
+	ReplicateInterval time.Duration
+	// ReplicateDebounce is how long the node waits after a neighbour left
+	// or a new one arrived before it re-replicates or hands values over;
+	// default 5s (or ReplicateInterval, when that is shorter), at most
+	// ReplicateInterval.
+	ReplicateDebounce time.Duration
 }
 
 // DefaultConfig returns the configuration of an ordinary node listening on
@@ -170,6 +181,9 @@ func DefaultConfig() Config {
 		MaxTTL:          core.DefaultMaxTTL,
 		MinTTL:          core.DefaultMinTTL,
 		RefreshInterval: core.DefaultRefreshInterval,
+
+		ReplicateInterval: core.DefaultReplicateInterval,
+		ReplicateDebounce: core.DefaultReplicateDebounce,
 	}
 }
 
@@ -257,6 +271,19 @@ func (c *Config) validate() error {
 		return fmt.Errorf("dht: Config.MinTTL is %v: must be between 1s and MaxTTL (%v)", c.MinTTL, c.MaxTTL)
 	case c.RefreshInterval < time.Second:
 		return fmt.Errorf("dht: Config.RefreshInterval is %v: must be at least 1s", c.RefreshInterval)
+	}
+	if c.ReplicateInterval == 0 {
+		c.ReplicateInterval = d.ReplicateInterval
+	}
+	if c.ReplicateDebounce == 0 || (c.ReplicateDebounce == d.ReplicateDebounce && c.ReplicateInterval > 0) {
+		// The default shrinks to an interval shorter than itself.
+		c.ReplicateDebounce = min(d.ReplicateDebounce, max(c.ReplicateInterval, time.Second))
+	}
+	switch {
+	case c.ReplicateInterval > 0 && c.ReplicateInterval < time.Second:
+		return fmt.Errorf("dht: Config.ReplicateInterval is %v: must be at least 1s (or negative: no replication)", c.ReplicateInterval)
+	case c.ReplicateDebounce < 0 || (c.ReplicateInterval > 0 && c.ReplicateDebounce > c.ReplicateInterval):
+		return fmt.Errorf("dht: Config.ReplicateDebounce is %v: must be positive and at most ReplicateInterval (%v)", c.ReplicateDebounce, c.ReplicateInterval)
 	}
 	if err := checkStoreLimits(c.StoreLimits, c.Store != nil); err != nil {
 		return err

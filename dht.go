@@ -125,6 +125,8 @@ func New(cfg Config) (*Node, error) {
 		Logger:          cfg.Logger,
 
 		MinRequestTimeout: cfg.MinRequestTimeout,
+		ReplicateInterval: cfg.ReplicateInterval,
+		ReplicateDebounce: cfg.ReplicateDebounce,
 	})
 	if err != nil {
 		tr.Close()

@@ -21,14 +21,15 @@ import (
 
 // fleetConfig says how to make a fleet's nodes.
 type fleetConfig struct {
-	n        int
-	batch    int           // udp.Config.Batch of each node's socket; 0 for the default
-	k, alpha int           // 0 for the node's defaults
-	refresh  time.Duration // dht.Config.RefreshInterval; 0 for the default
-	seed     uint64
-	label    string
-	progress io.Writer
-	dataDir  string // each node's data directory is under it; empty: in memory
+	n         int
+	batch     int           // udp.Config.Batch of each node's socket; 0 for the default
+	k, alpha  int           // 0 for the node's defaults
+	refresh   time.Duration // dht.Config.RefreshInterval; 0 for the default
+	replicate time.Duration // dht.Config.ReplicateInterval; 0 for the default
+	seed      uint64
+	label     string
+	progress  io.Writer
+	dataDir   string // each node's data directory is under it; empty: in memory
 }
 
 // fdReserve is the file descriptors kept for everything but the nodes'
@@ -76,6 +77,7 @@ func startFleet(ctx context.Context, cfg fleetConfig) ([]*dht.Node, error) {
 		c := dht.DefaultConfig()
 		c.Transport = tr
 		c.K, c.Alpha, c.RefreshInterval = cfg.k, cfg.alpha, cfg.refresh
+		c.ReplicateInterval = cfg.replicate
 		c.Rand = rand.New(rand.NewPCG(cfg.seed, uint64(i)))
 		if cfg.dataDir != "" {
 			c.DataDir = filepath.Join(cfg.dataDir, fmt.Sprintf("node-%d", i+1))

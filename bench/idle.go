@@ -6,8 +6,11 @@ import (
 	"io"
 	"runtime"
 	"runtime/debug"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/dhtkit/dht"
 	"github.com/dhtkit/dht/transport/udp"
 	"github.com/dhtkit/dht/wire"
 )
@@ -37,6 +40,13 @@ type IdleConfig struct {
 	// refreshes the buckets no lookup touched for a whole interval, so a
 	// short interval brings that maintenance into a short idle window.
 	RefreshInterval time.Duration `json:"refresh_interval_ns"`
+	// Values is how many values each node puts after joining (each is
+	// stored on K nodes), so that the idle nodes hold values; 0 for none.
+	Values int `json:"values"`
+	// ReplicateInterval is the nodes' dht.Config.ReplicateInterval; zero
+	// keeps the default (1h). A short one brings replication passes into
+	// the idle window.
+	ReplicateInterval time.Duration `json:"replicate_interval_ns"`
 	// Seeds is how many nodes the others join through.
 	Seeds int `json:"seeds"`
 	// JoinConcurrency bounds the joins in progress at once.
@@ -65,6 +75,9 @@ func DefaultIdleConfig() IdleConfig {
 // it lower.
 const MaxIdleNodes = 100_000
 
+// MaxIdleValues bounds IdleConfig.Values.
+const MaxIdleValues = 10_000
+
 func (c *IdleConfig) validate() error {
 	d := DefaultIdleConfig()
 	fill(&c.Nodes, d.Nodes)
@@ -91,6 +104,10 @@ func (c *IdleConfig) validate() error {
 		return fmt.Errorf("bench: IdleConfig.Alpha is %d: must be from 1 to K (0 for the default)", c.Alpha)
 	case c.RefreshInterval != 0 && (c.RefreshInterval < time.Second || c.RefreshInterval > 24*time.Hour):
 		return fmt.Errorf("bench: IdleConfig.RefreshInterval is %v: must be from 1s to 24h (0 for the default)", c.RefreshInterval)
+	case c.Values < 0 || c.Values > MaxIdleValues:
+		return fmt.Errorf("bench: IdleConfig.Values is %d: must be from 0 to %d", c.Values, MaxIdleValues)
+	case c.ReplicateInterval != 0 && (c.ReplicateInterval < time.Second || c.ReplicateInterval > 24*time.Hour):
+		return fmt.Errorf("bench: IdleConfig.ReplicateInterval is %v: must be from 1s to 24h (0 for the default)", c.ReplicateInterval)
 	case c.Seeds < 1 || c.Seeds > c.Nodes:
 		return fmt.Errorf("bench: IdleConfig.Seeds is %d: must be from 1 to Nodes (%d)", c.Seeds, c.Nodes)
 	case c.JoinConcurrency < 1 || c.JoinConcurrency > 4096:
@@ -119,6 +136,12 @@ type IdleReport struct {
 	// JoinTotals sums the nodes' counters after joining: the traffic the
 	// joins cost.
 	JoinTotals NodeTotals `json:"join_totals"`
+	// Puts is the time the nodes took to put their Values, PutFailures
+	// the puts that failed, and StoredValues the values the nodes hold
+	// when the idle window starts (each put is held by up to K nodes).
+	Puts         time.Duration `json:"puts_ns"`
+	PutFailures  int           `json:"put_failures"`
+	StoredValues int           `json:"stored_values"`
 	// IdleWall is the measured idle time, IdleCPU the process's CPU time
 	// (user and system) in it, and IdleCPUPercent their ratio as a
 	// percentage of one core.
@@ -167,7 +190,7 @@ func RunIdle(ctx context.Context, cfg IdleConfig) (*IdleReport, error) {
 	rep.RSSBefore = residentBytes()
 
 	t0 := time.Now()
-	nodes, err := startFleet(ctx, fleetConfig{n: cfg.Nodes, batch: cfg.Batch, k: cfg.K, alpha: cfg.Alpha, refresh: cfg.RefreshInterval, seed: cfg.Seed, label: "node", progress: cfg.Progress})
+	nodes, err := startFleet(ctx, fleetConfig{n: cfg.Nodes, batch: cfg.Batch, k: cfg.K, alpha: cfg.Alpha, refresh: cfg.RefreshInterval, replicate: cfg.ReplicateInterval, seed: cfg.Seed, label: "node", progress: cfg.Progress})
 	if err != nil {
 		if ctx.Err() != nil {
 			rep.Interrupted = true
@@ -184,9 +207,15 @@ func RunIdle(ctx context.Context, cfg IdleConfig) (*IdleReport, error) {
 	if err != nil && ctx.Err() == nil && cfg.Progress != nil {
 		fmt.Fprintf(cfg.Progress, "%v\n", err)
 	}
+	t0 = time.Now()
+	rep.PutFailures = putFleet(ctx, nodes, cfg.Values, cfg.JoinConcurrency)
+	rep.Puts = time.Since(t0)
 	if ctx.Err() != nil || (cfg.Settle > 0 && !sleepCtx(ctx, cfg.Settle)) {
 		rep.Interrupted = true
 		return rep, nil
+	}
+	for _, n := range nodes {
+		rep.StoredValues += n.Stats().StoredValues
 	}
 	tot := totals(nodes)
 	rep.JoinTotals = tot
@@ -225,6 +254,36 @@ func RunIdle(ctx context.Context, cfg IdleConfig) (*IdleReport, error) {
 	}
 	rep.Interrupted = ctx.Err() != nil
 	return rep, nil
+}
+
+// putFleet has every node put values values under keys of its own, a
+// bounded number at a time, and returns how many puts failed.
+func putFleet(ctx context.Context, nodes []*dht.Node, values, concurrency int) int {
+	if values == 0 || len(nodes) < 2 {
+		return 0
+	}
+	var next, failed atomic.Int64
+	total := int64(len(nodes) * values)
+	var wg sync.WaitGroup
+	for range min(max(concurrency, 1), len(nodes)) {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				i := next.Add(1) - 1
+				if i >= total {
+					return
+				}
+				n := nodes[i%int64(len(nodes))]
+				key := dht.Key(fmt.Sprintf("idle value %d", i))
+				pctx, cancel := context.WithTimeout(ctx, joinTimeout)
+				if _, err := n.Put(pctx, key, []byte(fmt.Sprintf("value %d", i))); err != nil && ctx.Err() == nil {
+					failed.Add(1)
+				}
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	return int(failed.Load())
 }
 
 // memAfterGC collects garbage, returns free memory to the system, and

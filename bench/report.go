@@ -133,6 +133,10 @@ func (r *IdleReport) WriteText(w io.Writer) error {
 		p.f("  joining cost %s requests (%s retries, %s timeouts, %s refused for lack of room)\n",
 			commas(float64(t.Requests)), commas(float64(t.Retries)), commas(float64(t.Timeouts)), commas(float64(t.RPCFull)))
 	}
+	if c.Values > 0 {
+		p.f("values: %s puts (%d per node) in %v, %d failed; the nodes hold %s values\n",
+			commas(float64(c.Values*c.Nodes)), c.Values, roundDur(r.Puts), r.PutFailures, commas(float64(r.StoredValues)))
+	}
 	if r.RSSAfterGC > 0 {
 		p.f("memory: RSS %s before the nodes, %s after joining, %s after a GC\n", mib(float64(r.RSSBefore)), mib(float64(r.RSSAfterJoin)), mib(float64(r.RSSAfterGC)))
 		p.f("  per node: %s RSS after GC (%s before it); Go heap %s, stacks %s; target < %s: %s\n",
@@ -143,9 +147,13 @@ func (r *IdleReport) WriteText(w io.Writer) error {
 		if c.RefreshInterval > 0 {
 			refresh = c.RefreshInterval.String()
 		}
-		p.f("idle: %.3f%% of one core (%v of CPU in %v); %s datagrams received, %s bucket refreshes (refresh interval %s); target < %d%%: %s\n",
+		replicate := "the nodes' default"
+		if c.ReplicateInterval > 0 {
+			replicate = c.ReplicateInterval.String()
+		}
+		p.f("idle: %.3f%% of one core (%v of CPU in %v); %s datagrams received, %s bucket refreshes (refresh interval %s, replication interval %s); target < %d%%: %s\n",
 			r.IdleCPUPercent, roundDur(r.IdleCPU), roundDur(r.IdleWall), commas(float64(r.IdlePackets)), commas(float64(r.IdleRefreshes)),
-			refresh, TargetIdleCPUPercent, met(r.IdleCPUPercent < TargetIdleCPUPercent))
+			refresh, replicate, TargetIdleCPUPercent, met(r.IdleCPUPercent < TargetIdleCPUPercent))
 	}
 	return p.err
 }

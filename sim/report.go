@@ -34,9 +34,14 @@ type Report struct {
 	Tables Dist `json:"tables"`
 	// FinalTables is the same at the end of a run with churn or a
 	// partition.
-	FinalTables *Dist            `json:"final_tables,omitempty"`
-	Churn       *ChurnReport     `json:"churn,omitempty"`
-	Partition   *PartitionReport `json:"partition,omitempty"`
+	FinalTables *Dist              `json:"final_tables,omitempty"`
+	Churn       *ChurnReport       `json:"churn,omitempty"`
+	Partition   *PartitionReport   `json:"partition,omitempty"`
+	Waves       *WavesReport       `json:"waves,omitempty"`
+	Maintenance *MaintenanceReport `json:"maintenance,omitempty"`
+	// Replication adds up every node's replication counters, those that
+	// left included.
+	Replication core.ReplicationStats `json:"replication"`
 	// Phases gives each phase's virtual duration and datagrams.
 	Phases []PhaseReport `json:"phases"`
 	// Network counts every datagram of the run.
@@ -118,6 +123,13 @@ type Probe struct {
 	MinorityFound int     `json:"minority_found,omitempty"`
 	LatencyP50MS  float64 `json:"latency_p50_ms"`
 	LatencyP99MS  float64 `json:"latency_p99_ms"`
+	// Why keys were not found (churn probes): no live node held them any
+	// more; or some did, of which some were held by none of their K
+	// closest; and lookups in which no node asked answered.
+	LostNoReplica  int `json:"lost_no_replica,omitempty"`
+	LostHeld       int `json:"lost_held,omitempty"`
+	LostOffClosest int `json:"lost_off_closest,omitempty"`
+	Unanswered     int `json:"unanswered,omitempty"`
 }
 
 // ProbeSummary adds up probes.
@@ -390,8 +402,13 @@ func (r *Report) WriteText(w io.Writer, withPerf bool) error {
 	if c := r.Churn; c != nil {
 		p("churn\t%d left, %d joined (%d failed to join), %d live at the end", c.Left, c.Joined, c.JoinFailed, c.Live)
 		for _, q := range c.Probes {
-			p("  at %v\t%d live: %d/%d keys found (%s), latency p50 %.0fms p99 %.0fms",
+			line := fmt.Sprintf("  at %v\t%d live: %d/%d keys found (%s), latency p50 %.0fms p99 %.0fms",
 				q.At, q.Live, q.Found, q.Keys, pct(q.Share), q.LatencyP50MS, q.LatencyP99MS)
+			if q.Found < q.Keys {
+				line += fmt.Sprintf("; lost: %d with no live replica, %d held (%d by none of their %d closest), %d lookups asked only departed nodes",
+					q.LostNoReplica, q.LostHeld, q.LostOffClosest, sc.K, q.Unanswered)
+			}
+			p("%s", line)
 		}
 	}
 	if pt := r.Partition; pt != nil {
@@ -411,6 +428,7 @@ func (r *Report) WriteText(w io.Writer, withPerf bool) error {
 			p("%s", line)
 		}
 	}
+	r.writeMaintenance(p)
 	n := &r.Network
 	p("network\t%d datagrams sent, %d delivered, %d lost, %d partitioned, %d unreachable, %d to closed nodes",
 		n.Sent, n.Delivered, n.Lost, n.Partitioned, n.Unreachable, n.Closed)

@@ -33,6 +33,8 @@ const (
 	PhaseLookups   = "lookups"
 	PhaseChurn     = "churn"
 	PhasePartition = "partition"
+	PhaseWaves     = "waves"
+	PhaseIdle      = "idle"
 )
 
 // Progress tells how far a run has got. Done and Total count the phase's
@@ -92,8 +94,10 @@ type engine struct {
 	seeds    []netip.AddrPort
 	keys     []id.ID
 	left     core.Stats // counters of nodes that have left
-	valBuf   []byte     // scratch for the expected value of a key
-	started  time.Time  // wall clock at the start, for Perf only
+	leftRepl core.ReplicationStats
+	bytes    *uint64   // bytes sent by every node, when counted (see endpoint)
+	valBuf   []byte    // scratch for the expected value of a key
+	started  time.Time // wall clock at the start, for Perf only
 	startCPU time.Duration
 
 	phase       string
@@ -154,6 +158,12 @@ func (e *engine) run() error {
 	if e.sc.Partition != nil {
 		phases = append(phases, e.partition)
 	}
+	if e.sc.Waves != nil {
+		phases = append(phases, e.waves)
+	}
+	if e.sc.Idle > 0 {
+		phases = append(phases, e.idle)
+	}
 	for _, p := range phases {
 		if err := p(); err != nil {
 			return err
@@ -185,6 +195,7 @@ func (e *engine) finish() *Report {
 		}
 	}
 	r.Nodes = nodeTotals(tot, len(e.live))
+	r.Replication = e.replTotals()
 	if e.sc.Churn != nil || e.sc.Partition != nil {
 		d := intDist(sizes, true)
 		r.FinalTables = &d
@@ -289,11 +300,14 @@ func (e *engine) advance(limit time.Time, more func() bool) (bool, error) {
 func (e *engine) newNode() (*simNode, error) {
 	i := len(e.nodes)
 	n, err := core.New(core.Config{
-		Transport: e.net.NewEndpoint(),
+		Transport: e.endpoint(),
 		Clock:     e.clk,
 		Rand:      rand.New(rand.NewPCG(e.sc.Seed, uint64(i))),
 		K:         e.sc.K,
 		Alpha:     e.sc.Alpha,
+
+		ReplicateInterval: e.sc.ReplicateInterval.D(),
+		StoreLimits:       e.storeLimits(),
 	})
 	if err != nil {
 		return nil, err
@@ -328,6 +342,7 @@ func (e *engine) leave(sn *simNode) {
 	st := sn.n.Stats()
 	st.StoredValues = 0 // they leave with it
 	addStats(&e.left, st)
+	addRepl(&e.leftRepl, sn.n.ReplicationStats())
 	e.removeLive(sn)
 	sn.n.Close()
 	sn.n = nil
@@ -427,6 +442,9 @@ func (e *engine) join() error {
 
 // put stores every key from a random live node, Concurrency at a time.
 func (e *engine) put() error {
+	if e.sc.Preload {
+		return e.preload()
+	}
 	sc := e.sc
 	e.beginPhase(PhasePut, sc.Keys)
 	pr := &e.r.Put
@@ -572,6 +590,7 @@ func (e *engine) probe(label string, then func(Probe)) {
 	p := Probe{At: Duration(e.clk.Now().Sub(e.phaseVStart)), Label: label, Live: len(e.live)}
 	acc := newLookupAcc(e.sc.ProbeKeys)
 	left := e.sc.ProbeKeys
+	lost := make([]bool, e.sc.ProbeKeys)
 	for k := range e.sc.ProbeKeys {
 		from := e.randomLive()
 		side := from.side
@@ -580,6 +599,10 @@ func (e *engine) probe(label string, then func(Probe)) {
 				return
 			}
 			found := acc.add(r, err, e.value(k))
+			lost[k] = !found
+			if !found && r != nil && r.Queried > 0 && r.Responded == 0 {
+				p.Unanswered++
+			}
 			if side == 1 {
 				p.MinorityKeys++
 				if found {
@@ -591,6 +614,9 @@ func (e *engine) probe(label string, then func(Probe)) {
 				p.Share = float64(acc.found) / float64(acc.n)
 				lat := latencyDist(acc.latencyUS)
 				p.LatencyP50MS, p.LatencyP99MS = lat.P50, lat.P99
+				if acc.found < acc.n && label == PhaseChurn {
+					p.LostNoReplica, p.LostHeld, p.LostOffClosest, _ = e.lostReasons(lost)
+				}
 				then(p)
 			}
 		})

@@ -79,6 +79,23 @@ type Scenario struct {
 	// Partition, if set, runs a partition phase after the lookups (and
 	// after churn, when both are set).
 	Partition *Partition `json:"partition,omitempty"`
+	// Waves, if set, runs a waves phase after the others: the network is
+	// replaced a share at a time (see Waves).
+	Waves *Waves `json:"waves,omitempty"`
+	// Idle, if set, ends the run with a phase this long in which nothing
+	// happens but the nodes' own maintenance (replication, refreshes,
+	// pings): its datagrams and bytes, per stored value and hour, are the
+	// report's maintenance figures.
+	Idle Duration `json:"idle,omitempty"`
+	// Preload, if set, replaces the put phase: every key's record goes
+	// straight into the stores of its K closest nodes (publisher the key,
+	// version 1), with no traffic, as if the network had long settled;
+	// the stores' MaxValues is raised to fit. For measuring maintenance at
+	// many values per node.
+	Preload bool `json:"preload,omitempty"`
+	// ReplicateInterval is every node's Config.ReplicateInterval: 0 for
+	// the default (1h), negative for no replication at all.
+	ReplicateInterval Duration `json:"replicate_interval,omitempty"`
 	// Malicious is the share of nodes that misbehave. It is reserved for
 	// the record issue, which defines what a malicious node does; until
 	// then any value but 0 is rejected.
@@ -197,6 +214,9 @@ func (s *Scenario) Validate() error {
 		case c.For < 0 || c.For.D() > MaxPhase:
 			return fmt.Errorf("churn.duration = %v: must be a duration above 0 and at most 24h", c.For)
 		}
+	}
+	if err := s.validateMaintenance(); err != nil {
+		return err
 	}
 	if p := s.Partition; p != nil {
 		if p.At == 0 {

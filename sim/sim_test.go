@@ -151,6 +151,7 @@ func TestRoundsGrowWithLogN(t *testing.T) {
 func TestChurnLosesKeysAndKeepsReporting(t *testing.T) {
 	sc := Scenario{Nodes: 400, K: 8, Keys: 200, Lookups: 200, Seed: 5, ProbeKeys: 200, ProbeEvery: Duration(2 * time.Minute),
 		Churn: &Churn{Leave: 0.1, Join: 0.1, For: Duration(20 * time.Minute)}}
+	sc.ReplicateInterval = Duration(-time.Second) // what churn does unopposed; see TestChurnWithReplicationLosesNothing
 	if raceEnabled {
 		sc.Nodes, sc.Keys, sc.ProbeKeys = 80, 40, 40
 	}

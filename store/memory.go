@@ -40,6 +40,16 @@ type Memory struct {
 	exp      expiryHeap                                           // at least one entry per record, plus superseded ones
 	examined int                                                  // heap entries the last Sweep examined
 	closed   bool
+	// order is the key order for Ascend, kept only once Ascend has been
+	// called (a simulated node that never walks its keys pays nothing).
+	order *keyOrder
+}
+
+// keyOrder is the key order of a Memory: sorted holds keys in ascending
+// order, some perhaps gone since; fresh holds keys added since, unsorted,
+// merged in by the next Ascend.
+type keyOrder struct {
+	sorted, fresh []id.ID
 }
 
 // entry is a stored record, its expiry as a stamp (cheaper to compare than a
@@ -287,6 +297,7 @@ func (m *Memory) put(key id.ID, v Value, src netip.Addr, now time.Time, restore 
 	}
 	at := stampOf(v.Expires)
 	if old == nil {
+		newKey := len(recs) == 0
 		j := 0
 		for j < len(recs) && sortsBefore(recs[j].Version, recs[j].Publisher, v.Version, v.Publisher) {
 			j++
@@ -296,6 +307,14 @@ func (m *Memory) put(key id.ID, v Value, src netip.Addr, now time.Time, restore 
 			m.keys = make(map[id.ID][]entry)
 		}
 		m.keys[key] = recs
+		if newKey && m.order != nil {
+			m.order.fresh = append(m.order.fresh, key)
+			if len(m.order.fresh) > len(m.keys)+1024 {
+				// Keys that come and go between walks must not pile up:
+				// merging now costs no more than the inserts it follows.
+				m.mergeOrder()
+			}
+		}
 		m.n++
 		m.bytes += len(v.Data)
 		if m.pubs == nil {
@@ -570,6 +589,9 @@ func (m *Memory) purgeKey(key id.ID, now time.Time) []entry {
 // release drops the maps and the heap once the store is empty: Go maps never
 // shrink, and most simulated stores empty out again.
 func (m *Memory) release() {
+	if m.order != nil {
+		*m.order = keyOrder{}
+	}
 	m.keys = nil
 	m.pubs = nil
 	m.srcs = nil
@@ -719,6 +741,90 @@ func (m *Memory) Keys(fn func(key id.ID) bool) {
 			return
 		}
 	}
+}
+
+// ascendBatch is how many keys Ascend copies under the lock at a time: the
+// lock is never held for long, and a walk that stops early copies little.
+const ascendBatch = 256
+
+// Ascend implements Store. It copies the keys a batch at a time under the
+// lock and calls fn after releasing it, so that fn may use the store. The
+// first call builds the key order (a sort of every key); after that, new
+// keys cost 20 bytes each until the next call merges them in, and a call
+// costs O(new keys log new keys + keys) when keys were added or many went,
+// O(log keys + keys reported) otherwise.
+func (m *Memory) Ascend(from id.ID, fn func(key id.ID) bool) {
+	var buf [ascendBatch]id.ID
+	first := true
+	for {
+		batch := m.ascendCopy(from, !first, buf[:0])
+		for _, k := range batch {
+			if !fn(k) {
+				return
+			}
+		}
+		if len(batch) < ascendBatch {
+			return
+		}
+		from, first = batch[len(batch)-1], false
+	}
+}
+
+// ascendCopy appends to dst the held keys from from on (after from, when
+// after is set), up to cap(dst), in ascending order.
+func (m *Memory) ascendCopy(from id.ID, after bool, dst []id.ID) []id.ID {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return dst
+	}
+	if m.order == nil || len(m.order.fresh) > 0 || len(m.order.sorted) > 2*len(m.keys)+16 {
+		m.mergeOrder()
+	}
+	sorted := m.order.sorted
+	i, found := slices.BinarySearchFunc(sorted, from, func(a, b id.ID) int { return a.Compare(b) })
+	if found && after {
+		i++
+	}
+	for ; i < len(sorted) && len(dst) < cap(dst); i++ {
+		if _, ok := m.keys[sorted[i]]; ok {
+			dst = append(dst, sorted[i])
+		}
+	}
+	return dst
+}
+
+// mergeOrder brings sorted up to date: fresh keys merged in, keys gone
+// dropped. The caller holds the write lock.
+func (m *Memory) mergeOrder() {
+	cmp := func(a, b id.ID) int { return a.Compare(b) }
+	if m.order == nil {
+		o := &keyOrder{sorted: make([]id.ID, 0, len(m.keys))}
+		for k := range m.keys {
+			o.sorted = append(o.sorted, k)
+		}
+		slices.SortFunc(o.sorted, cmp)
+		m.order = o
+		return
+	}
+	o := m.order
+	slices.SortFunc(o.fresh, cmp)
+	merged := make([]id.ID, 0, len(m.keys))
+	a, b := o.sorted, o.fresh
+	for len(a) > 0 || len(b) > 0 {
+		var k id.ID
+		switch {
+		case len(b) == 0 || (len(a) > 0 && a[0].Compare(b[0]) < 0):
+			k, a = a[0], a[1:]
+		default:
+			k, b = b[0], b[1:]
+		}
+		if _, ok := m.keys[k]; !ok || (len(merged) > 0 && merged[len(merged)-1] == k) {
+			continue // gone, or added again after it went
+		}
+		merged = append(merged, k)
+	}
+	o.sorted, o.fresh = merged, nil
 }
 
 // Close implements Store. It drops every record, without telling the

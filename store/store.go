@@ -222,6 +222,15 @@ type Store interface {
 	// still be reported. After Close, Keys calls nothing.
 	Keys(fn func(key id.ID) bool)
 
+	// Ascend is Keys in ascending order of key (as bytes, which is the
+	// order of the keyspace), from the first key not below from: the walk
+	// replication makes, so that keys sharing their closest nodes come
+	// together. Like Keys, fn runs without the lock held and may use the
+	// store; a key deleted meanwhile may still be reported, and one added
+	// meanwhile may be missed. Each key held throughout is reported once.
+	// After Close, Ascend calls nothing.
+	Ascend(from id.ID, fn func(key id.ID) bool)
+
 	// Close releases the store. Later Puts return ErrClosed. Close is
 	// idempotent: calls after the first return nil.
 	Close() error

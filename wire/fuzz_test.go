@@ -109,6 +109,16 @@ func brokenRule(m *Message) string {
 		}
 	case Notify:
 		return record(&m.Record)
+	case Offer:
+		if len(m.Offers) > MaxOffer {
+			return "too many digests"
+		}
+	case Want:
+		for i, x := range m.Wants {
+			if x >= MaxOffer || (i > 0 && x <= m.Wants[i-1]) {
+				return "WANT indices not strictly ascending below MaxOffer"
+			}
+		}
 	}
 	return ""
 }

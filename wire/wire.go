@@ -85,6 +85,7 @@ const (
 	Delete    Type = 0x08 // request: withdraw Publisher's value under Target
 	Listen    Type = 0x09 // request: notify me of changes under Target for TTL seconds
 	Notify    Type = 0x0A // request: Record changed under Target (to a listener)
+	Offer     Type = 0x0B // request: digests of records the sender can replicate to you
 
 	Error  Type = 0x80 // response to any request: it was refused, and why
 	Pong   Type = 0x81 // response to Ping
@@ -98,6 +99,7 @@ const (
 	Deleted   Type = 0x88 // response to Delete: tombstone stored
 	Listening Type = 0x89 // response to Listen: registered (or cancelled)
 	Notified  Type = 0x8A // response to Notify
+	Want      Type = 0x8B // response to Offer: which of the offered records are lacking
 )
 
 // IsRequest reports whether t is a request type (known or not).
@@ -106,8 +108,8 @@ func (t Type) IsRequest() bool { return t&0x80 == 0 }
 // Known reports whether this version of the protocol defines t.
 func (t Type) Known() bool {
 	switch t {
-	case Ping, FindNode, FindValue, Store, Put, Get, Fetch, Delete, Listen, Notify,
-		Error, Pong, Nodes, Values, Stored, PutOK, Records, Part, Deleted, Listening, Notified:
+	case Ping, FindNode, FindValue, Store, Put, Get, Fetch, Delete, Listen, Notify, Offer,
+		Error, Pong, Nodes, Values, Stored, PutOK, Records, Part, Deleted, Listening, Notified, Want:
 		return true
 	}
 	return false
@@ -158,6 +160,10 @@ func (t Type) String() string {
 		return "LISTENING"
 	case Notified:
 		return "NOTIFIED"
+	case Offer:
+		return "OFFER"
+	case Want:
+		return "WANT"
 	}
 	return "TYPE_0x" + string(hexDigit(byte(t)>>4)) + string(hexDigit(byte(t)&15))
 }
@@ -258,9 +264,14 @@ type Message struct {
 	AfterVersion   uint64   // GET with Cursor: the last record of the previous answer
 	AfterPublisher id.ID    // GET with Cursor
 
+	Offers []Digest // OFFER: the records offered, at most MaxOffer
+	Wants  []uint8  // WANT: indices into the OFFER's Offers, ascending
+
 	contacts [MaxContacts]id.Contact
 	values   [MaxValues]Value
 	records  [MaxRecords]Record
+	offers   [MaxOffer]Digest
+	wants    [MaxOffer]uint8
 }
 
 // Reset clears every field but leaves the internal arrays alone, which makes
@@ -270,6 +281,8 @@ func (m *Message) Reset() {
 	m.Target, m.TTL, m.Value, m.Values, m.More = id.ID{}, 0, nil, nil, false
 	m.Contacts, m.Observed, m.Code, m.Text = nil, netip.AddrPort{}, 0, nil
 	m.resetNew(nil)
+	m.Offers = nil
+	m.Wants = nil
 }
 
 // resetNew clears the fields of the storage messages, setting Records to rs.
@@ -494,6 +507,10 @@ func (m *Message) Append(b []byte) ([]byte, error) {
 		b = append(b, m.Target[:]...)
 		b, err = appendRecord(b, &m.Record)
 	case Notified:
+	case Offer:
+		b, err = appendOffer(b, m.Offers)
+	case Want:
+		b, err = appendWant(b, m.Wants)
 	default:
 		return b[:start], ErrUnknownType
 	}
@@ -602,6 +619,8 @@ func Decode(b []byte, m *Message) error {
 	m.Code = 0
 	m.Text = nil
 	m.resetNew(m.records[:0])
+	m.Offers = m.offers[:0]
+	m.Wants = m.wants[:0]
 	r := reader{b: b, off: HeaderLen}
 	switch m.Type {
 	case Ping:
@@ -728,6 +747,14 @@ func Decode(b []byte, m *Message) error {
 			return err
 		}
 	case Notified:
+	case Offer:
+		if err := r.offer(m); err != nil {
+			return err
+		}
+	case Want:
+		if err := r.want(m); err != nil {
+			return err
+		}
 	default:
 		return ErrUnknownType
 	}

@@ -144,6 +144,16 @@ func goldenMessages() map[string]*Message {
 		m.Record = Record{Publisher: pub, Version: ver, TTL: 3600, Size: 5, Data: []byte("hello")}
 	})
 	add("notified", func(m *Message) { m.Type = Notified })
+	// Replication: two records offered under target (pub's value at ver
+	// and pub2's tombstone at ver2), of which the receiver lacks the second.
+	add("offer", func(m *Message) {
+		m.Type = Offer
+		m.Offers = []Digest{
+			{Key: target, Hash: RecordDigest(target, pub, ver, false)},
+			{Key: target, Hash: RecordDigest(target, pub2, ver2, true)},
+		}
+	})
+	add("want", func(m *Message) { m.Type, m.Wants = Want, []uint8{1} })
 	return ms
 }
 
@@ -222,6 +232,9 @@ func equal(a, b *Message) bool {
 	if len(a.Contacts) != len(b.Contacts) || len(a.Values) != len(b.Values) || len(a.Records) != len(b.Records) {
 		return false
 	}
+	if !slices.Equal(a.Offers, b.Offers) || !bytes.Equal(a.Wants, b.Wants) {
+		return false
+	}
 	for i := range a.Records {
 		if !equalRecord(&a.Records[i], &b.Records[i]) {
 			return false
@@ -247,9 +260,9 @@ func equalRecord(a, b *Record) bool {
 
 func describe(m *Message) string {
 	return fmt.Sprintf("%s flags=%d net=%x tx=%x sender=%s target=%s ttl=%d value=%q values=%v more=%v contacts=%v observed=%v code=%d text=%q"+
-		" publisher=%s version=%d size=%d offset=%d status=%d found=%v records=%+v record=%+v cursor=%v after=%d/%s",
+		" publisher=%s version=%d size=%d offset=%d status=%d found=%v records=%+v record=%+v cursor=%v after=%d/%s offers=%x wants=%v",
 		m.Type, m.Flags, m.Network, m.TxID, m.Sender.Short(), m.Target.Short(), m.TTL, m.Value, m.Values, m.More, m.Contacts, m.Observed, m.Code, m.Text,
-		m.Publisher.Short(), m.Version, m.Size, m.Offset, m.Status, m.Found, m.Records, m.Record, m.Cursor, m.AfterVersion, m.AfterPublisher.Short())
+		m.Publisher.Short(), m.Version, m.Size, m.Offset, m.Status, m.Found, m.Records, m.Record, m.Cursor, m.AfterVersion, m.AfterPublisher.Short(), m.Offers, m.Wants)
 }
 
 func TestGoldenBytes(t *testing.T) {
@@ -438,7 +451,7 @@ func TestHeaderLayout(t *testing.T) {
 
 func randomMessage(r *rand.Rand) *Message {
 	types := []Type{Ping, FindNode, FindValue, Store, Error, Pong, Nodes, Values, Stored,
-		Put, Get, Fetch, Delete, Listen, Notify, PutOK, Records, Part, Deleted, Listening, Notified}
+		Put, Get, Fetch, Delete, Listen, Notify, PutOK, Records, Part, Deleted, Listening, Notified, Offer, Want}
 	m := hdr(types[r.IntN(len(types))])
 	m.Flags = Flags(r.IntN(2))
 	m.Network = r.Uint32()
@@ -525,6 +538,16 @@ func randomMessage(r *rand.Rand) *Message {
 	case Notify:
 		m.Target = id.Random(r)
 		m.Record = randRecord(r, randBytes)
+	case Offer:
+		for range r.IntN(MaxOffer + 1) {
+			m.Offers = append(m.Offers, Digest{Key: id.Random(r), Hash: r.Uint64()})
+		}
+	case Want:
+		for i := range MaxOffer {
+			if r.IntN(3) == 0 {
+				m.Wants = append(m.Wants, uint8(i))
+			}
+		}
 	}
 	return &m
 }
@@ -854,7 +877,7 @@ func TestTypeNames(t *testing.T) {
 	}{{Ping, "PING", true}, {Store, "STORE", true}, {Values, "VALUES", false}, {Error, "ERROR", false}, {0x42, "TYPE_0x42", true},
 		{Put, "PUT", true}, {Get, "GET", true}, {Fetch, "FETCH", true}, {Delete, "DELETE", true}, {Listen, "LISTEN", true}, {Notify, "NOTIFY", true},
 		{PutOK, "PUT_OK", false}, {Records, "RECORDS", false}, {Part, "PART", false}, {Deleted, "DELETED", false},
-		{Listening, "LISTENING", false}, {Notified, "NOTIFIED", false}} {
+		{Listening, "LISTENING", false}, {Notified, "NOTIFIED", false}, {Offer, "OFFER", true}, {Want, "WANT", false}} {
 		if tc.t.String() != tc.want || tc.t.IsRequest() != tc.req {
 			t.Errorf("%#x: %s %v", byte(tc.t), tc.t, tc.t.IsRequest())
 		}

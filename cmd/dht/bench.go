@@ -278,12 +278,16 @@ func runBenchIdle(args []string, stdout, stderr io.Writer) int {
 	settle := durationRange{v: d.Settle, min: 0, max: bench.MaxDuration}
 	batch := intRange{v: d.Batch, min: 1, max: 1024}
 	refresh := durationRange{v: 0, min: 0, max: 24 * time.Hour}
+	replicate := durationRange{v: 0, min: 0, max: 24 * time.Hour}
+	values := intRange{v: 0, min: 0, max: bench.MaxIdleValues}
 	var nf nodeFlags
 	nf.register(fs, d.JoinConcurrency)
 	fs.Var(&nodes, "nodes", fmt.Sprintf("nodes to start, one socket each, 1 to %d (and within the open-file limit)", bench.MaxIdleNodes))
 	fs.Var(&idle, "idle", "how long to measure CPU use once the network has settled, up to 6h (a whole default refresh interval, jitter included, takes 1h30m)")
 	fs.Var(&settle, "settle", "wait between the last join and the measurements (0 for none)")
 	fs.Var(&refresh, "refresh-interval", "the nodes' bucket refresh interval, up to 24h; 0 keeps the default (1h). A short one brings maintenance into the idle window")
+	fs.Var(&values, "values", fmt.Sprintf("values each node puts after joining, 0 to %d, so that the idle nodes hold values (each on K nodes)", bench.MaxIdleValues))
+	fs.Var(&replicate, "replicate-interval", "the nodes' replication interval, up to 24h; 0 keeps the default (1h). A short one brings replication passes into the idle window")
 	fs.Var(&batch, "batch", "datagrams per system call on each node's socket, 1 to 1024 (each costs about 2 KiB of receive buffer)")
 	if code, ok := f.parse(args); !ok {
 		return code
@@ -293,6 +297,7 @@ func runBenchIdle(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg := bench.IdleConfig{
 		Nodes: nodes.v, Idle: idle.v, Settle: settle.v, Batch: batch.v, RefreshInterval: refresh.v,
+		Values: values.v, ReplicateInterval: replicate.v,
 		K: nf.k.v, Alpha: nf.alpha.v, Seeds: nf.seeds.v, JoinConcurrency: nf.joinConcurrency.v,
 		Seed: f.seed, Progress: stderr,
 	}

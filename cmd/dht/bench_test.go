@@ -87,7 +87,7 @@ func TestBenchHelpListsEveryFlag(t *testing.T) {
 	for cmd, flags := range map[string][]string{
 		"serve":   {"-keys", "-value-size", "-sockets", "-clients", "-senders", "-concurrency", "-duration", "-warmup", "-rounds", "-request-timeout", "-naive", "-read-only", "-json", "-cpuprofile", "-seed"},
 		"cluster": {"-nodes", "-ops", "-concurrency", "-value-size", "-k", "-alpha", "-seed-count", "-join-concurrency", "-op-timeout", "-json", "-cpuprofile"},
-		"idle":    {"-nodes", "-idle", "-settle", "-batch", "-refresh-interval", "-seed-count", "-join-concurrency", "-json", "-cpuprofile"},
+		"idle":    {"-nodes", "-idle", "-settle", "-batch", "-refresh-interval", "-values", "-replicate-interval", "-seed-count", "-join-concurrency", "-json", "-cpuprofile"},
 	} {
 		code, _, stderr := runCmd("bench", cmd, "--help")
 		if code != exitOK {

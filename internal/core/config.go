@@ -88,6 +88,17 @@ type Config struct {
 	// RequestTimeout; RequestTimeout turns adaptive timeouts off (every
 	// attempt waits RequestTimeout and lookups stall at StallAfter).
 	MinRequestTimeout time.Duration
+	// ReplicateInterval is how often a node copies the records it holds to
+	// their keys' current K closest nodes (by digest first, see
+	// replicate.go), skipping records it received within the interval;
+	// default 1h. Negative turns replication off: no periodic pass, no
+	// re-replication when a neighbour leaves, no hand-over to newcomers.
+	ReplicateInterval time.Duration
+	// ReplicateDebounce is how long a node waits after a neighbour leaves
+	// or a newcomer arrives before it re-replicates or hands over, so that
+	// one pass serves all the changes of a burst; default 5s, at most
+	// ReplicateInterval.
+	ReplicateDebounce time.Duration
 }
 
 // Defaults used where a Config field is zero.
@@ -106,6 +117,9 @@ const (
 	// DefaultMinRequestTimeout is Config.MinRequestTimeout's default: about
 	// three round trips across a continent, well above any LAN's.
 	DefaultMinRequestTimeout = 100 * time.Millisecond
+
+	DefaultReplicateInterval = time.Hour
+	DefaultReplicateDebounce = 5 * time.Second
 )
 
 // Validate fills zero fields with defaults and rejects values that cannot
@@ -201,6 +215,9 @@ func (c *Config) Validate() error {
 	if c.GetQuorum < 1 || c.GetQuorum > c.K {
 		return fmt.Errorf("core: GetQuorum = %d: must be between 1 and K (%d)", c.GetQuorum, c.K)
 	}
+	if err := c.validateReplication(); err != nil {
+		return err
+	}
 	if c.Clock == nil {
 		c.Clock = clock.Real{}
 	}
@@ -253,4 +270,21 @@ func chacha(r *mrand.Rand) (*mrand.Rand, error) {
 		}
 	}
 	return mrand.New(mrand.NewChaCha8(seed)), nil
+}
+
+// validateReplication fills and checks the replication settings.
+func (c *Config) validateReplication() error {
+	if c.ReplicateInterval == 0 {
+		c.ReplicateInterval = DefaultReplicateInterval
+	}
+	if c.ReplicateInterval > 0 && c.ReplicateInterval < time.Second {
+		return fmt.Errorf("core: ReplicateInterval = %v: must be at least 1s (or negative: no replication)", c.ReplicateInterval)
+	}
+	if c.ReplicateDebounce == 0 {
+		c.ReplicateDebounce = min(DefaultReplicateDebounce, max(c.ReplicateInterval, time.Second))
+	}
+	if c.ReplicateDebounce < 0 || (c.ReplicateInterval > 0 && c.ReplicateDebounce > c.ReplicateInterval) {
+		return fmt.Errorf("core: ReplicateDebounce = %v: must be positive and at most ReplicateInterval (%v)", c.ReplicateDebounce, c.ReplicateInterval)
+	}
+	return nil
 }

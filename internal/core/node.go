@@ -71,6 +71,7 @@ type Node struct {
 	cache          cacheCounts               // path caching (cache.go)
 	rpcTimer       timerSlot
 	mntTimer       timerSlot
+	repl           replState // replication and hand-over (replicate.go, handover.go)
 }
 
 // timerSlot is one armed clock timer. The generation tells a callback that
@@ -127,6 +128,7 @@ func New(cfg Config) (*Node, error) {
 	if !cfg.ReadOnly {
 		n.mu.Lock()
 		n.armMaintenance(n.clock.Now())
+		n.startReplication(n.clock.Now())
 		n.mu.Unlock()
 	}
 	return n, nil
@@ -176,6 +178,7 @@ func (n *Node) Close() error {
 	n.keep.timer.stop()
 	n.rpcTimer.stop()
 	n.mntTimer.stop()
+	n.stopReplication()
 	for o := range n.ops {
 		n.failOp(o, ErrClosed)
 	}
@@ -405,14 +408,19 @@ func (n *Node) serve(s *scratch, m *wire.Message, from netip.AddrPort, now time.
 		})
 	case wire.Store:
 		n.serveStore(s, m, from, now, w)
+		n.noteWrite(m, sha1.Sum(m.Value), now)
 	case wire.Put:
 		n.servePut(s, m, from, now, w)
+		n.noteWrite(m, m.Publisher, now)
 	case wire.Get:
 		n.serveGet(s, m, from, now, w)
 	case wire.Fetch:
 		n.serveFetch(s, m, from, now, w)
 	case wire.Delete:
 		n.serveDelete(s, m, from, now, w)
+		n.noteWrite(m, m.Publisher, now)
+	case wire.Offer:
+		n.serveOffer(s, m, from, now, w)
 	case wire.Listen:
 		n.serveListen(s, m, from, now, w)
 	}
@@ -548,10 +556,14 @@ func (n *Node) observe(c id.Contact, verified bool, room int, now time.Time, w t
 	}
 	var ping id.Contact
 	var need bool
+	var res routing.Result
 	if verified {
-		_, ping, need = n.table.Verified(c, now)
+		res, ping, need = n.table.Verified(c, now)
 	} else {
-		_, ping, need = n.table.Seen(c, now)
+		res, ping, need = n.table.Seen(c, now)
+	}
+	if res == routing.Added {
+		n.noteNewcomer(c, now) // hand-over (handover.go)
 	}
 	if !need {
 		return id.Contact{}, false
@@ -583,6 +595,7 @@ func (n *Node) handleResponse(m *wire.Message, from netip.AddrPort, now time.Tim
 		// Someone else answers at that address now (a restart with a new ID):
 		// the contact we asked for is gone.
 		n.table.FailedAt(p.to, now)
+		n.noteFailed(p.to, now) // re-replication (handover.go)
 		n.observe(id.Contact{ID: m.Sender, Addr: from}, true, -1, now, w)
 		p.op.failure(n, &p, now, w)
 		return

@@ -375,6 +375,7 @@ func (n *Node) expired(txid uint64, to netip.AddrPort, p pending, now time.Time,
 	n.done(&p)
 	if !p.to.ID.IsZero() {
 		n.table.FailedAt(p.to, now)
+		n.noteFailed(p.to, now) // re-replication (handover.go)
 		n.rejoinSoon(now)
 	}
 	p.op.failure(n, &p, now, w)

@@ -419,6 +419,10 @@ func (s *Store) Bytes() int { return s.mem.Bytes() }
 // Keys is store.Memory's Keys.
 func (s *Store) Keys(fn func(key id.ID) bool) { s.mem.Keys(fn) }
 
+// Ascend is store.Memory's Ascend: the order lives in memory, so the file
+// keeps its layout (records keyed by sequence number) unchanged.
+func (s *Store) Ascend(from id.ID, fn func(key id.ID) bool) { s.mem.Ascend(from, fn) }
+
 // Close stops Puts, commits every change still queued, runs the pending Sync
 // callbacks, and closes the file. It returns the write error that stopped
 // the writer, if one did. Calls after the first return nil.

@@ -525,6 +525,9 @@ func testMatchesModel(t *testing.T, s store.Store) {
 						t.Fatalf("%s: Keys did not report %s", where, k.Short())
 					}
 				}
+				if asc, want := ascended(s, id.ID{}), sortedKeys(t, s, id.ID{}); !slices.Equal(asc, want) {
+					t.Fatalf("%s: Ascend reported %d keys, want the %d held in key order", where, len(asc), len(want))
+				}
 			}
 			if got, want := s.Len(), m.len(); got != want {
 				t.Fatalf("%s: Len() = %d, model says %d", where, got, want)

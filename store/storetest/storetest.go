@@ -100,6 +100,9 @@ func Run(t *testing.T, open func(l store.Limits) store.Store) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, fresh(t, open, Limits())) })
 	}
+	roomy := store.Limits{MaxValues: 20_000, MaxPerPublisher: 20_000}
+	t.Run("AscendIsKeyOrder", func(t *testing.T) { testAscendIsKeyOrder(t, fresh(t, open, roomy)) })
+	t.Run("AscendAcrossBatchesAndChanges", func(t *testing.T) { testAscendAcrossBatchesAndChanges(t, fresh(t, open, roomy)) })
 	t.Run("SweepWithoutFullScan", func(t *testing.T) {
 		testSweepWithoutFullScan(t, fresh(t, open, store.Limits{MaxValues: 20_000, MaxPerPublisher: 20_000}))
 	})
@@ -1460,6 +1463,110 @@ func testKeysCallbackMayUseStore(t *testing.T, s store.Store) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Keys with a callback that uses the store did not return within 10s: deadlock?")
+	}
+}
+
+// ascended returns the keys Ascend reports from from on, in its order.
+func ascended(s store.Store, from id.ID) []id.ID {
+	var ks []id.ID
+	s.Ascend(from, func(k id.ID) bool { ks = append(ks, k); return true })
+	return ks
+}
+
+// sortedKeys is the brute-force answer: the held keys not below from,
+// sorted.
+func sortedKeys(t *testing.T, s store.Store, from id.ID) []id.ID {
+	var ks []id.ID
+	for k := range keySet(t, s) {
+		if k.Compare(from) >= 0 {
+			ks = append(ks, k)
+		}
+	}
+	slices.SortFunc(ks, func(a, b id.ID) int { return a.Compare(b) })
+	return ks
+}
+
+// Ascend reports the held keys in ascending order from its start, keys of
+// tombstones included, each once, and stops when fn says so.
+func testAscendIsKeyOrder(t *testing.T, s store.Store) {
+	if got := ascended(s, id.ID{}); len(got) != 0 {
+		t.Fatalf("Ascend on an empty store reported %d keys", len(got))
+	}
+	for i := range 20 {
+		v := val(pub(1), 1, "v", at(50))
+		if i%5 == 0 {
+			v = tomb(pub(1), 1, at(50))
+		}
+		mustPut(t, s, key(i), v, at(0))
+	}
+	all := sortedKeys(t, s, id.ID{})
+	if got := ascended(s, id.ID{}); !slices.Equal(got, all) {
+		t.Fatalf("Ascend from zero reported %d keys out of order or missing, want the 20 in key order", len(got))
+	}
+	// From a held key: that key first. From between keys: the next one.
+	if got := ascended(s, all[7]); !slices.Equal(got, all[7:]) {
+		t.Fatalf("Ascend from the 8th key reported %d keys, want %d from it", len(got), len(all)-7)
+	}
+	between := all[7]
+	between[id.Len-1]++ // just after the 8th key: no key of the suite is that close
+	if got := ascended(s, between); !slices.Equal(got, all[8:]) {
+		t.Fatalf("Ascend from just after the 8th key reported %d keys, want %d", len(got), len(all)-8)
+	}
+	var top id.ID
+	for i := range top {
+		top[i] = 0xff
+	}
+	if got := ascended(s, top); len(got) != 0 {
+		t.Fatalf("Ascend from the last ID reported %d keys", len(got))
+	}
+	calls := 0
+	s.Ascend(id.ID{}, func(id.ID) bool { calls++; return calls < 3 })
+	if calls != 3 {
+		t.Errorf("Ascend called fn %d times, want 3 (it returned false on the third)", calls)
+	}
+}
+
+// Across more keys than any one batch, and with keys added and swept
+// between walks and inside one, Ascend stays in order and never reports a
+// key twice; keys held throughout a walk are all reported.
+func testAscendAcrossBatchesAndChanges(t *testing.T, s store.Store) {
+	for i := range 700 {
+		mustPut(t, s, key(i), val(pub(1), 1, "v", at(10+i%2*40)), at(0))
+	}
+	if got, want := ascended(s, id.ID{}), sortedKeys(t, s, id.ID{}); !slices.Equal(got, want) {
+		t.Fatalf("Ascend over 700 keys reported %d, want %d in order", len(got), len(want))
+	}
+	s.Sweep(at(10)) // half the keys go
+	for i := 700; i < 800; i++ {
+		mustPut(t, s, key(i), val(pub(1), 1, "v", at(50)), at(10))
+	}
+	mustPut(t, s, key(0), val(pub(1), 2, "back", at(50)), at(10)) // a key that went, back again
+	if got, want := ascended(s, id.ID{}), sortedKeys(t, s, id.ID{}); !slices.Equal(got, want) {
+		t.Fatalf("after a sweep and new keys, Ascend reported %d keys, want %d in order", len(got), len(want))
+	}
+	held := sortedKeys(t, s, id.ID{})
+	var got []id.ID
+	i := 800
+	s.Ascend(id.ID{}, func(k id.ID) bool {
+		if len(got) > 0 && got[len(got)-1].Compare(k) >= 0 {
+			t.Fatalf("Ascend reported %s after %s", k.Short(), got[len(got)-1].Short())
+		}
+		got = append(got, k)
+		// Writes inside the walk, as replication's own puts may be.
+		if err := put(s, key(i), val(pub(1), 1, "v", at(50)), self, at(11)); err != nil {
+			t.Fatalf("Put inside Ascend: %v", err)
+		}
+		i++
+		return true
+	})
+	have := map[id.ID]bool{}
+	for _, k := range got {
+		have[k] = true
+	}
+	for _, k := range held {
+		if !have[k] {
+			t.Fatalf("Ascend with puts inside missed %s, held throughout", k.Short())
+		}
 	}
 }
 
