@@ -42,8 +42,11 @@ func TestWavesKeepEveryKeyOnlyWithReplication(t *testing.T) {
 	sc.ReplicateInterval = Duration(-time.Second)
 	without := run(t, sc)
 	lastOff := without.Waves.Probes[len(without.Waves.Probes)-1]
-	if lastOff.Share >= 1 || lastOff.LostNoReplica == 0 {
-		t.Errorf("without replication the last probe found %.3f of the keys, %d lost with no replica: the waves lost nothing", lastOff.Share, lastOff.LostNoReplica)
+	// The control: the same waves without replication lose keys (at this
+	// size mostly keys still held, but by none of their K closest, where
+	// lookups do not look).
+	if lastOff.Share >= 1 {
+		t.Errorf("without replication the last probe found %.3f of the keys (%d lost with no replica): the waves lost nothing", lastOff.Share, lastOff.LostNoReplica)
 	}
 	if without.Replication.Offers != 0 {
 		t.Errorf("replication off, yet %d OFFERs", without.Replication.Offers)

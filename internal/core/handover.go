@@ -96,23 +96,32 @@ func (n *Node) armCheck(now time.Time) {
 	})
 }
 
-// replMaxChecks bounds the pings of one neighbour check.
-const replMaxChecks = 64
+// replMaxChecks bounds the pings of one neighbour check, and
+// replCheckKeys the keys it looks at: a check costs the same for 100
+// records as for 100,000.
+const (
+	replMaxChecks = 64
+	replCheckKeys = 64
+)
 
-// checkNeighbours pings the contacts that are among the K closest of a
-// key this node holds (by its routing table) and that it has not heard
-// from within the check period: the nodes whose departure would cost a
-// replica. At most replMaxChecks a check. It walks the stored keys, one
-// table lookup each.
+// checkNeighbours pings the contacts that are among the K closest of keys
+// this node holds (by its routing table) and that it has not heard from
+// within the check period: the nodes whose departure would cost a replica.
+// Each check looks at the next replCheckKeys keys in key order from where
+// the last one stopped (keys near one another share their closest nodes,
+// so a few keys cover a whole neighbourhood), and pings at most
+// replMaxChecks contacts.
 func (n *Node) checkNeighbours(now time.Time, w transport.Writer) {
 	if n.store.Len() == 0 {
 		return
 	}
 	var buf [32]id.Contact
 	var picked [replMaxChecks]id.ID
-	np := 0
+	np, seen := 0, 0
 	cut := now.Add(-n.checkEvery())
-	n.store.Ascend(id.ID{}, func(key id.ID) bool {
+	visit := func(key id.ID) bool {
+		seen++
+		n.repl.checkFrom, _ = nextID(key)
 		for _, c := range n.table.ClosestResponsive(key, n.cfg.K, buf[:0]) {
 			if np == len(picked) {
 				return false
@@ -128,8 +137,14 @@ func (n *Node) checkNeighbours(now time.Time, w transport.Writer) {
 				}
 			}
 		}
-		return true
-	})
+		return seen < replCheckKeys
+	}
+	from := n.repl.checkFrom
+	n.store.Ascend(from, visit)
+	if seen < replCheckKeys && !from.IsZero() {
+		n.repl.checkFrom = id.ID{} // wrap around to the first key
+		n.store.Ascend(id.ID{}, func(key id.ID) bool { return key.Compare(from) < 0 && visit(key) })
+	}
 }
 
 // nearSelf reports whether x is among the 3K nodes the table knows

@@ -83,12 +83,13 @@ func (n *Node) ReplicationStats() ReplicationStats {
 
 // replState is a node's replication state.
 type replState struct {
-	periodic timerSlot
-	event    timerSlot
-	check    timerSlot // the neighbour check (handover.go)
-	pass     *replPass
-	due      bool // the periodic timer fired while another pass ran
-	evDue    bool // the event timer did
+	periodic  timerSlot
+	event     timerSlot
+	check     timerSlot // the neighbour check (handover.go)
+	checkFrom id.ID     // the key the next neighbour check starts at
+	pass      *replPass
+	due       bool // the periodic timer fired while another pass ran
+	evDue     bool // the event timer did
 	// newcomers and departed wait for the next event pass; events are
 	// those handled within the last interval (handover.go).
 	newcomers, departed []id.Contact
