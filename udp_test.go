@@ -64,7 +64,11 @@ func TestFiftyUDPNodesFindEveryKey(t *testing.T) {
 	})
 	parallel(keys, 16, func(k int) {
 		pr, err := ns[k%nodes].Put(ctx, Key(fmt.Sprint("key-", k)), []byte(fmt.Sprint("value-", k)), WithTTL(time.Hour))
-		if err != nil || pr.Stored < 20 {
+		// A put's target that never answered this node gets one datagram,
+		// never retried (the beta rule's guard against aimed traffic,
+		// docs/security.md), so a datagram the loopback drops under load
+		// (the race detector's) costs that replica: 18 of 20 is the floor.
+		if err != nil || pr.Stored < 18 {
 			t.Errorf("put %d: stored on %d, %v", k, pr.Stored, err)
 		}
 	})
