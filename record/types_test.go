@@ -15,7 +15,7 @@ var pub1Hex = hex.EncodeToString(pub1)
 // same documents appear in docs/records.md.
 func examples() map[string][2]string {
 	return map[string][2]string{
-		"identity": {"https://id.example.org/alice.xml", `{"type":"identity","url":"https://id.example.org/alice.xml","public_key":"` + pub1Hex + `","revision":7,"sources":["https://id.example.org/alice.xml","https://backup.example.net/alice.xml"],"contacts":["tcp://203.0.113.7:7229"],"name":"Alice"}`},
+		"identity":  {"https://id.example.org/alice.xml", `{"type":"identity","url":"https://id.example.org/alice.xml","public_key":"` + pub1Hex + `","revision":7,"sources":["https://id.example.org/alice.xml","https://backup.example.net/alice.xml"],"contacts":["tcp://203.0.113.7:7229"],"name":"Alice"}`},
 		"address":   {"alice@id.example.org:address", `{"type":"address","user":"alice","server":"id.example.org","addresses":["203.0.113.7:4000","[2001:db8::7]:4000"]}`},
 		"incoming":  {"alice@id.example.org:incoming", `{"type":"incoming","user":"alice","server":"id.example.org","caller":"https://id.example.net/bob.xml","addresses":["198.51.100.2:5000"]}`},
 		"suppliers": {"suppliers:https://id.example.org/alice.xml", `{"type":"suppliers","customer":"https://id.example.org/alice.xml","revision":3,"suppliers":["https://id.example.com/s1.xml","https://id.example.com/s2.xml"],"ecc_map":"ecc-2x2"}`},
@@ -200,11 +200,11 @@ func TestProgramRegisteredType(t *testing.T) {
 	_, err = builtinOnly.Check(k, pubID, 1, true, d, nil)
 	wantErr(t, err, Invalid, "type")
 	for doc, field := range map[string]string{
-		`{"type":"game-score","game":"chess","player":"alice","revision":1,"score":1500,"mode":"casual"}`:  "mode",
-		`{"type":"game-score","game":"chess","player":"alice","revision":1,"score":1000001}`:                "score",
-		`{"type":"game-score","game":"chess","player":"alice","revision":1,"score":1501}`:                   "value",
-		`{"type":"game-score","game":"chess","player":"bob","revision":1,"score":1500}`:                     "name",
-		`{"type":"game-score","game":"chess","player":"alice","score":1500}`:                                "revision",
+		`{"type":"game-score","game":"chess","player":"alice","revision":1,"score":1500,"mode":"casual"}`: "mode",
+		`{"type":"game-score","game":"chess","player":"alice","revision":1,"score":1000001}`:              "score",
+		`{"type":"game-score","game":"chess","player":"alice","revision":1,"score":1501}`:                 "value",
+		`{"type":"game-score","game":"chess","player":"bob","revision":1,"score":1500}`:                   "name",
+		`{"type":"game-score","game":"chess","player":"alice","score":1500}`:                              "revision",
 	} {
 		k, pubID, d := mustTyped(t, priv1, "score:chess:alice", 1, doc)
 		_, err := p.Check(k, pubID, 1, true, d, nil)
