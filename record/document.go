@@ -122,6 +122,9 @@ func parseDocument(b []byte, max int) (*Document, error) {
 	if !utf8.Valid(b) {
 		return nil, docErr("the document is not UTF-8")
 	}
+	if !depthWithin(b, MaxDepth) {
+		return nil, docErr("the document nests deeper than " + strconv.Itoa(MaxDepth) + " levels")
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	tok, err := dec.Token()
@@ -181,7 +184,7 @@ func decodeValue(dec *json.Decoder, f *docField) error {
 	case json.Delim:
 		if v == '{' {
 			f.kind = kOther
-			return skip(dec, 2)
+			return skip(dec, '{')
 		}
 		f.kind = kList
 		for dec.More() {
@@ -199,7 +202,7 @@ func decodeValue(dec *json.Decoder, f *docField) error {
 				f.list = append(f.list, string(v))
 			case json.Delim:
 				f.kind = kOther
-				if err := skip(dec, 3); err != nil {
+				if err := skip(dec, v); err != nil {
 					return err
 				}
 			default:
@@ -218,30 +221,57 @@ func decodeValue(dec *json.Decoder, f *docField) error {
 	return nil
 }
 
-// skip consumes the rest of an object or array just opened, which sits at
-// nesting depth depth, refusing nesting deeper than MaxDepth.
-func skip(dec *json.Decoder, depth int) error {
-	if depth > MaxDepth {
-		return docErr("the document nests deeper than " + strconv.Itoa(MaxDepth) + " levels")
-	}
-	open := 1
-	for open > 0 {
-		tok, err := dec.Token()
-		if err != nil {
-			return jsonErr(err)
-		}
-		if d, ok := tok.(json.Delim); ok {
-			if d == '{' || d == '[' {
-				open++
-				if depth+open-1 > MaxDepth {
-					return docErr("the document nests deeper than " + strconv.Itoa(MaxDepth) + " levels")
-				}
-			} else {
-				open--
+// skip consumes the rest of an object or array just opened. The caller has
+// checked the nesting depth (depthWithin); the value is decoded in one go,
+// not token by token, so that skipping costs one copy of its bytes rather
+// than an allocation per token.
+func skip(dec *json.Decoder, open json.Delim) error {
+	var raw json.RawMessage
+	// The decoder has consumed the opening delimiter: decode the elements
+	// up to the closing one.
+	for dec.More() {
+		if open == '{' {
+			if _, err := dec.Token(); err != nil { // a key
+				return jsonErr(err)
 			}
 		}
+		if err := dec.Decode(&raw); err != nil {
+			return jsonErr(err)
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return jsonErr(err)
 	}
 	return nil
+}
+
+// depthWithin reports whether no object or array in b nests deeper than
+// max (the outermost counting 1), by one scan over the bytes that skips
+// strings; it allocates nothing. Malformed JSON is the decoder's to refuse.
+func depthWithin(b []byte, max int) bool {
+	depth, inString, escaped := 0, false, false
+	for _, c := range b {
+		switch {
+		case inString:
+			if escaped {
+				escaped = false
+			} else if c == '\\' {
+				escaped = true
+			} else if c == '"' {
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+			if depth > max {
+				return false
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return true
 }
 
 var errDecimal = errors.New("not a decimal integer")

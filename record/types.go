@@ -142,8 +142,9 @@ func (t *Type) maxSize() int {
 // Registry holds the typed-record types a node accepts. The zero value is
 // not usable; use NewRegistry or Builtin. It is safe for concurrent use.
 type Registry struct {
-	mu    sync.RWMutex
-	types map[string]*Type
+	mu     sync.RWMutex
+	types  map[string]*Type
+	maxDoc int // the largest MaxSize of the registered types
 }
 
 // NewRegistry returns an empty registry.
@@ -170,6 +171,7 @@ func (r *Registry) Register(t Type) error {
 		return errors.Join(ErrExists, errors.New("record: type "+strconv.Quote(c.Name)+" is already registered"))
 	}
 	r.types[c.Name] = c
+	r.maxDoc = max(r.maxDoc, c.maxSize())
 	return nil
 }
 
@@ -294,7 +296,12 @@ func (r *Registry) CheckDocument(name string, pub ed25519.PublicKey, doc []byte)
 
 // checkTyped checks a typed, non-withdrawal envelope's document.
 func (r *Registry) checkTyped(e *Envelope) (*Type, *Document, error) {
-	doc, err := parseDocument(e.Value, MaxSize)
+	// No type takes a document over the largest MaxSize, so a larger one
+	// is refused before any JSON is decoded.
+	r.mu.RLock()
+	limit := r.maxDoc
+	r.mu.RUnlock()
+	doc, err := parseDocument(e.Value, limit)
 	if err != nil {
 		return nil, nil, err
 	}
