@@ -128,7 +128,7 @@ func checkRevision(e *Envelope, doc *Document, held *Held) error {
 	if err != nil || h.Kind != Typed || h.Withdrawn() || h.PublicKey != e.PublicKey || !bytes.Equal(h.Salt, e.Salt) {
 		return nil
 	}
-	hdoc, err := parseDocument(h.Value, defaultMaxDoc*16)
+	hdoc, err := parseDocument(h.Value, MaxSize)
 	if err != nil {
 		return nil
 	}

@@ -4,6 +4,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -239,6 +241,22 @@ func TestRegisterRefusesNonsense(t *testing.T) {
 	for i, ty := range bad {
 		if err := NewRegistry().Register(ty); err == nil {
 			t.Errorf("case %d: Register(%+v) accepted", i, ty)
+		}
+	}
+}
+
+// docs/records.md shows every built-in example verbatim, with its name.
+func TestRecordsDocShowsExamples(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "records.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for typ, ex := range examples() {
+		if !strings.Contains(string(doc), "\n"+ex[1]+"\n") || !strings.Contains(string(doc), "`"+ex[0]+"`") {
+			t.Errorf("docs/records.md does not show the %s example %s named %s", typ, ex[1], ex[0])
+		}
+		if !strings.Contains(string(doc), "\n## "+typ+"\n") {
+			t.Errorf("docs/records.md has no section for %s", typ)
 		}
 	}
 }
