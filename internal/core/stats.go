@@ -29,6 +29,7 @@ type stats struct {
 	refreshesSkipped              uint64
 	rejoins                       uint64
 	readOnlyDropped               uint64
+	forged                        uint64     // enveloped records a reader dropped: they failed record.Policy.Verify
 	served                        [16]uint64 // by request type; index 0 counts unknown types
 
 	sent          [reqSlots]reqStats // this node's requests, by type (reqSlot)
@@ -148,6 +149,10 @@ func CodeName(c wire.ErrorCode) string {
 		return "stale"
 	case wire.CodeTooMany:
 		return "too_many"
+	case wire.CodeInvalid:
+		return "invalid"
+	case wire.CodeConflict:
+		return "conflict"
 	}
 	return "other"
 }
@@ -200,13 +205,15 @@ const (
 	reasonStale            // not newer than the held version
 	reasonBusy             // the disk queue is full, or writing failed
 	reasonTooMany          // too many values arriving in parts
+	reasonInvalid          // a record that breaks its kind's rules (or a plain one where refused)
+	reasonConflict         // a compare-and-swap whose expected sequence is not held
 	reasonOther            // anything else (an empty value...)
 	numReasons
 )
 
 // RefusalReasons names the reasons of Stats.StoreRefusals, in order.
 var RefusalReasons = [numReasons]string{
-	"too_large", "store_full", "key_full", "quota", "bad_ttl", "stale", "busy", "too_many", "other",
+	"too_large", "store_full", "key_full", "quota", "bad_ttl", "stale", "busy", "too_many", "invalid", "conflict", "other",
 }
 
 // The texts a store's refusals start with (store.LimitError prints its
@@ -237,6 +244,10 @@ func refusalReason(code wire.ErrorCode, text []byte) int {
 		return reasonBusy
 	case wire.CodeTooMany:
 		return reasonTooMany
+	case wire.CodeInvalid:
+		return reasonInvalid
+	case wire.CodeConflict:
+		return reasonConflict
 	}
 	return reasonOther
 }
@@ -326,6 +337,11 @@ type Stats struct {
 	DebugSuppressed uint64
 	// Listen counts what the listen paths dropped to stay bounded.
 	Listen ListenCounts
+	// ForgedRecords counts enveloped records this node dropped as a
+	// reader (GET answers, NOTIFYs, fetched parts) because they failed
+	// record.Policy.Verify: a bad signature, or a key, publisher or
+	// version not bound to the envelope. Some node served a forgery.
+	ForgedRecords uint64
 }
 
 // ListenCounts says what a node's listen paths dropped to keep their
@@ -416,7 +432,7 @@ func (n *Node) Stats() Stats {
 		Unmatched: s.unmatched, Responses: s.responses,
 		Requests: s.requests, Retries: s.retries, Timeouts: s.timeouts, Stalls: s.stalls,
 		RPCFull: s.rpcFull, RPCQueued: s.rpcQueued,
-		StoresAccepted: s.storesAccepted, StoresRefused: s.storesRefused,
+		StoresAccepted: s.storesAccepted, StoresRefused: s.storesRefused, ForgedRecords: s.forged,
 		Expired: s.expired, Refreshes: s.refreshes, Rejoins: s.rejoins,
 		RefreshesSkipped: s.refreshesSkipped, KeepAlive: n.keepAliveStats(), PathCache: n.pathCacheStats(),
 		ReadOnlyDropped: s.readOnlyDropped,
