@@ -381,6 +381,9 @@ func TestSpecExamplesAreTheGoldenFiles(t *testing.T) {
 		}
 		name := ms[0][1]
 		shown[name] = true
+		if _, err := os.Stat(filepath.Join("..", "record", "testdata", "golden", name+".hex")); err == nil {
+			continue // an envelope of "Record kinds": package record pins it
+		}
 		got, err := hex.DecodeString(strings.Join(strings.Fields(block.String()), ""))
 		if err != nil {
 			t.Errorf("%s: the example is not hex: %v", name, err)
