@@ -52,6 +52,9 @@ type docField struct {
 	kind valueKind
 	str  string   // kString, kNumber
 	list []string // kList: each item's text
+	// kList: whether any item is a string, any a number (a list's items
+	// keep only their text, so these keep their JSON types apart).
+	strItems, numItems bool
 }
 
 // Document is a typed record's JSON document as the checker decoded it:
@@ -198,8 +201,10 @@ func decodeValue(dec *json.Decoder, f *docField) error {
 			switch v := tok.(type) {
 			case string:
 				f.list = append(f.list, v)
+				f.strItems = true
 			case json.Number:
 				f.list = append(f.list, string(v))
+				f.numItems = true
 			case json.Delim:
 				f.kind = kOther
 				if err := skip(dec, v); err != nil {

@@ -80,7 +80,12 @@ func ParsePrivateKey(text []byte) (ed25519.PrivateKey, error) {
 			}
 			public = b
 		default:
-			return nil, fmt.Errorf("record: key file line %d: unknown field %q (want seed or public)", n, clip(field, 32))
+			// Echo a short field name only: a long one may be the secret
+			// written without its "seed" label.
+			if len(field) > 12 {
+				return nil, fmt.Errorf("record: key file line %d: not a field line (want \"seed <hex or base64>\" or \"public <hex>\")", n)
+			}
+			return nil, fmt.Errorf("record: key file line %d: unknown field %q (want seed or public)", n, field)
 		}
 	}
 	if !header {

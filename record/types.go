@@ -369,13 +369,14 @@ func (rule *Field) check(f *docField, pub []byte) error {
 		if n < rule.MinItems || n > rule.maxItems() {
 			return newErr(Invalid, rule.Name, "the list has "+strconv.Itoa(n)+" items, want "+strconv.Itoa(rule.MinItems)+" to "+strconv.Itoa(rule.maxItems()))
 		}
+		if rule.Format == Decimal && f.strItems || rule.Format != Decimal && f.numItems {
+			return newErr(Invalid, rule.Name, "want a list of "+rule.Format.String()+", have items of another JSON type")
+		}
 		for i, item := range f.list {
 			if msg := rule.checkValue(item, pub); msg != "" {
 				return newErr(Invalid, rule.Name, "item "+strconv.Itoa(i)+": "+msg)
 			}
 		}
-		// A list of numbers and strings mixed is caught by checkValue:
-		// its items lose their JSON type, so check it here.
 		return nil
 	}
 	want := kString
@@ -450,19 +451,18 @@ func (t *Type) checkName(name string, doc *Document) error {
 	if t.nameParts == nil {
 		return nil
 	}
-	rest := name
+	rest, ok := name, true
 	for _, p := range t.nameParts {
 		text := p.text
 		if p.field {
 			text, _ = doc.String(p.text)
 		}
-		if !strings.HasPrefix(rest, text) {
-			return newErr(Invalid, "name", "the name "+strconv.Quote(clip(name, 80))+" does not match "+strconv.Quote(t.NameRule)+" for this document")
+		if rest, ok = strings.CutPrefix(rest, text); !ok {
+			break
 		}
-		rest = rest[len(text):]
 	}
-	if rest != "" {
-		return newErr(Invalid, "name", "the name "+strconv.Quote(clip(name, 80))+" does not match "+strconv.Quote(t.NameRule)+" for this document")
+	if !ok || rest != "" {
+		return newErr(Invalid, "name", "the name "+strconv.Quote(clip(name, 80))+" does not match "+strconv.Quote(clip(t.NameRule, 80))+" for this document")
 	}
 	return nil
 }
