@@ -110,3 +110,36 @@ func TestSignedAndImmutableRecordsThroughThePublicAPI(t *testing.T) {
 		t.Fatal("Put took WithCAS")
 	}
 }
+
+// A typed record through the public API: one that keeps its type's rules is
+// read back by name and owner; one that breaks them is refused by every
+// node with the field named, and the put fails with ErrInvalid.
+func TestTypedRecordsThroughThePublicAPI(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	nodes := loopbackNet(t, ctx, 4)
+	priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{10}, ed25519.SeedSize))
+	pub := priv.Public().(ed25519.PublicKey)
+	const name = "nickname:alice"
+	doc := `{"type":"nickname","nickname":"alice","owner":"https://id.example.org/alice"}`
+	if _, err := nodes[1].PutTyped(ctx, priv, name, []byte(doc)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := nodes[2].GetTyped(ctx, name, pub)
+	if err != nil || string(got.Value) != doc {
+		t.Fatalf("GetTyped = %+v, %v", got, err)
+	}
+	other := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{11}, ed25519.SeedSize)).Public().(ed25519.PublicKey)
+	if _, err := nodes[2].GetTyped(ctx, name, other); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("GetTyped of another owner: %v, want ErrNotFound", err)
+	}
+	res, err := nodes[1].PutTyped(ctx, priv, name, []byte(`{"type":"nickname","nickname":"alice"}`))
+	if !errors.Is(err, ErrInvalid) || !errors.Is(err, ErrRejected) {
+		t.Fatalf("a nickname without its owner: %v, want ErrInvalid", err)
+	}
+	for _, rc := range res.Receipts {
+		if rc.Outcome != Refused || rc.Code != wire.CodeInvalid || !strings.Contains(rc.Reason, "owner") {
+			t.Fatalf("receipt %+v, want a refusal naming the owner field", rc)
+		}
+	}
+}

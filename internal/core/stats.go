@@ -300,7 +300,7 @@ type Stats struct {
 	// RequestErrors counts the ERROR answers to this node's requests, by
 	// code (CodeName: "generic", "malformed", "unknown_type", "too_large",
 	// "full", "bad_ttl", "busy", "not_found", "stale", "too_many",
-	// "other").
+	// "invalid", "conflict", "other").
 	RequestErrors map[string]uint64
 	// ErrorsSent counts the ERROR answers this node sent, by code (the
 	// names of RequestErrors).
@@ -311,7 +311,9 @@ type Stats struct {
 	// (MaxPerKey or MaxBytesPerKey), "quota" (a source's, site's or
 	// publisher's share), "bad_ttl", "stale" (not newer than the held
 	// version), "busy" (the disk cannot take the write), "too_many" (too
-	// many values arriving in parts), "other".
+	// many values arriving in parts), "invalid" (a record that breaks its
+	// kind's rules, ERROR code 11), "conflict" (a compare-and-swap on
+	// another sequence, code 12), "other".
 	StoreRefusals map[string]uint64
 	// Latency holds the round-trip times of this node's requests that
 	// were answered (an ERROR included), measured from the attempt last
