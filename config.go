@@ -10,6 +10,7 @@ import (
 
 	"github.com/dhtkit/dht/clock"
 	"github.com/dhtkit/dht/internal/core"
+	"github.com/dhtkit/dht/record"
 	"github.com/dhtkit/dht/routing"
 	"github.com/dhtkit/dht/store"
 	"github.com/dhtkit/dht/transport"
@@ -162,6 +163,16 @@ type Config struct {
 	// default 5s (or ReplicateInterval, when that is shorter), at most
 	// ReplicateInterval.
 	ReplicateDebounce time.Duration
+	// RecordPolicy is how the node judges record kinds (package record;
+	// see PutSigned, PutImmutable, PutTyped): every enveloped record it is
+	// asked to store must pass the policy's Check (bad signatures, stale
+	// sequences, broken type rules and compare-and-swap conflicts are
+	// refused, with the reason), and every enveloped record it reads its
+	// Verify (forgeries are dropped and counted in Stats.ForgedRecords).
+	// The zero value, DefaultConfig's, also stores plain records (Put) and
+	// knows the built-in types; RefusePlain makes a network of signed
+	// records only.
+	RecordPolicy record.Policy
 }
 
 // DefaultConfig returns the configuration of an ordinary node listening on

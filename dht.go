@@ -127,6 +127,7 @@ func New(cfg Config) (*Node, error) {
 		MinRequestTimeout: cfg.MinRequestTimeout,
 		ReplicateInterval: cfg.ReplicateInterval,
 		ReplicateDebounce: cfg.ReplicateDebounce,
+		RecordPolicy:      cfg.RecordPolicy,
 	})
 	if err != nil {
 		tr.Close()
@@ -264,6 +265,8 @@ type putOptions struct {
 	anonymous bool
 	version   uint64
 	keepAlive bool
+	cas       uint64 // WithCAS (records.go)
+	hasCAS    bool
 }
 
 // DefaultTTL is the lifetime Put asks for without WithTTL.
@@ -365,7 +368,15 @@ func putResult(r *core.PutResult) PutResult {
 // as the put got.
 func (n *Node) Put(ctx context.Context, key ID, value []byte, opts ...PutOption) (PutResult, error) {
 	o := options(opts)
-	req := core.PutRequest{Key: key, Value: value, TTL: o.ttl, Publisher: o.publisher, Anonymous: o.anonymous, Version: o.version, Quorum: o.quorum, KeepAlive: o.keepAlive}
+	if o.hasCAS {
+		return PutResult{}, errors.New("dht: WithCAS applies to signed and typed records only (PutSigned, PutTyped)")
+	}
+	return n.putRequest(ctx, core.PutRequest{Key: key, Value: value, TTL: o.ttl, Publisher: o.publisher, Anonymous: o.anonymous, Version: o.version, Quorum: o.quorum, KeepAlive: o.keepAlive})
+}
+
+// putRequest runs a put and shapes its result and error as Put documents.
+func (n *Node) putRequest(ctx context.Context, req core.PutRequest) (PutResult, error) {
+	key := req.Key
 	r, err := wait(ctx, func(cb func(*core.PutResult, error)) func() { return n.c.PutRecord(req, cb) })
 	if serr := n.keep.save(); serr != nil {
 		err = errors.Join(err, serr)
@@ -388,6 +399,10 @@ type Value struct {
 	Version   uint64
 	// TTL is the longest time a node holding this version said it keeps it.
 	TTL time.Duration
+	// Envelope marks Data as a record envelope (package record): a signed,
+	// typed or content-addressed record, verified before Get returned it.
+	// GetMutable, GetTyped and GetImmutable read its value.
+	Envelope bool
 }
 
 // GetResult is what Get found.
@@ -419,7 +434,7 @@ func (n *Node) Get(ctx context.Context, key ID) (GetResult, error) {
 	}
 	out := GetResult{Holders: r.Holders, Incomplete: r.Incomplete}
 	for _, rec := range r.Records {
-		out.Values = append(out.Values, Value{Data: rec.Data, Publisher: rec.Publisher, Version: rec.Version, TTL: rec.TTL})
+		out.Values = append(out.Values, Value{Data: rec.Data, Publisher: rec.Publisher, Version: rec.Version, TTL: rec.TTL, Envelope: rec.Envelope})
 	}
 	return out, nil
 }

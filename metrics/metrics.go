@@ -97,7 +97,7 @@ var (
 	storeRefusals  = desc("store_refusals_total",
 		"STORE, PUT and DELETE requests refused, by reason: too_large, store_full (MaxValues or MaxBytes), key_full (MaxPerKey or MaxBytesPerKey), "+
 			"quota (a source's, site's or publisher's share), bad_ttl, stale (not newer than the held version), busy (the disk cannot take it), "+
-			"too_many (too many values arriving in parts), other.", "reason")
+			"too_many (too many values arriving in parts), invalid (a record that breaks its kind's rules), conflict (a compare-and-swap on another sequence), other.", "reason")
 	expired       = desc("expired_records_total", "Records removed by expiry sweeps.")
 	storedRecords = desc("stored_records", "Records in the store (tombstones and expired records not yet swept included).")
 	storedBytes   = desc("stored_bytes", "Bytes of data in the store.")
@@ -108,6 +108,7 @@ var (
 	listeners     = desc("listeners", "Other nodes' subscriptions to keys held by this node.")
 	subscriptions = desc("subscriptions", "This node's own subscriptions (listens) in progress.")
 	suppressed    = desc("debug_lines_suppressed_total", "Debug log lines dropped by the log's rate limit.")
+	forged        = desc("forged_records_total", "Enveloped records this node dropped as a reader because they failed verification (a bad signature, or a key, publisher or version not bound to the envelope): a node served a forgery.")
 	listenDropped = desc("listen_dropped_total",
 		"What the listen paths dropped to stay bounded, by reason: notify (a NOTIFY not sent: the NOTIFYs in flight held their share), "+
 			"listener (a listener that left two NOTIFYs unanswered), short_notify (a NOTIFY too short to pay for its fetch), "+
@@ -121,7 +122,7 @@ var allDescs = []*prometheus.Desc{
 	requestsServed, errorsSent,
 	lookupsStarted, lookupsEnded, lookupRequests, lookupRounds, lookupQueried, lookupDuration, refreshes, refreshSkips, keepAlives, republishes, pathCache, rejoins,
 	storesAccepted, storeRefusals, expired, storedRecords, storedBytes,
-	tableContacts, tableBuckets, listeners, subscriptions, suppressed, listenDropped,
+	tableContacts, tableBuckets, listeners, subscriptions, suppressed, listenDropped, forged,
 }
 
 // Describe sends the descriptions of every metric c exports.
@@ -227,6 +228,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(listeners, s.Listeners)
 	gauge(subscriptions, s.Subscriptions)
 	counter(suppressed, s.DebugSuppressed)
+	counter(forged, s.ForgedRecords)
 	ld := s.Listen
 	counter(listenDropped, ld.NotifiesDropped, "notify")
 	counter(listenDropped, ld.ListenersDropped, "listener")

@@ -184,13 +184,16 @@ func TestCollectorMapsStatsFields(t *testing.T) {
 		StoreRefusals: map[string]uint64{"quota": 3},
 		Latency:       map[string]core.Histogram{"lookup": lat},
 		BucketSizes:   []int{0, 7},
+		ForgedRecords: 2,
 	}
 	c := metrics.NewCollector(func() dht.Stats { return st })
 	want := `
-# HELP dht_store_refusals_total STORE, PUT and DELETE requests refused, by reason: too_large, store_full (MaxValues or MaxBytes), key_full (MaxPerKey or MaxBytesPerKey), quota (a source's, site's or publisher's share), bad_ttl, stale (not newer than the held version), busy (the disk cannot take it), too_many (too many values arriving in parts), other.
+# HELP dht_store_refusals_total STORE, PUT and DELETE requests refused, by reason: too_large, store_full (MaxValues or MaxBytes), key_full (MaxPerKey or MaxBytesPerKey), quota (a source's, site's or publisher's share), bad_ttl, stale (not newer than the held version), busy (the disk cannot take it), too_many (too many values arriving in parts), invalid (a record that breaks its kind's rules), conflict (a compare-and-swap on another sequence), other.
 # TYPE dht_store_refusals_total counter
 dht_store_refusals_total{reason="bad_ttl"} 0
 dht_store_refusals_total{reason="busy"} 0
+dht_store_refusals_total{reason="conflict"} 0
+dht_store_refusals_total{reason="invalid"} 0
 dht_store_refusals_total{reason="key_full"} 0
 dht_store_refusals_total{reason="other"} 0
 dht_store_refusals_total{reason="quota"} 3
@@ -203,7 +206,7 @@ dht_store_refusals_total{reason="too_many"} 0
 		t.Error(err)
 	}
 	out, err := testutil.CollectAndFormat(c, expfmt.TypeTextPlain, "dht_requests_sent_total", "dht_request_duration_seconds",
-		"dht_datagrams_dropped_total", "dht_routing_table_contacts", "dht_request_attempts_total")
+		"dht_datagrams_dropped_total", "dht_routing_table_contacts", "dht_request_attempts_total", "dht_forged_records_total")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,6 +226,7 @@ dht_store_refusals_total{reason="too_many"} 0
 		`dht_datagrams_dropped_total{reason="malformed"} 4`,
 		`dht_routing_table_contacts{bucket="0"} 0`,
 		`dht_routing_table_contacts{bucket="1"} 7`,
+		`dht_forged_records_total 2`,
 	} {
 		if !strings.Contains(text, s+"\n") {
 			t.Errorf("missing %s in:\n%s", s, text)

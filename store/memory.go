@@ -247,7 +247,7 @@ func (m *Memory) put(key id.ID, v Value, src netip.Addr, now time.Time, restore 
 	// included, is on the wall clock.
 	v.Expires = v.Expires.Round(0)
 	if v.Deleted {
-		v.Data = nil
+		v.Data, v.Envelope = nil, false
 	}
 	s := sourceOf(src)
 	m.mu.Lock()
@@ -351,6 +351,11 @@ func clone(b []byte) []byte {
 // and returns an ErrStale error if v must be refused.
 func order(held, v *Value) (refresh bool, err error) {
 	switch {
+	case v.Envelope != held.Envelope:
+		if v.Envelope {
+			return false, nil // the signed record beats the plain one
+		}
+		return false, fmt.Errorf("%w (held version %d, this one %d)", ErrSigned, held.Version, v.Version)
 	case v.Version > held.Version:
 		return false, nil
 	case v.Version < held.Version:

@@ -40,10 +40,24 @@ var (
 	ErrStale    = errors.New("store: not newer than the held version")
 	ErrExpired  = errors.New("store: expiry is not in the future")
 	ErrClosed   = errors.New("store: closed")
+	// ErrSigned refuses a plain write (a value or a tombstone) to a
+	// publisher whose held record is enveloped. It matches ErrStale too
+	// (errors.Is), since by the ordering rule the write is not newer.
+	ErrSigned error = signedError{}
 	// ErrBusy says a persistent store cannot take a write now because its
 	// queue to the disk is full; the write changed nothing. Try again later.
 	ErrBusy = errors.New("store: busy")
 )
+
+// signedError is ErrSigned: its own sentinel, and ErrStale to callers
+// that only know the older one.
+type signedError struct{}
+
+func (signedError) Error() string {
+	return "store: not newer than the held version: the held record is enveloped, and a plain write never replaces it"
+}
+
+func (signedError) Is(target error) bool { return target == ErrStale }
 
 // LimitError is a refusal because a bound of Limits would be passed. It
 // names the bound and the numbers, and it matches (errors.Is) the sentinel
@@ -115,7 +129,11 @@ type Value struct {
 	Version   uint64    // publisher-assigned, monotonic: higher replaces lower
 	Expires   time.Time // wall-clock instant; compare with Equal
 	Deleted   bool      // a tombstone; Data is empty
-	Data      []byte
+	// Envelope marks Data as a record envelope (package record): signed,
+	// typed or content-addressed, checked by the node before it is stored.
+	// A tombstone is never enveloped (Put clears the flag on one).
+	Envelope bool
+	Data     []byte
 }
 
 // Store holds the records of many keys, each with its own expiry.
@@ -150,6 +168,12 @@ type Store interface {
 	//
 	// The ordering rule, against the live record of v.Publisher under key:
 	//   - none held (or only an expired one): v is stored;
+	//   - one enveloped and the other plain: the enveloped one wins,
+	//     whatever the versions: v enveloped replaces a plain record, and
+	//     v plain (value or tombstone) is refused with ErrSigned (which is
+	//     ErrStale too), because an unsigned write naming the publisher of a
+	//     signed record must never override or withdraw it; between two
+	//     records both enveloped or both plain, the steps below apply:
 	//   - v.Version higher than the held one: v replaces it, whatever it is;
 	//   - equal versions, v a tombstone and the held one a value: the
 	//     tombstone replaces it (a withdrawal beats the value it withdraws);

@@ -70,6 +70,8 @@ func brokenRule(m *Message) string {
 			return "record data neither all of the value nor none"
 		case r.Deleted && r.Size != 0:
 			return "tombstone with a size"
+		case r.Envelope && (r.Deleted || r.Size == 0):
+			return "envelope that is a tombstone or empty"
 		}
 		return ""
 	}
@@ -83,6 +85,12 @@ func brokenRule(m *Message) string {
 			return "part over MaxPart"
 		case end > int64(m.Size):
 			return "part past the end of the value"
+		}
+		if m.Type == Put && m.PutFlags&PutEnvelope != 0 && m.Size == 0 {
+			return "empty enveloped PUT"
+		}
+		if m.PutFlags&^PutEnvelope != 0 {
+			return "unknown PUT flags kept"
 		}
 		if m.Type == Put {
 			want := min(MaxPart, int64(m.Size)-int64(m.Offset))
@@ -127,15 +135,17 @@ func brokenRule(m *Message) string {
 // any numbers: Append accepts exactly what the rules allow, Decode of the
 // same fields written by hand agrees, and what is accepted round-trips.
 func FuzzLengthRules(f *testing.F) {
-	f.Add(uint32(5), uint32(0), uint16(5), false)
-	f.Add(uint32(2405), uint32(2400), uint16(5), false)
-	f.Add(uint32(2405), uint32(1200), uint16(1200), false)
-	f.Add(uint32(0), uint32(0), uint16(0), true)
-	f.Add(uint32(MaxRecordSize), uint32(0), uint16(0), false)
-	f.Add(uint32(MaxRecordSize+1), uint32(0), uint16(0), false)
-	f.Add(uint32(1201), uint32(0), uint16(1201), false)
-	f.Add(uint32(5), uint32(0xffffffff), uint16(5), false)
-	f.Fuzz(func(t *testing.T, size, offset uint32, n uint16, deleted bool) {
+	f.Add(uint32(5), uint32(0), uint16(5), false, false)
+	f.Add(uint32(2405), uint32(2400), uint16(5), false, false)
+	f.Add(uint32(2405), uint32(1200), uint16(1200), false, true)
+	f.Add(uint32(0), uint32(0), uint16(0), true, false)
+	f.Add(uint32(0), uint32(0), uint16(0), false, true)
+	f.Add(uint32(0), uint32(0), uint16(0), true, true)
+	f.Add(uint32(MaxRecordSize), uint32(0), uint16(0), false, true)
+	f.Add(uint32(MaxRecordSize+1), uint32(0), uint16(0), false, false)
+	f.Add(uint32(1201), uint32(0), uint16(1201), false, false)
+	f.Add(uint32(5), uint32(0xffffffff), uint16(5), false, false)
+	f.Fuzz(func(t *testing.T, size, offset uint32, n uint16, deleted, envelope bool) {
 		if n > MaxPart+8 {
 			n = MaxPart + 8 // longer data only repeats the MaxPart case, slowly
 		}
@@ -143,22 +153,26 @@ func FuzzLengthRules(f *testing.F) {
 		for i := range data {
 			data[i] = byte(i)
 		}
+		var flags uint8
+		if envelope {
+			flags = PutEnvelope
+		}
 		for _, m := range []*Message{
-			{Type: Put, Target: target, Publisher: pub, Version: ver, TTL: 60, Size: size, Offset: offset, Value: data},
+			{Type: Put, Target: target, Publisher: pub, Version: ver, TTL: 60, Size: size, Offset: offset, Value: data, PutFlags: flags},
 			{Type: Part, Size: size, Offset: offset, Value: data},
-			{Type: Records, Records: []Record{{Publisher: pub, Version: ver, TTL: 60, Deleted: deleted, Size: size, Data: data}}},
-			{Type: Notify, Target: target, Record: Record{Publisher: pub, Version: ver, TTL: 60, Deleted: deleted, Size: size, Data: data}},
+			{Type: Records, Records: []Record{{Publisher: pub, Version: ver, TTL: 60, Deleted: deleted, Envelope: envelope, Size: size, Data: data}}},
+			{Type: Notify, Target: target, Record: Record{Publisher: pub, Version: ver, TTL: 60, Deleted: deleted, Envelope: envelope, Size: size, Data: data}},
 		} {
 			ok := brokenRule(m) == ""
 			b, err := m.Append(nil)
 			if ok != (err == nil) {
-				t.Fatalf("%s size=%d offset=%d n=%d deleted=%v: rules say %v, Append says %v", m.Type, size, offset, n, deleted, ok, err)
+				t.Fatalf("%s size=%d offset=%d n=%d deleted=%v envelope=%v: rules say %v, Append says %v", m.Type, size, offset, n, deleted, envelope, ok, err)
 			}
 			raw := handWritten(m)
 			var back Message
 			derr := Decode(raw, &back)
 			if ok != (derr == nil) {
-				t.Fatalf("%s size=%d offset=%d n=%d deleted=%v: rules say %v, Decode says %v", m.Type, size, offset, n, deleted, ok, derr)
+				t.Fatalf("%s size=%d offset=%d n=%d deleted=%v envelope=%v: rules say %v, Decode says %v", m.Type, size, offset, n, deleted, envelope, ok, derr)
 			}
 			if !ok {
 				continue
@@ -179,11 +193,14 @@ func handWritten(m *Message) []byte {
 		b = append(b, r.Publisher[:]...)
 		b = binary.BigEndian.AppendUint64(b, r.Version)
 		b = binary.BigEndian.AppendUint32(b, r.TTL)
+		var flags byte
 		if r.Deleted {
-			b = append(b, 1)
-		} else {
-			b = append(b, 0)
+			flags |= 1
 		}
+		if r.Envelope {
+			flags |= 2
+		}
+		b = append(b, flags)
 		b = binary.BigEndian.AppendUint32(b, r.Size)
 		b = binary.BigEndian.AppendUint16(b, uint16(len(r.Data)))
 		b = append(b, r.Data...)
@@ -200,6 +217,9 @@ func handWritten(m *Message) []byte {
 		b = binary.BigEndian.AppendUint32(b, m.Offset)
 		b = binary.BigEndian.AppendUint16(b, uint16(len(m.Value)))
 		b = append(b, m.Value...)
+		if m.Type == Put && m.PutFlags != 0 {
+			b = append(b, m.PutFlags) // the optional flags byte
+		}
 	case Records:
 		b = append(b, byte(len(m.Records)))
 		for i := range m.Records {

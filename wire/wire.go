@@ -196,6 +196,17 @@ const (
 	CodeNotFound    ErrorCode = 8  // FETCH: the node holds no such record (or not that version)
 	CodeStale       ErrorCode = 9  // STORE, PUT, DELETE: not newer than the record the node holds
 	CodeTooMany     ErrorCode = 10 // reassembly or listener table full; try later
+	CodeInvalid     ErrorCode = 11 // the record breaks its kind's rules (see docs/protocol.md "Record kinds"); the text names the field
+	CodeConflict    ErrorCode = 12 // PUT with compare-and-swap: the held sequence is not the expected one
+)
+
+// PUT flags, the optional byte after a PUT's data. A PUT without it has
+// flags 0, which is how a node that predates the byte sends it.
+const (
+	// PutEnvelope: the value is a record envelope (docs/protocol.md,
+	// "Record kinds"), checked by its kind before it is stored.
+	PutEnvelope   uint8 = 1 << 0
+	putFlagsKnown       = PutEnvelope
 )
 
 // PUT_OK statuses.
@@ -223,12 +234,16 @@ type Record struct {
 	Version   uint64 // publisher-assigned; higher wins
 	TTL       uint32 // seconds the sending node still keeps the record
 	Deleted   bool   // a tombstone: the publisher withdrew its value
+	Envelope  bool   // the value is a record envelope (never with Deleted, never empty)
 	Size      uint32 // the whole value's length, at most MaxRecordSize
 	Data      []byte // the value inline (Size bytes, at most MaxPart), or empty; aliases the datagram
 }
 
-// recordDeleted is the DELETED bit of a record's flags byte.
-const recordDeleted = 1 << 0
+// The bits of a record's flags byte. Unknown bits are ignored on receipt.
+const (
+	recordDeleted  = 1 << 0
+	recordEnvelope = 1 << 1
+)
 
 // Message is any protocol message. Which body fields are meaningful depends
 // on Type; the others are ignored by Append and zeroed by Decode.
@@ -253,6 +268,7 @@ type Message struct {
 	Text     []byte         // ERROR: reason, at most MaxErrorText bytes
 
 	Publisher      id.ID    // PUT, FETCH, DELETE: whose record
+	PutFlags       uint8    // PUT: PutEnvelope; unknown bits are dropped on decode
 	Version        uint64   // PUT, FETCH, DELETE: which version of it
 	Size           uint32   // PUT, PART: the whole value's length
 	Offset         uint32   // PUT, PART: where this part's data starts; FETCH: where to start
@@ -291,6 +307,7 @@ func (m *Message) Reset() {
 // FIND_VALUE.
 func (m *Message) resetNew(rs []Record) {
 	m.Publisher = id.ID{}
+	m.PutFlags = 0
 	m.Version = 0
 	m.Size = 0
 	m.Offset = 0
@@ -341,13 +358,15 @@ const EmptyRecordsLen = HeaderLen + 3
 func PartLen(n int) int { return HeaderLen + 4 + 4 + 2 + n }
 
 // checkRecord applies the rules of a Record's lengths: the value inline
-// (n == size) or fetch-only (n == 0), never more than MaxPart inline, and
-// a tombstone without bytes.
-func checkRecord(deleted bool, size uint32, n int) error {
+// (n == size) or fetch-only (n == 0), never more than MaxPart inline, a
+// tombstone without bytes, and an envelope neither a tombstone nor empty
+// (an envelope has at least its kind byte; a signed withdrawal is an
+// envelope with an empty value, not a tombstone).
+func checkRecord(deleted, envelope bool, size uint32, n int) error {
 	switch {
 	case size > MaxRecordSize || n > MaxPart:
 		return ErrTooLarge
-	case deleted && size != 0, n != 0 && n != int(size):
+	case deleted && size != 0, n != 0 && n != int(size), envelope && (deleted || size == 0):
 		return ErrInvalid
 	}
 	return nil
@@ -436,12 +455,21 @@ func (m *Message) Append(b []byte) ([]byte, error) {
 		if err := checkPut(m.Size, m.Offset, len(m.Value)); err != nil {
 			return b[:start], err
 		}
+		if m.PutFlags&PutEnvelope != 0 && m.Size == 0 {
+			return b[:start], ErrInvalid
+		}
 		b = append(b, m.Target[:]...)
 		b = append(b, m.Publisher[:]...)
 		b = binary.BigEndian.AppendUint64(b, m.Version)
 		b = binary.BigEndian.AppendUint32(b, m.TTL)
 		b = binary.BigEndian.AppendUint32(b, m.Size)
 		b = appendPart(b, m.Offset, m.Value)
+		// The flags byte goes only when a flag is set: a plain PUT keeps
+		// the bytes it had before the byte existed, so one message has one
+		// encoding and old nodes read it as before.
+		if f := m.PutFlags & putFlagsKnown; f != 0 {
+			b = append(b, f)
+		}
 	case PutOK:
 		if m.Status > StatusPart {
 			return b[:start], ErrInvalid
@@ -546,7 +574,7 @@ func appendPart(b []byte, offset uint32, data []byte) []byte {
 }
 
 func appendRecord(b []byte, r *Record) ([]byte, error) {
-	if err := checkRecord(r.Deleted, r.Size, len(r.Data)); err != nil {
+	if err := checkRecord(r.Deleted, r.Envelope, r.Size, len(r.Data)); err != nil {
 		return b, err
 	}
 	b = append(b, r.Publisher[:]...)
@@ -554,7 +582,10 @@ func appendRecord(b []byte, r *Record) ([]byte, error) {
 	b = binary.BigEndian.AppendUint32(b, r.TTL)
 	flags := byte(0)
 	if r.Deleted {
-		flags = recordDeleted
+		flags |= recordDeleted
+	}
+	if r.Envelope {
+		flags |= recordEnvelope
 	}
 	b = append(b, flags)
 	b = binary.BigEndian.AppendUint32(b, r.Size)
@@ -676,6 +707,14 @@ func Decode(b []byte, m *Message) error {
 			}
 		}
 		m.Value = r.bytes(n)
+		// The optional flags byte: absent (an older sender) reads as 0.
+		if r.err == nil && r.off < len(r.b) {
+			m.PutFlags = r.b[r.off] & putFlagsKnown
+			r.off++
+		}
+		if r.err == nil && m.PutFlags&PutEnvelope != 0 && m.Size == 0 {
+			return ErrInvalid // an envelope has at least its kind byte
+		}
 	case PutOK:
 		m.Status = r.u8()
 		m.TTL = r.u32()
@@ -822,13 +861,15 @@ func (r *reader) record(x *Record) error {
 	r.id(&x.Publisher)
 	x.Version = r.u64()
 	x.TTL = r.u32()
-	x.Deleted = r.u8()&recordDeleted != 0
+	flags := r.u8()
+	x.Deleted = flags&recordDeleted != 0
+	x.Envelope = flags&recordEnvelope != 0
 	x.Size = r.u32()
 	n := int(r.u16())
 	if r.err != nil {
 		return nil
 	}
-	if err := checkRecord(x.Deleted, x.Size, n); err != nil {
+	if err := checkRecord(x.Deleted, x.Envelope, x.Size, n); err != nil {
 		return err
 	}
 	x.Data = r.bytes(n)

@@ -58,11 +58,12 @@ func (n *Node) pathCacheStats() PathCacheCounts {
 
 // cacheCopy is one record to cache at one node.
 type cacheCopy struct {
-	to      id.Contact
-	pub     id.ID
-	version uint64
-	ttl     uint32
-	data    []byte
+	to       id.Contact
+	pub      id.ID
+	version  uint64
+	ttl      uint32
+	envelope bool
+	data     []byte
 }
 
 // cacheOp sends a get's cache copies; nobody waits for it.
@@ -74,6 +75,9 @@ func (c *cacheOp) fill(m *wire.Message, p *pending) {
 	cp := &c.copies[p.slot]
 	m.Publisher, m.Version, m.TTL = cp.pub, cp.version, cp.ttl
 	m.Size, m.Offset, m.Value = uint32(len(cp.data)), 0, cp.data
+	if cp.envelope {
+		m.PutFlags = wire.PutEnvelope
+	}
 }
 
 func (c *cacheOp) response(n *Node, p *pending, m *wire.Message, now time.Time, w transport.Writer) {
@@ -123,7 +127,7 @@ func (n *Node) cacheOnPath(lo *lookupOp, r *LookupResult) {
 			continue
 		}
 		op.copies = append(op.copies, cacheCopy{to: r.Closest[d], pub: rec.Publisher, version: rec.Version,
-			ttl: uint32(ttl / time.Second), data: bytes.Clone(rec.Data)})
+			ttl: uint32(ttl / time.Second), envelope: rec.Envelope, data: bytes.Clone(rec.Data)})
 	}
 	if len(op.copies) == 0 {
 		return

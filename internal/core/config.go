@@ -22,6 +22,7 @@ import (
 
 	"github.com/dhtkit/dht/clock"
 	"github.com/dhtkit/dht/id"
+	"github.com/dhtkit/dht/record"
 	"github.com/dhtkit/dht/routing"
 	"github.com/dhtkit/dht/store"
 	"github.com/dhtkit/dht/transport"
@@ -99,6 +100,14 @@ type Config struct {
 	// one pass serves all the changes of a burst; default 5s, at most
 	// ReplicateInterval.
 	ReplicateDebounce time.Duration
+	// RecordPolicy is how this node judges record kinds (package record):
+	// every complete enveloped record it is asked to store (PUT, by a
+	// publisher, a replica or a cache) must pass RecordPolicy.Check, and
+	// every enveloped record it reads (GET, NOTIFY) RecordPolicy.Verify.
+	// The zero value accepts plain records too and knows the built-in
+	// types; RefusePlain makes the node refuse every plain write (PUT,
+	// STORE, DELETE) with ERROR code 11.
+	RecordPolicy record.Policy
 }
 
 // Defaults used where a Config field is zero.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dhtkit/dht/id"
+	"github.com/dhtkit/dht/record"
 	"github.com/dhtkit/dht/store"
 	"github.com/dhtkit/dht/transport"
 	"github.com/dhtkit/dht/wire"
@@ -18,8 +19,11 @@ type Record struct {
 	Publisher id.ID
 	Version   uint64
 	// TTL is the longest time any holder of this version said it keeps it.
-	TTL  time.Duration
-	Data []byte
+	TTL time.Duration
+	// Envelope marks Data as a record envelope (package record), which
+	// the reader verified before it kept the record.
+	Envelope bool
+	Data     []byte
 }
 
 // mergedRec is the newest version of one publisher's record that a value
@@ -27,10 +31,15 @@ type Record struct {
 type mergedRec struct {
 	pub     id.ID
 	version uint64
-	deleted bool
-	size    uint32
-	data    []byte // nil until known: a large value is fetched after the lookup
-	ttl     time.Duration
+	deleted bool // a tombstone, or a verified signed withdrawal
+	// envelope: an enveloped record, which beats every plain one of its
+	// publisher; verified: its envelope passed record.Policy.Verify (an
+	// inline one is verified before it is merged, a fetched one once
+	// fetched).
+	envelope, verified bool
+	size               uint32
+	data               []byte // nil until known: a large value is fetched after the lookup
+	ttl                time.Duration
 	// shortest is the shortest TTL a holder of this version reported:
 	// path caching takes it, so that one holder's claim cannot stretch a
 	// copy past what the others keep.
@@ -42,10 +51,26 @@ type mergedRec struct {
 // from.
 const maxSources = 4
 
-// newer reports whether version v (deleted or not) beats the record m
-// holds: a higher version, or a tombstone of the same version.
-func (m *mergedRec) newer(v uint64, deleted bool) bool {
+// newer reports whether version v (deleted or not, enveloped or not) beats
+// the record m holds: an envelope over a plain record, then a higher
+// version, or a tombstone of the same version.
+func (m *mergedRec) newer(v uint64, deleted, envelope bool) bool {
+	if envelope != m.envelope {
+		return envelope
+	}
 	return v > m.version || (v == m.version && deleted && !m.deleted)
+}
+
+// verifyRecord checks an enveloped record a reader received, and counts a
+// forgery. It reports whether the record stands, and whether it is a
+// signed withdrawal. The lock is held.
+func (n *Node) verifyRecord(key, pub id.ID, version uint64, data []byte) (ok, withdrawn bool) {
+	e, err := n.cfg.RecordPolicy.Verify(key, pub, version, data)
+	if err != nil {
+		n.stats.forged++
+		return false, false
+	}
+	return true, e.Withdrawn()
 }
 
 // mergeRecords adds a holder's records to the lookup's: for each publisher
@@ -62,6 +87,20 @@ func (o *lookupOp) mergeRecords(n *Node, rs []wire.Record, host netip.Addr, from
 		r := &rs[i]
 		if int(r.Size) > n.cfg.MaxValueSize || (!r.Deleted && r.Size == 0) {
 			continue // no node that keeps our limits stored it
+		}
+		deleted, verified := r.Deleted, false
+		if r.Envelope && len(r.Data) > 0 {
+			// This node's own records passed its policy when stored.
+			ok, withdrawn := true, false
+			if from != (id.Contact{}) {
+				ok, withdrawn = n.verifyRecord(o.target, r.Publisher, r.Version, r.Data)
+			} else if e, err := record.Parse(r.Data); err == nil {
+				withdrawn = e.Withdrawn()
+			}
+			if !ok {
+				continue // a forgery: the holder lied, and the record is not merged
+			}
+			deleted, verified = withdrawn, true
 		}
 		ttl := time.Duration(r.TTL) * time.Second
 		var m *mergedRec
@@ -80,15 +119,17 @@ func (o *lookupOp) mergeRecords(n *Node, rs []wire.Record, host netip.Addr, from
 			m = &mergedRec{pub: r.Publisher}
 			o.recs = append(o.recs, m)
 			fallthrough
-		case m.newer(r.Version, r.Deleted):
-			m.version, m.deleted, m.size, m.ttl, m.shortest, m.data, m.from = r.Version, r.Deleted, r.Size, ttl, ttl, nil, m.from[:0]
-		case r.Version != m.version || r.Deleted != m.deleted || r.Size != m.size:
+		case m.newer(r.Version, deleted, r.Envelope):
+			m.version, m.deleted, m.size, m.ttl, m.shortest, m.data, m.from = r.Version, deleted, r.Size, ttl, ttl, nil, m.from[:0]
+			m.envelope, m.verified = r.Envelope, verified
+		case r.Envelope != m.envelope || r.Version != m.version || deleted != m.deleted || r.Size != m.size:
 			continue // older, or a conflicting copy of the same version: the first one stands
 		default:
 			m.ttl, m.shortest = max(m.ttl, ttl), min(m.shortest, ttl)
 		}
 		if m.data == nil && len(r.Data) > 0 {
 			m.data = bytes.Clone(r.Data)
+			m.verified = m.verified || verified
 		}
 		if len(m.from) < maxSources {
 			m.from = append(m.from, from)
@@ -100,7 +141,7 @@ func (o *lookupOp) mergeRecords(n *Node, rs []wire.Record, host netip.Addr, from
 func (o *lookupOp) mergeLocal(n *Node, vs []store.Value, now time.Time) {
 	rs := make([]wire.Record, len(vs))
 	for i, v := range vs {
-		rs[i] = wire.Record{Publisher: v.Publisher, Version: v.Version, TTL: ttlSeconds(v.Expires.Sub(now)), Deleted: v.Deleted, Size: uint32(len(v.Data)), Data: v.Data}
+		rs[i] = wire.Record{Publisher: v.Publisher, Version: v.Version, TTL: ttlSeconds(v.Expires.Sub(now)), Deleted: v.Deleted, Envelope: v.Envelope, Size: uint32(len(v.Data)), Data: v.Data}
 	}
 	o.mergeRecords(n, rs, netip.Addr{}, id.Contact{})
 }
@@ -118,13 +159,18 @@ func (o *lookupOp) results(r *LookupResult) {
 		}
 		return bytes.Compare(a.pub[:], b.pub[:])
 	})
-	r.Records, r.Values, r.TTLs, r.Withdrawn = nil, nil, nil, 0
+	r.Records, r.Values, r.TTLs, r.Withdrawn, r.Withdrawals = nil, nil, nil, 0, nil
 	for _, m := range o.recs {
 		switch {
 		case m.deleted:
 			r.Withdrawn++
+			if m.envelope && m.data != nil {
+				r.Withdrawals = append(r.Withdrawals, Record{Publisher: m.pub, Version: m.version, TTL: m.ttl, Envelope: true, Data: m.data})
+			}
+		case m.envelope && !m.verified:
+			// Fetched, and forged: dropped (fetchMissing counted it).
 		case m.data != nil:
-			r.Records = append(r.Records, Record{Publisher: m.pub, Version: m.version, TTL: m.ttl, Data: m.data})
+			r.Records = append(r.Records, Record{Publisher: m.pub, Version: m.version, TTL: m.ttl, Envelope: m.envelope, Data: m.data})
 			r.Values = append(r.Values, m.data)
 			r.TTLs = append(r.TTLs, m.ttl)
 		}
@@ -254,6 +300,10 @@ func (n *Node) fetchMissing(o *opState, lo *lookupOp, r *LookupResult, now time.
 		for _, fr := range f.recs {
 			if fr.have == len(fr.got) {
 				fr.m.data = fr.buf
+				if fr.m.envelope {
+					ok, withdrawn := n.verifyRecord(lo.target, fr.m.pub, fr.m.version, fr.buf)
+					fr.m.verified, fr.m.deleted = ok, withdrawn
+				}
 			} else if r.Incomplete == "" {
 				r.Incomplete = "a value's parts could not be fetched from any holder"
 			}

@@ -153,8 +153,9 @@ type notified struct {
 }
 
 type seenVersion struct {
-	version uint64
-	deleted bool
+	version  uint64
+	deleted  bool
+	envelope bool
 }
 
 func (s *subscription) track(txid uint64)   { s.txids.track(txid) }
@@ -178,13 +179,22 @@ func (s *subscription) failure(*Node, *pending, time.Time, transport.Writer) {}
 // event reports record r of the subscription's key, unless it is not newer
 // than what the subscription has seen of its publisher.
 func (s *subscription) event(n *Node, r wire.Record, data []byte, from id.Contact) {
+	if r.Envelope {
+		// A notifier may lie: an enveloped record is verified before it
+		// is reported, and a signed withdrawal is the owner's deletion.
+		ok, withdrawn := n.verifyRecord(s.key, r.Publisher, r.Version, data)
+		if !ok {
+			return
+		}
+		r.Deleted = withdrawn
+	}
 	if !s.wants(&r) {
 		return
 	}
 	prev, ok := s.seen[r.Publisher]
-	s.seen[r.Publisher] = seenVersion{r.Version, r.Deleted}
+	s.seen[r.Publisher] = seenVersion{r.Version, r.Deleted, r.Envelope}
 	e := Event{Kind: EventPut, Key: s.key, From: from,
-		Record: Record{Publisher: r.Publisher, Version: r.Version, TTL: time.Duration(r.TTL) * time.Second, Data: data}}
+		Record: Record{Publisher: r.Publisher, Version: r.Version, TTL: time.Duration(r.TTL) * time.Second, Envelope: r.Envelope, Data: data}}
 	switch {
 	case r.Deleted:
 		e.Kind = EventDelete
@@ -340,6 +350,8 @@ func (s *subscription) drain() {
 func (s *subscription) wants(r *wire.Record) bool {
 	prev, ok := s.seen[r.Publisher]
 	switch {
+	case ok && r.Envelope != prev.envelope:
+		return r.Envelope // an enveloped record beats a plain one of its publisher, and only that way
 	case ok:
 		return r.Version > prev.version || (r.Version == prev.version && r.Deleted && !prev.deleted)
 	case r.Deleted:
@@ -402,7 +414,7 @@ func (n *Node) Listen(key id.ID, cb func(Event)) (cancel func()) {
 		// The values held now, as puts.
 		n.getInto(o, key, now, w, func(r *LookupResult) {
 			for _, rec := range r.Records {
-				s.event(n, wire.Record{Publisher: rec.Publisher, Version: rec.Version, TTL: ttlSeconds(rec.TTL)}, rec.Data, id.Contact{})
+				s.event(n, wire.Record{Publisher: rec.Publisher, Version: rec.Version, TTL: ttlSeconds(rec.TTL), Envelope: rec.Envelope}, rec.Data, id.Contact{})
 			}
 		})
 	})
@@ -617,7 +629,7 @@ func (n *Node) refreshOnly(key id.ID, v store.Value, now time.Time) bool {
 // request table; past it, or past a few in flight to one listener, a
 // notification is dropped and counted.
 func (n *Node) changed(key id.ID, v store.Value, now time.Time, w transport.Writer) {
-	rec := wire.Record{Publisher: v.Publisher, Version: v.Version, TTL: ttlSeconds(v.Expires.Sub(now)), Deleted: v.Deleted, Size: uint32(len(v.Data))}
+	rec := wire.Record{Publisher: v.Publisher, Version: v.Version, TTL: ttlSeconds(v.Expires.Sub(now)), Deleted: v.Deleted, Envelope: v.Envelope, Size: uint32(len(v.Data))}
 	if len(v.Data) <= wire.MaxPart {
 		rec.Data = v.Data
 	}

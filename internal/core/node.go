@@ -394,8 +394,10 @@ func (n *Node) serve(s *scratch, m *wire.Message, from netip.AddrPort, now time.
 			size := wire.HeaderLen + 3
 			s.wvalues = s.wvalues[:0]
 			for _, v := range s.values {
-				if len(v.Data) > wire.MaxValueSize {
-					continue // too large for this message: a GET fetches it
+				if len(v.Data) > wire.MaxValueSize || v.Envelope {
+					// Too large for this message, or an envelope that a
+					// VALUES cannot mark as one: a GET reads it.
+					continue
 				}
 				size += wire.ValueLen(len(v.Data))
 				if size > s.limit || len(s.wvalues) == wire.MaxValues {
@@ -521,6 +523,10 @@ func (n *Node) serveStore(s *scratch, m *wire.Message, from netip.AddrPort, now 
 	}
 	if len(m.Value) == 0 {
 		n.refuse(s, m, from, w, wire.CodeGeneric, "empty value")
+		return
+	}
+	if n.cfg.RecordPolicy.RefusePlain {
+		n.refuse(s, m, from, w, wire.CodeInvalid, refusePlain)
 		return
 	}
 	ttl := n.grantTTL(m.TTL)

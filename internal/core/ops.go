@@ -540,8 +540,13 @@ type LookupResult struct {
 	// Values and TTLs are Records' data and lifetimes, in the same order.
 	Values [][]byte
 	TTLs   []time.Duration
-	// Withdrawn counts the publishers whose newest version is a tombstone.
+	// Withdrawn counts the publishers whose newest version is a tombstone
+	// (a signed withdrawal included).
 	Withdrawn int
+	// Withdrawals holds the verified signed withdrawals among them (an
+	// enveloped record whose envelope carries no value), which only their
+	// owner could sign: Data is the envelope.
+	Withdrawals []Record
 	// Holders counts the nodes that answered with records, this one
 	// included when it holds some.
 	Holders int

@@ -25,7 +25,7 @@ const (
 var (
 	errTooMany  = errors.New("too many values being reassembled here; try again later")
 	errBadPart  = errors.New("part does not fit the value: parts are MaxPart bytes at multiples of MaxPart, the last one shorter")
-	errMismatch = errors.New("part does not match the value being reassembled (another size or ttl)")
+	errMismatch = errors.New("part does not match the value being reassembled (another size, ttl or flags)")
 )
 
 // partial is one value being reassembled.
@@ -35,6 +35,7 @@ type partial struct {
 	version  uint64
 	size     uint32
 	ttl      uint32
+	flags    uint8 // the PUT flags every part must carry
 	data     []byte
 	got      []uint64 // a bit per part
 	have     int
@@ -102,13 +103,13 @@ func (r *reassembly) add(host netip.Addr, m *wire.Message, now time.Time) ([]byt
 		}
 		parts := (size + wire.MaxPart - 1) / wire.MaxPart
 		p = &partial{
-			host: host, key: m.Target, pub: m.Publisher, version: m.Version, size: m.Size, ttl: m.TTL,
+			host: host, key: m.Target, pub: m.Publisher, version: m.Version, size: m.Size, ttl: m.TTL, flags: m.PutFlags,
 			data: make([]byte, size), got: make([]uint64, (parts+63)/64),
 		}
 		r.list = append(r.list, p)
 		r.bytes += size
 	}
-	if p.size != m.Size || p.ttl != m.TTL {
+	if p.size != m.Size || p.ttl != m.TTL || p.flags != m.PutFlags {
 		return nil, errMismatch
 	}
 	p.deadline = now.Add(partTimeout)

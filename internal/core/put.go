@@ -71,6 +71,11 @@ type PutRequest struct {
 	// KeepAlive makes the node republish the value before it expires,
 	// until the keep-alive is stopped (see PutRecord).
 	KeepAlive bool
+	// Envelope marks Value as a record envelope (package record), sent
+	// with the PUT flag ENVELOPE: the storing nodes check it by its kind.
+	// Key, Publisher and Version must then be the envelope's (Version 0 is
+	// kept, not replaced by the clock), and Anonymous is refused.
+	Envelope bool
 }
 
 // PutResult describes a finished put.
@@ -157,20 +162,21 @@ type putTarget struct {
 
 // putOp is the PUT phase of a put.
 type putOp struct {
-	o       *opState
-	key     id.ID
-	value   []byte
-	pub     id.ID
-	version uint64
-	ttl     uint32
-	quorum  int
-	targets []putTarget  // parallel to res.Receipts[first:]
-	spares  []id.Contact // candidates to store on in place of targets that do not answer
-	first   int          // receipts before the remote targets (this node's own)
-	left    int          // targets (and the local sync) without an outcome
-	res     *PutResult
-	cb      func(*PutResult, error)
-	txids   txset
+	o        *opState
+	key      id.ID
+	value    []byte
+	pub      id.ID
+	version  uint64
+	ttl      uint32
+	envelope bool
+	quorum   int
+	targets  []putTarget  // parallel to res.Receipts[first:]
+	spares   []id.Contact // candidates to store on in place of targets that do not answer
+	first    int          // receipts before the remote targets (this node's own)
+	left     int          // targets (and the local sync) without an outcome
+	res      *PutResult
+	cb       func(*PutResult, error)
+	txids    txset
 }
 
 func (p *putOp) track(txid uint64)   { p.txids.track(txid) }
@@ -179,6 +185,9 @@ func (p *putOp) dead() bool          { return p.o.done }
 
 func (p *putOp) fill(m *wire.Message, q *pending) {
 	m.Publisher, m.Version, m.TTL = p.pub, p.version, p.ttl
+	if p.envelope {
+		m.PutFlags = wire.PutEnvelope
+	}
 	m.Size, m.Offset = uint32(len(p.value)), q.off
 	end := min(int(q.off)+wire.MaxPart, len(p.value))
 	m.Value = p.value[q.off:end]
@@ -301,6 +310,15 @@ func (n *Node) nextVersion(now time.Time) uint64 {
 	return v
 }
 
+// NextVersion returns the version a put without one would get now (see
+// nextVersion), and counts it as handed out: what a signed record's
+// sequence defaults to, since its publisher signs it before the put.
+func (n *Node) NextVersion() uint64 {
+	var v uint64
+	n.run(func(now time.Time, _ transport.Writer) { v = n.nextVersion(now) })
+	return v
+}
+
 // Put stores value under key on the K nodes closest to it for ttl (at most
 // each node's maximum TTL), this node included when it is one of them. It
 // fails unless another node accepted the value: with ErrNoPeers when no node
@@ -325,8 +343,8 @@ func (n *Node) PutRecord(req PutRequest, cb func(*PutResult, error)) (cancel fun
 			}
 			return
 		}
-		if req.Version == 0 {
-			req.Version = n.nextVersion(now)
+		if req.Version == 0 && !req.Envelope {
+			req.Version = n.nextVersion(now) // an envelope's version is its own
 		}
 		var e *keepAlive
 		if req.KeepAlive {
@@ -358,6 +376,10 @@ func (n *Node) checkPut(req *PutRequest) error {
 		return fmt.Errorf("ttl %v is under 1s", req.TTL)
 	case req.Quorum < 0 || req.Quorum > n.cfg.K:
 		return fmt.Errorf("quorum %d: must be between 0 and K (%d)", req.Quorum, n.cfg.K)
+	case req.Envelope && (req.Anonymous || req.Publisher.IsZero()):
+		return errors.New("an enveloped record names its own publisher: anonymous or zero publisher refused")
+	case !req.Envelope && n.cfg.RecordPolicy.RefusePlain:
+		return errors.New(refusePlain)
 	}
 	switch {
 	case req.Anonymous:
@@ -387,7 +409,7 @@ func (n *Node) startPut(req PutRequest, e *keepAlive, now time.Time, w transport
 	secs := ttlSeconds(req.TTL)
 	p := &putOp{
 		o: o, key: req.Key, value: append([]byte(nil), req.Value...), pub: pub, version: version,
-		ttl: secs, quorum: req.Quorum, cb: cb,
+		ttl: secs, envelope: req.Envelope, quorum: req.Quorum, cb: cb,
 		res: &PutResult{Key: req.Key, Publisher: pub, Version: version, TTL: req.TTL},
 	}
 	o.onEnd(func() { p.txids.forget(n) })
@@ -500,9 +522,15 @@ func (p *putOp) replace(n *Node, now time.Time, w transport.Writer) {
 // key's K closest. A store that writes to disk accepts it once it is
 // durable.
 func (p *putOp) storeLocal(n *Node, now time.Time, w transport.Writer) {
-	ttl := n.grantTTL(p.ttl)
 	p.res.Receipts = append(p.res.Receipts, Receipt{Node: id.Contact{ID: n.self, Addr: n.Addr()}})
-	v := store.Value{Publisher: p.pub, Version: p.version, Expires: now.Add(ttl), Data: p.value}
+	v := store.Value{Publisher: p.pub, Version: p.version, Envelope: p.envelope, Data: p.value}
+	ttl, code, text := n.admit(p.key, &v, n.grantTTL(p.ttl), now)
+	if code != 0 {
+		// This node checks its own copy as any storing node does, so the
+		// publisher hears why at once (a forged or conflicting record).
+		p.res.Receipts[0] = Receipt{Node: p.res.Receipts[0].Node, Outcome: Refused, Code: code, Reason: text}
+		return
+	}
 	refresh := n.refreshOnly(p.key, v, now)
 	if err := n.store.Put(p.key, v, netip.Addr{}, now); err != nil {
 		code, text := refusal(err)

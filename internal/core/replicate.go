@@ -569,6 +569,9 @@ func (s *offerSession) fill(m *wire.Message, p *pending) {
 	case wire.Put:
 		x := &s.xfers[p.slot]
 		m.Publisher, m.Version, m.TTL = x.v.Publisher, x.v.Version, x.ttl
+		if x.v.Envelope {
+			m.PutFlags = wire.PutEnvelope // the receiver checks it as it would the publisher's
+		}
 		m.Size, m.Offset = uint32(len(x.v.Data)), p.off
 		m.Value = x.v.Data[p.off:min(int(p.off)+wire.MaxPart, len(x.v.Data))]
 	case wire.Delete:

@@ -278,7 +278,7 @@ func TestMergeWinnerDoesNotDependOnArrivalOrder(t *testing.T) {
 		for _, r := range rs {
 			w, ok := want[r.Publisher]
 			if !ok || r.Version > w.version || (r.Version == w.version && r.Deleted) {
-				want[r.Publisher] = seenVersion{r.Version, r.Deleted || (ok && r.Version == w.version && w.deleted)}
+				want[r.Publisher] = seenVersion{r.Version, r.Deleted || (ok && r.Version == w.version && w.deleted), false}
 			}
 		}
 		for range 4 {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dhtkit/dht/id"
+	"github.com/dhtkit/dht/record"
 	"github.com/dhtkit/dht/store"
 	"github.com/dhtkit/dht/transport"
 	"github.com/dhtkit/dht/wire"
@@ -37,6 +38,47 @@ func refusal(err error) (wire.ErrorCode, string) {
 	return code, err.Error()
 }
 
+// admit is a storing node's check of a complete record v under key before
+// it goes to the store: an enveloped record (and, where plain records are
+// refused, a plain one) must pass the record policy, which sees the record
+// of v's publisher held here. On success v.Data becomes what the policy
+// says to store (a compare-and-swap's field removed) and the granted ttl
+// is clamped into the kind's bounds, within the node's; v.Expires is set
+// from it. On refusal it returns the ERROR code (11 INVALID, 12 CONFLICT)
+// and the policy's text, which names the field. The lock is held.
+func (n *Node) admit(key id.ID, v *store.Value, ttl time.Duration, now time.Time) (time.Duration, wire.ErrorCode, string) {
+	v.Expires = now.Add(ttl)
+	if !v.Envelope && !n.cfg.RecordPolicy.RefusePlain {
+		return ttl, 0, "" // plain records cost no more than they did
+	}
+	var held *record.Held
+	if h, ok := n.store.Lookup(key, v.Publisher, now); ok && !h.Deleted {
+		held = &record.Held{Version: h.Version, Envelope: h.Envelope, Data: h.Data}
+	}
+	verdict, err := n.cfg.RecordPolicy.Check(key, v.Publisher, v.Version, v.Envelope, v.Data, held)
+	if err != nil {
+		code := wire.CodeInvalid
+		var re *record.Error
+		if errors.As(err, &re) && re.Reason == record.Conflict {
+			code = wire.CodeConflict
+		}
+		return 0, code, err.Error()
+	}
+	v.Data = verdict.Data
+	if verdict.MinTTL > 0 && ttl < verdict.MinTTL {
+		ttl = min(verdict.MinTTL, n.cfg.MaxTTL)
+	}
+	if verdict.MaxTTL > 0 && ttl > verdict.MaxTTL {
+		ttl = max(verdict.MaxTTL, n.cfg.MinTTL)
+	}
+	v.Expires = now.Add(ttl)
+	return ttl, 0, ""
+}
+
+// refusePlain is the text of a plain write on a node whose policy refuses
+// plain records.
+const refusePlain = "this network stores only enveloped records (signed, typed or content-addressed)"
+
 // refuse answers m with an ERROR.
 func (n *Node) refuse(s *scratch, m *wire.Message, from netip.AddrPort, w transport.Writer, code wire.ErrorCode, text string) {
 	n.stats.storesRefused++
@@ -62,7 +104,7 @@ func (n *Node) servePut(s *scratch, m *wire.Message, from netip.AddrPort, now ti
 	data := m.Value
 	if int(m.Size) != len(m.Value) {
 		if held, ok := n.store.Lookup(m.Target, m.Publisher, now); ok && held.Version == m.Version && !held.Deleted &&
-			m.Offset != 0 && !n.parts.has(hostOf(from.Addr()), m) {
+			held.Envelope == (m.PutFlags&wire.PutEnvelope != 0) && m.Offset != 0 && !n.parts.has(hostOf(from.Addr()), m) {
 			// A late or repeated part of a value already complete here.
 			n.reply(s, m, from, w, wire.PutOK, func(o *wire.Message) {
 				o.Status, o.TTL = wire.StatusStored, ttlSeconds(held.Expires.Sub(now))
@@ -84,8 +126,12 @@ func (n *Node) servePut(s *scratch, m *wire.Message, from netip.AddrPort, now ti
 		}
 		data = whole
 	}
-	ttl := n.grantTTL(m.TTL)
-	v := store.Value{Publisher: m.Publisher, Version: m.Version, Expires: now.Add(ttl), Data: data}
+	v := store.Value{Publisher: m.Publisher, Version: m.Version, Envelope: m.PutFlags&wire.PutEnvelope != 0, Data: data}
+	ttl, code, text := n.admit(m.Target, &v, n.grantTTL(m.TTL), now)
+	if code != 0 {
+		n.refuse(s, m, from, w, code, text)
+		return
+	}
 	refresh := n.refreshOnly(m.Target, v, now)
 	if err := n.store.Put(m.Target, v, from.Addr(), now); err != nil {
 		code, text := refusal(err)
@@ -179,7 +225,7 @@ func (n *Node) serveGet(s *scratch, m *wire.Message, from netip.AddrPort, now ti
 				break
 			}
 			v := &s.records[i]
-			r := wire.Record{Publisher: v.Publisher, Version: v.Version, TTL: ttlSeconds(v.Expires.Sub(now)), Deleted: v.Deleted, Size: uint32(len(v.Data))}
+			r := wire.Record{Publisher: v.Publisher, Version: v.Version, TTL: ttlSeconds(v.Expires.Sub(now)), Deleted: v.Deleted, Envelope: v.Envelope, Size: uint32(len(v.Data))}
 			switch {
 			case len(v.Data) <= wire.MaxPart && size+wire.RecordLen(len(v.Data)) <= s.limit:
 				r.Data = v.Data
@@ -222,6 +268,10 @@ func (n *Node) serveFetch(s *scratch, m *wire.Message, from netip.AddrPort, now 
 // least as long as the value it replaces, so that no replica that missed
 // the withdrawal can bring the value back while it could still be served.
 func (n *Node) serveDelete(s *scratch, m *wire.Message, from netip.AddrPort, now time.Time, w transport.Writer) {
+	if n.cfg.RecordPolicy.RefusePlain {
+		n.refuse(s, m, from, w, wire.CodeInvalid, refusePlain)
+		return
+	}
 	ttl := n.grantTTL(m.TTL)
 	expires := now.Add(ttl)
 	held, found := n.store.Lookup(m.Target, m.Publisher, now)

@@ -29,6 +29,7 @@ type stats struct {
 	refreshesSkipped              uint64
 	rejoins                       uint64
 	readOnlyDropped               uint64
+	forged                        uint64     // enveloped records a reader dropped: they failed record.Policy.Verify
 	served                        [16]uint64 // by request type; index 0 counts unknown types
 
 	sent          [reqSlots]reqStats // this node's requests, by type (reqSlot)
@@ -148,6 +149,10 @@ func CodeName(c wire.ErrorCode) string {
 		return "stale"
 	case wire.CodeTooMany:
 		return "too_many"
+	case wire.CodeInvalid:
+		return "invalid"
+	case wire.CodeConflict:
+		return "conflict"
 	}
 	return "other"
 }
@@ -200,13 +205,15 @@ const (
 	reasonStale            // not newer than the held version
 	reasonBusy             // the disk queue is full, or writing failed
 	reasonTooMany          // too many values arriving in parts
+	reasonInvalid          // a record that breaks its kind's rules (or a plain one where refused)
+	reasonConflict         // a compare-and-swap whose expected sequence is not held
 	reasonOther            // anything else (an empty value...)
 	numReasons
 )
 
 // RefusalReasons names the reasons of Stats.StoreRefusals, in order.
 var RefusalReasons = [numReasons]string{
-	"too_large", "store_full", "key_full", "quota", "bad_ttl", "stale", "busy", "too_many", "other",
+	"too_large", "store_full", "key_full", "quota", "bad_ttl", "stale", "busy", "too_many", "invalid", "conflict", "other",
 }
 
 // The texts a store's refusals start with (store.LimitError prints its
@@ -237,6 +244,10 @@ func refusalReason(code wire.ErrorCode, text []byte) int {
 		return reasonBusy
 	case wire.CodeTooMany:
 		return reasonTooMany
+	case wire.CodeInvalid:
+		return reasonInvalid
+	case wire.CodeConflict:
+		return reasonConflict
 	}
 	return reasonOther
 }
@@ -289,7 +300,7 @@ type Stats struct {
 	// RequestErrors counts the ERROR answers to this node's requests, by
 	// code (CodeName: "generic", "malformed", "unknown_type", "too_large",
 	// "full", "bad_ttl", "busy", "not_found", "stale", "too_many",
-	// "other").
+	// "invalid", "conflict", "other").
 	RequestErrors map[string]uint64
 	// ErrorsSent counts the ERROR answers this node sent, by code (the
 	// names of RequestErrors).
@@ -300,7 +311,9 @@ type Stats struct {
 	// (MaxPerKey or MaxBytesPerKey), "quota" (a source's, site's or
 	// publisher's share), "bad_ttl", "stale" (not newer than the held
 	// version), "busy" (the disk cannot take the write), "too_many" (too
-	// many values arriving in parts), "other".
+	// many values arriving in parts), "invalid" (a record that breaks its
+	// kind's rules, ERROR code 11), "conflict" (a compare-and-swap on
+	// another sequence, code 12), "other".
 	StoreRefusals map[string]uint64
 	// Latency holds the round-trip times of this node's requests that
 	// were answered (an ERROR included), measured from the attempt last
@@ -326,6 +339,11 @@ type Stats struct {
 	DebugSuppressed uint64
 	// Listen counts what the listen paths dropped to stay bounded.
 	Listen ListenCounts
+	// ForgedRecords counts enveloped records this node dropped as a
+	// reader (GET answers, NOTIFYs, fetched parts) because they failed
+	// record.Policy.Verify: a bad signature, or a key, publisher or
+	// version not bound to the envelope. Some node served a forgery.
+	ForgedRecords uint64
 }
 
 // ListenCounts says what a node's listen paths dropped to keep their
@@ -416,7 +434,7 @@ func (n *Node) Stats() Stats {
 		Unmatched: s.unmatched, Responses: s.responses,
 		Requests: s.requests, Retries: s.retries, Timeouts: s.timeouts, Stalls: s.stalls,
 		RPCFull: s.rpcFull, RPCQueued: s.rpcQueued,
-		StoresAccepted: s.storesAccepted, StoresRefused: s.storesRefused,
+		StoresAccepted: s.storesAccepted, StoresRefused: s.storesRefused, ForgedRecords: s.forged,
 		Expired: s.expired, Refreshes: s.refreshes, Rejoins: s.rejoins,
 		RefreshesSkipped: s.refreshesSkipped, KeepAlive: n.keepAliveStats(), PathCache: n.pathCacheStats(),
 		ReadOnlyDropped: s.readOnlyDropped,

@@ -33,7 +33,9 @@
 //	key       20 bytes
 //	publisher 20 bytes
 //	flags     1 byte: bit 0 deleted (a tombstone); bits 1-2 the source kind,
-//	          0 the node itself (no address), 1 IPv4, 2 IPv6; other bits zero
+//	          0 the node itself (no address), 1 IPv4, 2 IPv6; bit 3 the data
+//	          is a record envelope (added later: older files have it clear,
+//	          and open as they are); other bits zero
 //	version   uvarint
 //	expiry    varint Unix seconds, then uvarint nanoseconds (< 1e9)
 //	source    0, 4 or 16 bytes (IPv4, or IPv6 including IPv4-mapped; no zone)

@@ -55,7 +55,10 @@ const (
 	flagDeleted = 1 << 0
 	srcShift    = 1
 	srcMask     = 3 << srcShift // the kind of source address that follows
-	flagsKnown  = flagDeleted | srcMask
+	// flagEnvelope marks a record envelope (store.Value.Envelope). A bit
+	// that files written before it never set, so they open unchanged.
+	flagEnvelope = 1 << 3
+	flagsKnown   = flagDeleted | srcMask | flagEnvelope
 
 	srcNone = 0 // the node itself: the zero netip.Addr
 	src4    = 1 // an IPv4 address, 4 bytes
@@ -84,6 +87,9 @@ func appendRecord(dst []byte, rk *rkey, v *store.Value, src netip.Addr) []byte {
 	var flags byte
 	if v.Deleted {
 		flags |= flagDeleted
+	}
+	if v.Envelope {
+		flags |= flagEnvelope
 	}
 	switch {
 	case !src.IsValid():
@@ -165,8 +171,12 @@ func decodeRecord(b []byte) (rkey, store.Value, netip.Addr, error) {
 	v.Version = ver
 	v.Expires = time.Unix(sec, int64(nsec))
 	v.Deleted = flags&flagDeleted != 0
+	v.Envelope = flags&flagEnvelope != 0
 	if v.Deleted && len(b) > 0 {
 		return rk, v, src, fmt.Errorf("%w: a tombstone with %d bytes of data", errRecord, len(b))
+	}
+	if v.Envelope && (v.Deleted || len(b) == 0) {
+		return rk, v, src, fmt.Errorf("%w: an envelope that is a tombstone or empty", errRecord)
 	}
 	if len(b) > 0 {
 		v.Data = b

@@ -24,6 +24,7 @@ func TestRecordRoundTrip(t *testing.T) {
 		{Version: 1<<64 - 1, Expires: time.Date(2030, 1, 2, 3, 4, 5, 999_999_999, time.UTC), Data: []byte("hello")},
 		{Version: 7, Expires: time.Date(1969, 12, 31, 23, 59, 59, 1, time.UTC), Deleted: true},
 		{Version: 1_700_000_000_000_000, Expires: time.Unix(1<<40, 5), Data: bytes.Repeat([]byte{0}, 65536)},
+		{Version: 3, Expires: time.Unix(1<<33, 0), Envelope: true, Data: []byte{2, 0, 'x'}},
 	}
 	rk := recordKey(id.Key("key"), pub)
 	for _, src := range srcs {
@@ -38,7 +39,7 @@ func TestRecordRoundTrip(t *testing.T) {
 				t.Fatalf("decode %v from %v: %v", v, src, err)
 			}
 			if gotRK != rk || got.Publisher != pub || got.Version != v.Version || !got.Expires.Equal(v.Expires) ||
-				got.Deleted != v.Deleted || !bytes.Equal(got.Data, v.Data) || gotSrc != src.WithZone("") {
+				got.Deleted != v.Deleted || got.Envelope != v.Envelope || !bytes.Equal(got.Data, v.Data) || gotSrc != src.WithZone("") {
 				t.Fatalf("round trip of %+v from %v gave %+v from %v", v, src, got, gotSrc)
 			}
 		}
@@ -110,4 +111,25 @@ func FuzzDecodeRecord(f *testing.F) {
 			t.Fatalf("re-encoding %x changed it: %+v %v vs %+v %v (%v)", b, v, src, v2, src2, err)
 		}
 	})
+}
+
+// The ENVELOPE bit is one older files never set: a record written without
+// it decodes as plain, and one with it set on a tombstone or on no data is
+// refused as malformed rather than read as a record no Put could make.
+func TestRecordEnvelopeBit(t *testing.T) {
+	rk := recordKey(id.Key("key"), id.Key("publisher"))
+	plain := store.Value{Version: 1, Expires: time.Unix(100, 0), Data: []byte("v")}
+	b := appendRecord(nil, &rk, &plain, netip.Addr{})
+	if b[len(rk)]&flagEnvelope != 0 {
+		t.Fatal("a plain record sets the envelope bit")
+	}
+	if _, got, _, err := decodeRecord(b); err != nil || got.Envelope {
+		t.Fatalf("plain record decodes as %+v, %v", got, err)
+	}
+	tomb := store.Value{Version: 1, Expires: time.Unix(100, 0), Deleted: true}
+	bad := appendRecord(nil, &rk, &tomb, netip.Addr{})
+	bad[len(rk)] |= flagEnvelope
+	if _, _, _, err := decodeRecord(bad); err == nil {
+		t.Fatal("an enveloped tombstone decodes")
+	}
 }

@@ -67,6 +67,9 @@ func Run(t *testing.T, open func(l store.Limits) store.Store) {
 		{"TombstoneBeforeValue", testTombstoneBeforeValue},
 		{"TombstoneExpires", testTombstoneExpires},
 		{"HigherVersionRepublishes", testHigherVersionRepublishes},
+		{"EnvelopeBeatsPlain", testEnvelopeBeatsPlain},
+		{"PlainNeverReplacesEnvelope", testPlainNeverReplacesEnvelope},
+		{"EnvelopesOrderByVersion", testEnvelopesOrderByVersion},
 		{"TombstoneHasNoBytes", testTombstoneHasNoBytes},
 		{"ExpiredInvisibleBeforeSweep", testExpiredInvisibleBeforeSweep},
 		{"NextExpiry", testNextExpiry},
@@ -200,6 +203,9 @@ func describe(v store.Value) string {
 			what += fmt.Sprintf(" with data %q", v.Data)
 		}
 	}
+	if v.Envelope {
+		what = "envelope " + what
+	}
 	return fmt.Sprintf("{%s v%d %s until %s}", v.Publisher.Short(), v.Version, what, v.Expires.Format("15:04:05.000"))
 }
 
@@ -215,7 +221,7 @@ func describeAll(vs []store.Value) string {
 // compared as instants and an empty Data equal to a nil one.
 func same(a, b store.Value) bool {
 	return a.Publisher == b.Publisher && a.Version == b.Version && a.Deleted == b.Deleted &&
-		a.Expires.Equal(b.Expires) && bytes.Equal(a.Data, b.Data)
+		a.Envelope == b.Envelope && a.Expires.Equal(b.Expires) && bytes.Equal(a.Data, b.Data)
 }
 
 func sameAll(a, b []store.Value) bool { return slices.EqualFunc(a, b, same) }
@@ -464,6 +470,73 @@ func testReplacementByPublisher(t *testing.T, s store.Store) {
 	wantGet(t, s, k, at(3), sorted(a3, b1)...)
 	wantGet(t, s, k, at(5), b1)
 	wantBytes(t, s, len("a3")+len("b"))
+}
+
+// env is an enveloped value of publisher p at version ver.
+func env(p id.ID, ver uint64, data string, expires time.Time) store.Value {
+	v := val(p, ver, data, expires)
+	v.Envelope = true
+	return v
+}
+
+// testEnvelopeBeatsPlain: an enveloped record replaces a plain record of its
+// publisher whatever the versions, a tombstone's included, and keeps its
+// flag.
+func testEnvelopeBeatsPlain(t *testing.T, s store.Store) {
+	k := key(1)
+	mustPut(t, s, k, val(pub(1), 100, "plain", at(100)), at(0))
+	e := env(pub(1), 1, "signed", at(50))
+	mustPut(t, s, k, e, at(1))
+	wantRecords(t, s, k, at(1), e)
+	if got, ok := s.Lookup(k, pub(1), at(1)); !ok || !got.Envelope {
+		t.Fatalf("Lookup = %s, %v; want the enveloped record", describe(got), ok)
+	}
+	k2 := key(2)
+	mustPut(t, s, k2, tomb(pub(1), 100, at(100)), at(0))
+	e2 := env(pub(1), 2, "signed", at(50))
+	mustPut(t, s, k2, e2, at(1))
+	wantGet(t, s, k2, at(1), e2)
+}
+
+// testPlainNeverReplacesEnvelope: the signature proves an enveloped record's
+// publisher, so a plain value or tombstone naming that publisher, of any
+// version, is refused with ErrSigned (which is ErrStale) and changes
+// nothing; a tombstone marked as enveloped is still a plain tombstone.
+func testPlainNeverReplacesEnvelope(t *testing.T, s store.Store) {
+	k := key(1)
+	e := env(pub(1), 5, "signed", at(100))
+	mustPut(t, s, k, e, at(0))
+	forgedTomb := tomb(pub(1), 1<<63, at(200))
+	forgedTomb.Envelope = true
+	for _, v := range []store.Value{
+		val(pub(1), 1<<63, "plain", at(200)), val(pub(1), 5, "signed", at(200)),
+		tomb(pub(1), 1<<63, at(200)), tomb(pub(1), 5, at(200)), forgedTomb,
+	} {
+		before := snap(s, at(1), k)
+		err := put(s, k, v, srcA, at(1))
+		if !errors.Is(err, store.ErrSigned) || !errors.Is(err, store.ErrStale) {
+			t.Fatalf("Put(%s) over %s = %v, want ErrSigned and ErrStale", describe(v), describe(e), err)
+		}
+		wantUnchanged(t, s, before, at(1))
+	}
+	wantGet(t, s, k, at(1), e)
+	// Once the enveloped record has expired, it plays no part.
+	p := val(pub(1), 1, "plain", at(300))
+	mustPut(t, s, k, p, at(100))
+	wantGet(t, s, k, at(100), p)
+}
+
+// testEnvelopesOrderByVersion: between two enveloped records the ordinary
+// rule applies: a lower version is stale, the same bytes refresh.
+func testEnvelopesOrderByVersion(t *testing.T, s store.Store) {
+	k := key(1)
+	mustPut(t, s, k, env(pub(1), 5, "five", at(10)), at(0))
+	wantStale(t, put(s, k, env(pub(1), 4, "four", at(100)), srcA, at(1)), 4, 5)
+	wantStale(t, put(s, k, env(pub(1), 5, "other", at(100)), srcA, at(1)), 5)
+	mustPut(t, s, k, env(pub(1), 5, "five", at(20)), at(1))
+	e6 := env(pub(1), 6, "six", at(30))
+	mustPut(t, s, k, e6, at(2))
+	wantGet(t, s, k, at(2), e6)
 }
 
 func testLowerVersionIsStale(t *testing.T, s store.Store) {
