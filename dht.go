@@ -127,6 +127,11 @@ func New(cfg Config) (*Node, error) {
 		MinRequestTimeout: cfg.MinRequestTimeout,
 		ReplicateInterval: cfg.ReplicateInterval,
 		ReplicateDebounce: cfg.ReplicateDebounce,
+		RateLimit:         cfg.RateLimit,
+		RateBurst:         cfg.RateBurst,
+		RateSources:       cfg.RateLimitSources,
+		RateLimitLoopback: cfg.RateLimitLoopback,
+		Diversity:         cfg.Diversity,
 	})
 	if err != nil {
 		tr.Close()
