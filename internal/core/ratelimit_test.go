@@ -177,3 +177,42 @@ func TestNodeDropsRequestsOverTheSourceLimit(t *testing.T) {
 		t.Errorf("RateLimited went from 80 to %d on answers", got)
 	}
 }
+
+// A request from a source already in the table costs no allocation.
+func TestRateLimitAllowDoesNotAllocate(t *testing.T) {
+	r := newTestLimits(1e6, 1e6, 100, false)
+	a := netip.MustParseAddr("81.2.69.1")
+	r.allow(a, epoch)
+	if n := testing.AllocsPerRun(1000, func() { r.allow(a, epoch) }); n != 0 {
+		t.Errorf("%v allocations per request", n)
+	}
+}
+
+// The limit's cost per request: one source, and sources taking turns
+// through a full table of 16,384 (each request a map hit and a move to
+// the front), and more sources than the table holds (each an eviction).
+//
+//	go test -run '^$' -bench RateLimit -benchmem ./internal/core
+func BenchmarkRateLimit(b *testing.B) {
+	for _, c := range []struct {
+		name    string
+		sources int
+	}{{"OneSource", 1}, {"FullTable", DefaultRateSources}, {"Evicting", 4 * DefaultRateSources}} {
+		b.Run(c.name, func(b *testing.B) {
+			r := newTestLimits(1e9, 1e9, DefaultRateSources, false)
+			addrs := make([]netip.Addr, c.sources)
+			for i := range addrs {
+				addrs[i] = netip.AddrFrom4([4]byte{81, byte(i >> 16), byte(i >> 8), byte(i)})
+				r.allow(addrs[i], epoch)
+			}
+			now := epoch
+			i := 0
+			for b.Loop() {
+				r.allow(addrs[i], now)
+				if i++; i == len(addrs) {
+					i = 0
+				}
+			}
+		})
+	}
+}
