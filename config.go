@@ -173,6 +173,31 @@ type Config struct {
 	// knows the built-in types; RefusePlain makes a network of signed
 	// records only.
 	RecordPolicy record.Policy
+	// RateLimit is how many requests per second one source host (an IPv4
+	// address, an IPv6 /64) may have served; the others are dropped
+	// unanswered, before they are decoded, and counted
+	// (Stats.RateLimited). Answers to this node's own requests are never
+	// limited. 0 selects the default, 200, which no ordinary node sends
+	// to one peer (docs/security.md); negative turns the limit off.
+	// Loopback sources are exempt unless RateLimitLoopback is set.
+	RateLimit float64
+	// RateBurst is how many requests one source may send at once beyond
+	// RateLimit's pace; 0 selects twice RateLimit.
+	RateBurst int
+	// RateLimitSources bounds the source hosts the node keeps a rate
+	// limit for; past it, the least recently heard from loses its own
+	// (and gets a fresh burst when it returns). 0 selects the default,
+	// 16,384.
+	RateLimitSources int
+	// RateLimitLoopback limits loopback sources too (benchmarks and tests
+	// of the limit on 127.0.0.0/8); by default they are this machine's
+	// own programs and exempt.
+	RateLimitLoopback bool
+	// Diversity caps the routing table's contacts per /24 (IPv4) or /48
+	// (IPv6): by default 2 per bucket and 10 in all, for global unicast
+	// addresses only, so that one cheap block of addresses cannot fill the
+	// table with IDs of its choosing. See routing.Diversity.
+	Diversity routing.Diversity
 }
 
 // DefaultConfig returns the configuration of an ordinary node listening on
@@ -195,6 +220,9 @@ func DefaultConfig() Config {
 
 		ReplicateInterval: core.DefaultReplicateInterval,
 		ReplicateDebounce: core.DefaultReplicateDebounce,
+		RateLimit:         core.DefaultRateLimit,
+		RateLimitSources:  core.DefaultRateSources,
+		Diversity:         routing.Diversity{PerBucket: routing.DefaultPerBucket, PerTable: routing.DefaultPerTable},
 	}
 }
 
@@ -295,6 +323,17 @@ func (c *Config) validate() error {
 		return fmt.Errorf("dht: Config.ReplicateInterval is %v: must be at least 1s (or negative: no replication)", c.ReplicateInterval)
 	case c.ReplicateDebounce < 0 || (c.ReplicateInterval > 0 && c.ReplicateDebounce > c.ReplicateInterval):
 		return fmt.Errorf("dht: Config.ReplicateDebounce is %v: must be positive and at most ReplicateInterval (%v)", c.ReplicateDebounce, c.ReplicateInterval)
+	}
+	switch {
+	case c.RateLimit != c.RateLimit || c.RateLimit > 1e9:
+		return fmt.Errorf("dht: Config.RateLimit is %v: must be a number of requests per second up to 1e9 (0 for the default %d, negative: no limit)", c.RateLimit, core.DefaultRateLimit)
+	case c.RateBurst < 0:
+		return fmt.Errorf("dht: Config.RateBurst is %d: must be at least 0 (0 for twice RateLimit)", c.RateBurst)
+	case c.RateLimitSources < 0 || c.RateLimitSources > 1<<24:
+		return fmt.Errorf("dht: Config.RateLimitSources is %d: must be between 0 (the default %d) and %d", c.RateLimitSources, core.DefaultRateSources, 1<<24)
+	}
+	if err := c.Diversity.Validate(); err != nil {
+		return fmt.Errorf("dht: Config.Diversity: %w", err)
 	}
 	if err := checkStoreLimits(c.StoreLimits, c.Store != nil); err != nil {
 		return err

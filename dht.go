@@ -128,6 +128,11 @@ func New(cfg Config) (*Node, error) {
 		ReplicateInterval: cfg.ReplicateInterval,
 		ReplicateDebounce: cfg.ReplicateDebounce,
 		RecordPolicy:      cfg.RecordPolicy,
+		RateLimit:         cfg.RateLimit,
+		RateBurst:         cfg.RateBurst,
+		RateSources:       cfg.RateLimitSources,
+		RateLimitLoopback: cfg.RateLimitLoopback,
+		Diversity:         cfg.Diversity,
 	})
 	if err != nil {
 		tr.Close()

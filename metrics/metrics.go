@@ -93,6 +93,9 @@ var (
 		"Copies a get cached on its lookup path, by outcome: sent, accepted, refused (refused or unanswered).", "outcome")
 	rejoins = desc("rejoins_total", "Joins through the seeds started because the routing table was empty.")
 
+	rateLimited = desc("ratelimit_dropped_total", "Requests dropped unanswered because their source host (an IPv4 address, an IPv6 /64) was over its rate limit.")
+	crowded     = desc("routing_diversity_refused_total", "Contacts the routing table refused because their /24 (IPv4) or /48 (IPv6) held its share of a bucket or of the table.")
+
 	storesAccepted = desc("stores_accepted_total", "STORE, PUT and DELETE requests accepted.")
 	storeRefusals  = desc("store_refusals_total",
 		"STORE, PUT and DELETE requests refused, by reason: too_large, store_full (MaxValues or MaxBytes), key_full (MaxPerKey or MaxBytesPerKey), "+
@@ -121,6 +124,7 @@ var allDescs = []*prometheus.Desc{
 	requestsSent, requestAttempts, requestRetries, requestErrors, requestsQueued, requestsFlight, requestDuration, lookupStalls,
 	requestsServed, errorsSent,
 	lookupsStarted, lookupsEnded, lookupRequests, lookupRounds, lookupQueried, lookupDuration, refreshes, refreshSkips, keepAlives, republishes, pathCache, rejoins,
+	rateLimited, crowded,
 	storesAccepted, storeRefusals, expired, storedRecords, storedBytes,
 	tableContacts, tableBuckets, listeners, subscriptions, suppressed, listenDropped, forged,
 }
@@ -212,6 +216,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(pathCache, s.PathCache.Accepted, "accepted")
 	counter(pathCache, s.PathCache.Refused, "refused")
 	counter(rejoins, s.Rejoins)
+	counter(rateLimited, s.RateLimited)
+	counter(crowded, s.Crowded)
 
 	counter(storesAccepted, s.StoresAccepted)
 	for _, r := range core.RefusalReasons {

@@ -19,6 +19,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/dhtkit/dht"
+	"github.com/dhtkit/dht/routing"
 	"github.com/dhtkit/dht/store"
 	"github.com/dhtkit/dht/wire"
 )
@@ -374,6 +375,61 @@ var settings = []*settingDef{
 			return
 		},
 	},
+	{
+		name: "rate-limit", kind: kInt, arg: "N",
+		help:    "requests per second one source host (an IPv4 address, an IPv6 /64) may have answered; the rest are dropped and counted (loopback sources are exempt)",
+		allowed: "a whole number from 0 (no limit) to 1000000000",
+		def:     constDef(strconv.Itoa(int(dht.DefaultConfig().RateLimit))),
+		apply: func(c *DaemonConfig, v string) error {
+			n, err := parseInt(v, 0, 1e9)
+			c.Node.RateLimit = float64(n)
+			if n == 0 {
+				c.Node.RateLimit = -1
+			}
+			return err
+		},
+	},
+	{
+		name: "rate-burst", kind: kInt, arg: "N",
+		help:    "requests one source may send at once beyond rate-limit's pace",
+		allowed: "a whole number from 1 to 1000000000",
+		def: func(c *DaemonConfig) string {
+			return strconv.Itoa(max(int(2*c.Node.RateLimit), 1))
+		},
+		defDoc: "twice rate-limit",
+		apply: func(c *DaemonConfig, v string) (err error) { c.Node.RateBurst, err = parseInt(v, 1, 1e9); return },
+	},
+	{
+		name: "diversity-per-bucket", kind: kInt, arg: "N",
+		help:    "routing-table contacts of one /24 (IPv4) or /48 (IPv6) per bucket, replacements included (global unicast addresses only)",
+		allowed: "a whole number from 0 (no cap) to 256, at most diversity-per-table",
+		def:     constDef(strconv.Itoa(routing.DefaultPerBucket)),
+		apply: func(c *DaemonConfig, v string) error {
+			n, err := parseInt(v, 0, routing.MaxK)
+			c.Node.Diversity.PerBucket = capOrOff(n)
+			return err
+		},
+	},
+	{
+		name: "diversity-per-table", kind: kInt, arg: "N",
+		help:    "routing-table contacts of one /24 (IPv4) or /48 (IPv6) in all, replacements included (global unicast addresses only)",
+		allowed: "a whole number from 0 (no cap) to 1000000",
+		def:     constDef(strconv.Itoa(routing.DefaultPerTable)),
+		apply: func(c *DaemonConfig, v string) error {
+			n, err := parseInt(v, 0, 1e6)
+			c.Node.Diversity.PerTable = capOrOff(n)
+			return err
+		},
+	},
+}
+
+// capOrOff maps a setting's 0 (no cap) to the negative that turns a
+// routing.Diversity cap off (its 0 selects the default).
+func capOrOff(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // Settings returns every setting of dht node, in the order --help lists them.

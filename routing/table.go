@@ -61,6 +61,9 @@ type Config struct {
 	// fails. Negative means never fresh (ping every time, as the paper
 	// describes).
 	Fresh time.Duration
+	// Diversity caps the contacts of one /24 or /48 per bucket and per
+	// table (diversity.go); the zero value takes its defaults.
+	Diversity Diversity
 }
 
 func (c Config) withDefaults() Config {
@@ -96,7 +99,7 @@ func (c Config) Validate() error {
 	case c.PingTimeout < 0:
 		return fmt.Errorf("routing: PingTimeout is %v, want > 0 (0 for the default %v)", c.PingTimeout, DefaultPingTimeout)
 	}
-	return nil
+	return c.Diversity.Validate()
 }
 
 // Result says what Seen or Verified did with a contact.
@@ -135,6 +138,8 @@ func (r Result) String() string {
 		return "Ignored"
 	case Conflict:
 		return "Conflict"
+	case Crowded:
+		return "Crowded"
 	}
 	return "Result(" + strconv.Itoa(int(r)) + ")"
 }
@@ -200,6 +205,7 @@ type Table struct {
 	buckets     []bucket
 	zones       []string
 	idx         addrIndex // every address in buckets and caches
+	div         diversity // contacts per prefix (diversity.go)
 }
 
 // New returns an empty table for the node self. It panics if cfg does not
@@ -220,6 +226,7 @@ func New(self id.ID, cfg Config) *Table {
 		fresh:       int64(max(cfg.Fresh, 0)),
 		buckets:     make([]bucket, 1, 4),
 		idx:         newAddrIndex(),
+		div:         newDiversity(cfg.Diversity),
 	}
 	return t
 }
@@ -448,7 +455,14 @@ func (t *Table) elsewhere(bi, j int, ne *entry, tag uint32, ns int64) (Result, *
 	e := &b.entries[j]
 	switch {
 	case e.failures > 0 && ne.verified():
-		// The old address failed and the new one answered: move.
+		// The old address failed and the new one answered: move, unless
+		// the new address's prefix has its share already.
+		if t.crowded(ne, b, e) {
+			t.idx.hint = 0 // holder's probe hint was for ne's insertion
+			return Crowded, nil
+		}
+		t.div.held(e, -1)
+		t.div.held(ne, 1)
 		t.idx.insert(tag, bi) // first, while the lookup's hint holds
 		t.idx.remove(t.idx.tag(e), bi)
 		moved := *e
@@ -508,6 +522,12 @@ func (t *Table) place(ne *entry, tag uint32, ns int64) (Result, *entry) {
 				if r.verified() && !ne.verified() {
 					return Conflict, nil
 				}
+				if t.crowded(ne, b, r) {
+					t.idx.hint = 0
+					return Crowded, nil
+				}
+				t.div.held(r, -1)
+				t.div.held(ne, 1)
 				t.idx.insert(tag, bi)
 				t.idx.remove(t.idx.tag(r), bi)
 			}
@@ -528,14 +548,23 @@ func (t *Table) place(ne *entry, tag uint32, ns int64) (Result, *entry) {
 			return Ignored, nil
 		}
 		if len(b.entries) < t.k {
+			if t.crowded(ne, b, nil) {
+				t.idx.hint = 0
+				return Crowded, nil
+			}
 			b.entries = append(grow(b.entries, t.k), *ne)
 			t.n++
 			t.idx.insert(tag, bi)
+			t.div.held(ne, 1)
 			return Added, nil
 		}
 		if bi == len(t.buckets)-1 && len(t.buckets) < MaxBuckets {
 			t.split(ns)
 			continue
+		}
+		if t.crowded(ne, b, nil) {
+			t.idx.hint = 0
+			return Crowded, nil
 		}
 		t.cache(b, bi, ne, tag)
 		return t.fullPing(b, ns)
@@ -600,11 +629,13 @@ func (t *Table) evict(bi int, inRepl bool, j int) {
 	b := &t.buckets[bi]
 	if inRepl {
 		t.idx.remove(t.idx.tag(&b.repl[j]), bi)
+		t.div.held(&b.repl[j], -1)
 		b.repl = remove(b.repl, j)
 		return
 	}
 	e := &b.entries[j]
 	t.idx.remove(t.idx.tag(e), bi)
+	t.div.held(e, -1)
 	b.endPing(e.key())
 	b.entries = remove(b.entries, j)
 	t.n--
@@ -620,6 +651,7 @@ func (t *Table) evict(bi int, inRepl bool, j int) {
 func (t *Table) cache(b *bucket, bi int, ne *entry, tag uint32) {
 	if len(b.repl) < t.r {
 		t.idx.insert(tag, bi)
+		t.div.held(ne, 1)
 		b.repl = append(grow(b.repl, t.r), *ne)
 		return
 	}
@@ -636,6 +668,8 @@ func (t *Table) cache(b *bucket, bi int, ne *entry, tag uint32) {
 	}
 	t.idx.insert(tag, bi) // first, while the lookup's hint holds
 	t.idx.remove(t.idx.tag(&b.repl[j]), bi)
+	t.div.held(&b.repl[j], -1)
+	t.div.held(ne, 1)
 	copy(b.repl[j:], b.repl[j+1:])
 	b.repl[len(b.repl)-1] = *ne
 }

@@ -30,6 +30,7 @@ func init() {
 		{"serve", "one node answering FIND_VALUE as fast as it can, against a UDP echo server under the same load", runBenchServe},
 		{"cluster", "a network of nodes in this process: join, then puts and gets through random nodes", runBenchCluster},
 		{"idle", "many joined nodes in this process: start-up time, idle CPU and memory per node", runBenchIdle},
+		{"flood", "whether one source flooding a node at 100x its rate limit takes service from its other clients", runBenchFlood},
 	}
 }
 

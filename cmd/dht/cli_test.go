@@ -726,7 +726,7 @@ func TestOneKindPerFlagNameAcrossAllCommands(t *testing.T) {
 		}
 		add(s.Name, k, "node")
 	}
-	cmds := [][]string{{"bench", "serve"}, {"bench", "cluster"}, {"bench", "idle"}, {"sim"}}
+	cmds := [][]string{{"bench", "serve"}, {"bench", "cluster"}, {"bench", "idle"}, {"bench", "flood"}, {"sim"}}
 	for _, c := range commands {
 		if c.name != "node" && c.name != "sim" && c.name != "bench" {
 			cmds = append(cmds, []string{c.name})

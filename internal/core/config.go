@@ -108,6 +108,25 @@ type Config struct {
 	// types; RefusePlain makes the node refuse every plain write (PUT,
 	// STORE, DELETE) with ERROR code 11.
 	RecordPolicy record.Policy
+	// RateLimit is how many requests per second one source host (an IPv4
+	// address, an IPv6 /64) may have served; the rest are dropped
+	// unanswered and counted (ratelimit.go). Default DefaultRateLimit;
+	// negative turns the limit off.
+	RateLimit float64
+	// RateBurst is how many requests one source may send at once above
+	// RateLimit's pace; default 2*RateLimit, at least 1.
+	RateBurst int
+	// RateSources is how many source hosts the node keeps a rate limit
+	// for; past it, the least recently heard from gives its place (and a
+	// fresh burst when it returns). Default DefaultRateSources.
+	RateSources int
+	// RateLimitLoopback limits loopback sources too. By default they are
+	// exempt: they are this machine's own programs (benchmarks, the
+	// simulator's in-memory network), not remote peers.
+	RateLimitLoopback bool
+	// Diversity caps the routing table's contacts per network prefix
+	// (routing.Diversity); the zero value takes its defaults.
+	Diversity routing.Diversity
 }
 
 // Defaults used where a Config field is zero.
@@ -227,6 +246,12 @@ func (c *Config) Validate() error {
 	if err := c.validateReplication(); err != nil {
 		return err
 	}
+	if err := c.validateRateLimit(); err != nil {
+		return err
+	}
+	if err := c.Diversity.Validate(); err != nil {
+		return fmt.Errorf("core: Diversity: %w", err)
+	}
 	if c.Clock == nil {
 		c.Clock = clock.Real{}
 	}
@@ -294,6 +319,31 @@ func (c *Config) validateReplication() error {
 	}
 	if c.ReplicateDebounce < 0 || (c.ReplicateInterval > 0 && c.ReplicateDebounce > c.ReplicateInterval) {
 		return fmt.Errorf("core: ReplicateDebounce = %v: must be positive and at most ReplicateInterval (%v)", c.ReplicateDebounce, c.ReplicateInterval)
+	}
+	return nil
+}
+
+// validateRateLimit fills and checks the rate limit's settings.
+func (c *Config) validateRateLimit() error {
+	if c.RateLimit < 0 {
+		return nil
+	}
+	if c.RateLimit == 0 {
+		c.RateLimit = DefaultRateLimit
+	}
+	if c.RateBurst == 0 {
+		c.RateBurst = max(int(2*c.RateLimit), 1)
+	}
+	if c.RateSources == 0 {
+		c.RateSources = DefaultRateSources
+	}
+	switch {
+	case c.RateLimit != c.RateLimit || c.RateLimit > 1e9: // NaN, or no limit at all
+		return fmt.Errorf("core: RateLimit = %v: must be a number of requests per second up to 1e9 (negative: no limit)", c.RateLimit)
+	case c.RateBurst < 1:
+		return fmt.Errorf("core: RateBurst = %d: must be at least 1", c.RateBurst)
+	case c.RateSources < 1 || c.RateSources > 1<<24:
+		return fmt.Errorf("core: RateSources = %d: must be between 1 and %d", c.RateSources, 1<<24)
 	}
 	return nil
 }

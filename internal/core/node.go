@@ -71,7 +71,8 @@ type Node struct {
 	cache          cacheCounts               // path caching (cache.go)
 	rpcTimer       timerSlot
 	mntTimer       timerSlot
-	repl           replState // replication and hand-over (replicate.go, handover.go)
+	repl           replState  // replication and hand-over (replicate.go, handover.go)
+	limits         rateLimits // per-source request rate limits (ratelimit.go)
 }
 
 // timerSlot is one armed clock timer. The generation tells a callback that
@@ -111,11 +112,12 @@ func New(cfg Config) (*Node, error) {
 		store: cfg.Store,
 		log:   cfg.Logger,
 		rng:   cfg.Rand,
-		table: routing.New(cfg.ID, routing.Config{K: cfg.K, ReplacementCache: cfg.ReplacementCache, MaxFailures: cfg.MaxFailures}),
+		table: routing.New(cfg.ID, routing.Config{K: cfg.K, ReplacementCache: cfg.ReplacementCache, MaxFailures: cfg.MaxFailures, Diversity: cfg.Diversity}),
 		rpc:   rpc.NewTracker[pending](cfg.MaxInFlight),
 		ops:   map[*opState]struct{}{},
 		subs:  map[id.ID][]*subscription{},
 	}
+	n.limits = newRateLimits(&cfg)
 	n.rememberSeeds(cfg.Seeds)
 	for _, a := range n.Addrs() {
 		ip := a.Addr()
@@ -296,6 +298,9 @@ func (n *Node) handle(s *scratch, data []byte, from netip.AddrPort, now time.Tim
 	n.stats.packetsIn++
 	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 	m := &s.msg
+	if wire.PeekHeader(data, m) == nil && m.Type.IsRequest() && m.Network == n.cfg.Network && !n.limits.allow(from.Addr(), now) {
+		return // over its source's rate limit, before any work (ratelimit.go)
+	}
 	if err := wire.Decode(data, m); err != nil {
 		n.stats.malformed++
 		// A well-formed header with a request type we do not know gets an

@@ -285,6 +285,11 @@ type Stats struct {
 	// (it serves only its subscriptions' NOTIFYs and the PINGs that check
 	// them).
 	ReadOnlyDropped uint64
+	// RateLimited counts requests dropped unanswered because their source
+	// host (an IPv4 address, an IPv6 /64) was over Config.RateLimit;
+	// Crowded counts contacts the routing table refused because their /24
+	// or /48 held its share already (Config.Diversity).
+	RateLimited, Crowded uint64
 	// Send drops seen by the transport, when it is a single UDP transport
 	// (a transport.Group hides its endpoints' counters): SendDropped
 	// counts answers dropped because the socket's send buffer was full,
@@ -438,6 +443,8 @@ func (n *Node) Stats() Stats {
 		Expired: s.expired, Refreshes: s.refreshes, Rejoins: s.rejoins,
 		RefreshesSkipped: s.refreshesSkipped, KeepAlive: n.keepAliveStats(), PathCache: n.pathCacheStats(),
 		ReadOnlyDropped: s.readOnlyDropped,
+		RateLimited:     n.limits.dropped,
+		Crowded:         n.table.Crowded(),
 		Served:          make(map[string]uint64, reqSlots-1),
 		Sent:            make(map[string]RequestCounts, reqSlots-1),
 		RequestErrors:   make(map[string]uint64, 11),
