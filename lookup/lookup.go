@@ -266,6 +266,10 @@ type Lookup struct {
 	// records that it did.
 	enough  func(*Lookup) bool
 	stopped bool
+
+	// admit, when set, must accept a contact before it enters the
+	// shortlist (see Admit).
+	admit func(id.Contact) bool
 }
 
 // New starts a lookup for target on behalf of self (self is never queried or
@@ -629,6 +633,9 @@ func (l *Lookup) insert(c id.Contact, depth int32) {
 		}
 		return
 	}
+	if l.admit != nil && !l.admit(c) {
+		return
+	}
 	n := len(l.cands)
 	l.cands = l.cands[:n+1] // within capacity: n <= MaxCandidates
 	copy(l.cands[i+1:], l.cands[i:n])
@@ -715,6 +722,14 @@ func (l *Lookup) remove(i int) {
 // bucket's worth of contacts in the bucket's range; a put stops once the
 // few closest candidates have answered. Reset clears it.
 func (l *Lookup) StopWhen(f func(*Lookup) bool) { l.enough = f }
+
+// Admit gives the lookup a rule that every new contact must pass before it
+// becomes a candidate, seeds included: f sees each contact once, after the
+// lookup's own filters (self, invalid address, already known, beyond the
+// horizon or MaxRounds), and a contact it refuses is dropped as if it had
+// never been offered. Disjoint uses it to keep its paths' node sets apart.
+// f must call nothing of the lookup's. Reset clears it; nil removes it.
+func (l *Lookup) Admit(f func(c id.Contact) bool) { l.admit = f }
 
 // Stopped reports whether the StopWhen rule ended the lookup.
 func (l *Lookup) Stopped() bool { return l.stopped }

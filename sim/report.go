@@ -39,6 +39,8 @@ type Report struct {
 	Partition   *PartitionReport   `json:"partition,omitempty"`
 	Waves       *WavesReport       `json:"waves,omitempty"`
 	Maintenance *MaintenanceReport `json:"maintenance,omitempty"`
+	// Adversary is an adversarial run's figures (adversary.go).
+	Adversary *AdversaryReport `json:"adversary,omitempty"`
 	// Replication adds up every node's replication counters, those that
 	// left included.
 	Replication core.ReplicationStats `json:"replication"`
@@ -429,6 +431,7 @@ func (r *Report) WriteText(w io.Writer, withPerf bool) error {
 		}
 	}
 	r.writeMaintenance(p)
+	r.writeAdversary(p) // adversary.go
 	n := &r.Network
 	p("network\t%d datagrams sent, %d delivered, %d lost, %d partitioned, %d unreachable, %d to closed nodes",
 		n.Sent, n.Delivered, n.Lost, n.Partitioned, n.Unreachable, n.Closed)

@@ -68,6 +68,9 @@ func Run(ctx context.Context, sc Scenario, progress func(Progress)) (*Report, er
 	if err := sc.Validate(); err != nil {
 		return nil, err
 	}
+	if len(sc.Malicious) > 0 {
+		return runAdversary(ctx, sc, progress) // adversary.go
+	}
 	e := newEngine(ctx, sc, progress)
 	err := e.run()
 	r := e.finish()
@@ -112,6 +115,8 @@ type engine struct {
 	phaseVStart time.Time
 
 	r *Report
+
+	adv *adversary // malicious nodes, in an adversarial run (adversary.go)
 }
 
 // simNode is one node and the simulator's notes on it.
@@ -299,8 +304,12 @@ func (e *engine) advance(limit time.Time, more func() bool) (bool, error) {
 // until its join finishes.
 func (e *engine) newNode() (*simNode, error) {
 	i := len(e.nodes)
+	tr := e.endpoint()
+	if e.adv != nil {
+		tr = e.adv.wrap(tr)
+	}
 	n, err := core.New(core.Config{
-		Transport: e.endpoint(),
+		Transport: tr,
 		Clock:     e.clk,
 		Rand:      rand.New(rand.NewPCG(e.sc.Seed, uint64(i))),
 		K:         e.sc.K,
@@ -314,6 +323,9 @@ func (e *engine) newNode() (*simNode, error) {
 	}
 	sn := &simNode{n: n, addr: n.Addr(), liveAt: -1}
 	e.nodes = append(e.nodes, sn)
+	if e.adv != nil {
+		e.adv.bind(sn, tr)
+	}
 	return sn, nil
 }
 

@@ -96,10 +96,16 @@ type Scenario struct {
 	// ReplicateInterval is every node's Config.ReplicateInterval: 0 for
 	// the default (1h), negative for no replication at all.
 	ReplicateInterval Duration `json:"replicate_interval,omitempty"`
-	// Malicious is the share of nodes that misbehave. It is reserved for
-	// the record issue, which defines what a malicious node does; until
-	// then any value but 0 is rejected.
-	Malicious float64 `json:"malicious,omitempty"`
+	// Malicious, if set, makes the run adversarial: for each setting
+	// (shares of the nodes by malicious kind, see Mix) a network of its
+	// own joins, the keys are put, the malicious nodes turn, and gets with
+	// plain lookups and with DisjointPaths disjoint paths alternate,
+	// Lookups of each (see AdversaryReport). Runs without it are as
+	// before.
+	Malicious Malicious `json:"malicious,omitempty"`
+	// DisjointPaths is the paths of an adversarial run's disjoint gets
+	// (default 3, see DefaultDisjointPaths).
+	DisjointPaths int `json:"disjoint_paths,omitempty"`
 }
 
 // Churn describes nodes leaving and joining. Rates are shares of the
@@ -192,7 +198,6 @@ func (s *Scenario) Validate() error {
 		{s.Concurrency < 1 || s.Concurrency > MaxConcurrency, "concurrency", s.Concurrency, fmt.Sprintf("must be from 1 to %d", MaxConcurrency)},
 		{s.ProbeEvery.D() < time.Second || s.ProbeEvery.D() > MaxPhase, "probe_every", s.ProbeEvery, "must be a duration from 1s to 24h"},
 		{s.ProbeKeys < 1 || s.ProbeKeys > min(s.Keys, MaxProbeKeys), "probe_keys", s.ProbeKeys, fmt.Sprintf("must be from 1 to keys (%d) and at most %d", s.Keys, MaxProbeKeys)},
-		{s.Malicious != 0, "malicious", s.Malicious, "must be 0: malicious nodes are not simulated yet (they come with signed records)"},
 	}
 	for _, c := range checks {
 		if c.bad {
@@ -200,6 +205,9 @@ func (s *Scenario) Validate() error {
 		}
 	}
 	if err := s.Latency.validate(); err != nil {
+		return err
+	}
+	if err := s.validateAdversary(); err != nil { // adversary.go
 		return err
 	}
 	if c := s.Churn; c != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/dhtkit/dht/lookup"
 	"github.com/dhtkit/dht/sim"
 )
 
@@ -54,7 +55,8 @@ func simFlags(sc *sim.Scenario, o *simOptions, stderr io.Writer) (*flag.FlagSet,
 	fs.Var(intVar{&sc.Concurrency, 1, sim.MaxConcurrency}, "concurrency", "puts or lookups in flight at once, network-wide")
 	fs.Var(durVar{&sc.ProbeEvery, time.Second, sim.MaxPhase}, "probe-every", "virtual time between probes during churn or a partition")
 	fs.Var(intVar{&sc.ProbeKeys, 1, sim.MaxProbeKeys}, "probe-keys", "stored keys each probe looks up (default 500, at most -keys)")
-	fs.Var(maliciousVar{&sc.Malicious}, "malicious", "share of malicious nodes: reserved, only 0 until signed records exist")
+	fs.Var(maliciousVar{&sc.Malicious}, "malicious", "malicious nodes by kind, e.g. eclipse=0.2 or drop=0.1;drop=0.2 (settings run one after another; "+sim.MaliciousForms+")")
+	fs.Var(intVar{&sc.DisjointPaths, 1, lookup.MaxPaths}, "disjoint-paths", "paths of the disjoint gets of a -malicious run (default 3)")
 
 	ch := sc.Churn
 	if ch == nil {

@@ -101,18 +101,27 @@ func (v latencyVar) Set(s string) error {
 	return nil
 }
 
-// maliciousVar holds the place of the malicious-node share, which the
-// simulator does not model yet: only 0 is accepted.
-type maliciousVar struct{ p *float64 }
+// maliciousVar reads the malicious settings' text form (see
+// sim.ParseMalicious).
+type maliciousVar struct{ p *sim.Malicious }
 
-func (v maliciousVar) String() string { return "0" }
+func (v maliciousVar) String() string {
+	if v.p == nil || len(*v.p) == 0 {
+		return ""
+	}
+	parts := make([]string, len(*v.p))
+	for i, m := range *v.p {
+		parts[i] = m.String()
+	}
+	return strings.Join(parts, ";")
+}
 
 func (v maliciousVar) Set(s string) error {
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f != 0 {
-		return fmt.Errorf("must be 0: malicious nodes are not simulated yet (they come with signed records)")
+	m, err := sim.ParseMalicious(s)
+	if err != nil {
+		return err
 	}
-	*v.p = 0
+	*v.p = m
 	return nil
 }
 

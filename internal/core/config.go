@@ -23,6 +23,8 @@ import (
 	"github.com/dhtkit/dht/clock"
 	"github.com/dhtkit/dht/id"
 	"github.com/dhtkit/dht/record"
+
+	"github.com/dhtkit/dht/lookup"
 	"github.com/dhtkit/dht/routing"
 	"github.com/dhtkit/dht/store"
 	"github.com/dhtkit/dht/transport"
@@ -47,6 +49,7 @@ type Config struct {
 	RefreshInterval  time.Duration // a bucket with no lookup for this long is refreshed; default 1h
 	LookupTimeout    time.Duration // every lookup stops here with what it has and says so; the bound that matters for lookups no caller's context bounds (refreshes, joins); default 30s
 	GetQuorum        int           // a get stops once this many nodes answered with values, and merges them; default 3
+	DisjointPaths    int           // Get runs this many value lookups over disjoint node sets (S/Kademlia; see GetPaths); 0 or 1: one lookup, the default; at most lookup.MaxPaths
 	AnyScope         bool          // use contacts whatever their address scope (tests on mixed addresses); by default a peer's contacts may be no narrower than its own address: loopback only from loopback, private only from private or loopback
 	ReplacementCache int           // replacement contacts per bucket; default K
 	MaxFailures      int           // failures in a row that remove a contact; default 3, at most routing.MaxFailuresLimit
@@ -242,6 +245,9 @@ func (c *Config) Validate() error {
 	fill(&c.GetQuorum, min(DefaultGetQuorum, c.K)) // a tiny K asks fewer
 	if c.GetQuorum < 1 || c.GetQuorum > c.K {
 		return fmt.Errorf("core: GetQuorum = %d: must be between 1 and K (%d)", c.GetQuorum, c.K)
+	}
+	if c.DisjointPaths < 0 || c.DisjointPaths > lookup.MaxPaths {
+		return fmt.Errorf("core: DisjointPaths = %d: must be from 0 (one lookup) to %d", c.DisjointPaths, lookup.MaxPaths)
 	}
 	if err := c.validateReplication(); err != nil {
 		return err

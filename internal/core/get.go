@@ -185,6 +185,9 @@ func (o *lookupOp) results(r *LookupResult) {
 // ErrNoPeers with it when nobody answered; LookupResult.Incomplete says
 // when the values found may not be all there are.
 func (n *Node) Get(key id.ID, cb func(*LookupResult, error)) (cancel func()) {
+	if n.cfg.DisjointPaths > 1 {
+		return n.GetPaths(key, n.cfg.DisjointPaths, cb) // disjoint.go
+	}
 	var o *opState
 	n.run(func(now time.Time, w transport.Writer) {
 		if o = n.begin(func(err error) { cb(nil, err) }); o == nil {
