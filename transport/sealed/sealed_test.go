@@ -436,7 +436,7 @@ func (*nopTransport) Close() error                      { return nil }
 
 type nopBatch struct{}
 
-func (nopBatch) HandlePacket([]byte, netip.AddrPort, transport.Writer)  {}
+func (nopBatch) HandlePacket([]byte, netip.AddrPort, transport.Writer)   {}
 func (nopBatch) HandleBatch(pkts []transport.Packet, w transport.Writer) {}
 
 // The hot paths allocate nothing per datagram once warm.
@@ -469,4 +469,12 @@ func TestNoAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { h.HandlePacket(in[0].Data, from, nopWriter{}) }); n != 0 {
 		t.Errorf("HandlePacket: %v allocations", n)
 	}
+}
+
+// fixedClock is a clock that stands still.
+type fixedClock struct{ now time.Time }
+
+func (c fixedClock) Now() time.Time { return c.now }
+func (c fixedClock) AfterFunc(d time.Duration, f func()) clock.Timer {
+	return clock.Real{}.AfterFunc(d, f)
 }
