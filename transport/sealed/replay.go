@@ -6,7 +6,7 @@ import "time"
 // a datagram overtaken by more than Window later ones from the same sender
 // is refused as a replay. It counts datagrams, not nanoseconds, so a gap of
 // any length between two sends does not narrow it.
-const Window = 32
+const Window = 64
 
 // Defaults of Config.
 const (

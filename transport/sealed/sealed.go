@@ -10,8 +10,8 @@
 // datagram with its 16-byte tag; the prefix is the AEAD's additional data.
 // The key is HKDF-SHA256 of the secret, bound to the network ID. The nonce
 // starts with the sender's counter (its clock in nanoseconds, strictly
-// increasing), then the sender's instance (8 random bytes drawn once), then 8
-// fresh random bytes. A receiver takes a counter only within a freshness
+// increasing), then the sender's instance (8 random bytes drawn at start; a
+// Transport has two, see Send), then 8 fresh random bytes. A receiver takes a counter only within a freshness
 // window around its own clock and only once per instance (see Replay).
 //
 // Sealing and opening allocate nothing per datagram: the wrapper reuses

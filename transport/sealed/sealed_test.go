@@ -413,7 +413,7 @@ func TestCountersIncrease(t *testing.T) {
 	defer a.put(st)
 	var last uint64
 	for range 1000 {
-		s := st.seal(nil, []byte("x"))
+		s := st.seal(nil, []byte("x"), a.sent)
 		c := binary.BigEndian.Uint64(s[PrefixSize:])
 		if c <= last {
 			t.Fatalf("counter %d after %d", c, last)
@@ -459,7 +459,7 @@ func TestNoAllocs(t *testing.T) {
 	st := tr.get()
 	in := make([]transport.Packet, 16)
 	for i := range in {
-		in[i] = transport.Packet{Addr: from, Data: st.seal(nil, plain)}
+		in[i] = transport.Packet{Addr: from, Data: st.seal(nil, plain, tr.sent)}
 	}
 	tr.put(st)
 	h := inner.h.(transport.BatchHandler)

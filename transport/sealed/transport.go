@@ -59,12 +59,18 @@ type Counts struct {
 // Transport. It is safe for concurrent use. Make it with New; the zero value
 // is not usable.
 type Transport struct {
-	inner    transport.Transport
-	key      *Key
-	clk      clock.Clock
-	fresh    time.Duration
-	instance uint64
-	last     atomic.Uint64 // the last counter sealed
+	inner transport.Transport
+	key   *Key
+	clk   clock.Clock
+	fresh time.Duration
+	// Two instances, so that each stream of counters leaves in the order
+	// it was drawn (the receiver's window tolerates little reordering):
+	// sent is Send's, which draws counters and sends under sendMu;
+	// replies is the handler Writer's, whose datagrams each inner reader
+	// flushes in order after its handler call.
+	sent, replies uint64
+	last          atomic.Uint64 // the last counter sealed, of either
+	sendMu        sync.Mutex
 
 	mu     sync.Mutex // guards replay
 	replay *Replay
@@ -98,15 +104,15 @@ func New(inner transport.Transport, cfg Config) (*Transport, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = crand.Reader
 	}
-	var b [40]byte
+	var b [48]byte
 	if _, err := io.ReadFull(cfg.Rand, b[:]); err != nil {
 		return nil, fmt.Errorf("sealed: reading randomness: %w", err)
 	}
 	t := &Transport{
 		inner: inner, key: key, clk: cfg.Clock, fresh: cfg.Freshness,
-		instance: binary.BigEndian.Uint64(b[:8]),
-		replay:   NewReplay(cfg.MaxSources),
-		seed:     rand.NewChaCha8([32]byte(b[8:])),
+		sent: binary.BigEndian.Uint64(b[:8]), replies: binary.BigEndian.Uint64(b[8:16]),
+		replay: NewReplay(cfg.MaxSources),
+		seed:   rand.NewChaCha8([32]byte(b[16:])),
 	}
 	t.states.New = func() any { return t.newState() }
 	return t, nil
@@ -170,11 +176,11 @@ func (t *Transport) counter(now int64) uint64 {
 	}
 }
 
-// seal appends the sealed form of plain to dst.
-func (st *state) seal(dst, plain []byte) []byte {
+// seal appends the sealed form of plain to dst, as instance.
+func (st *state) seal(dst, plain []byte, instance uint64) []byte {
 	t := st.t
 	binary.BigEndian.PutUint64(st.nonce[0:], t.counter(st.now))
-	binary.BigEndian.PutUint64(st.nonce[8:], t.instance)
+	binary.BigEndian.PutUint64(st.nonce[8:], instance)
 	binary.BigEndian.PutUint64(st.nonce[16:], st.rng.Uint64())
 	return t.key.Seal(dst, &st.nonce, plain)
 }
@@ -194,15 +200,21 @@ func (sw *sealWriter) WriteTo(b []byte, to netip.AddrPort) {
 		sw.st.t.tooLarge.Add(1)
 		return
 	}
-	sw.scratch = sw.st.seal(sw.scratch[:0], b)
+	sw.scratch = sw.st.seal(sw.scratch[:0], b, sw.st.t.replies)
 	sw.w.WriteTo(sw.scratch, to)
 }
 
 // Send seals the datagrams and sends them with one Send of the inner
-// transport.
+// transport. Sends are serialized from the counters they draw to the
+// inner Send, so that a sender's datagrams leave in counter order: were
+// one to wait between the two while others went ahead, a receiver that
+// had since taken Window later ones would refuse it as a replay.
 func (t *Transport) Send(pkts []transport.Packet) error {
 	st := t.get()
 	defer t.put(st)
+	t.sendMu.Lock()
+	defer t.sendMu.Unlock()
+	st.now = t.clk.Now().UnixNano()
 	for _, p := range pkts {
 		if len(p.Data) > MaxPlain {
 			t.tooLarge.Add(1)
@@ -214,7 +226,7 @@ func (t *Transport) Send(pkts []transport.Packet) error {
 			st.buf = make([]byte, 0, max(2*cap(st.buf), len(pkts)*(len(p.Data)+Overhead), 2*transport.MaxDatagram))
 		}
 		start := len(st.buf)
-		st.buf = st.seal(st.buf, p.Data)
+		st.buf = st.seal(st.buf, p.Data, t.sent)
 		st.pkts = append(st.pkts, transport.Packet{Addr: p.Addr, Data: st.buf[start:len(st.buf):len(st.buf)]})
 	}
 	if len(st.pkts) == 0 {
