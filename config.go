@@ -14,6 +14,7 @@ import (
 	"github.com/dhtkit/dht/routing"
 	"github.com/dhtkit/dht/store"
 	"github.com/dhtkit/dht/transport"
+	"github.com/dhtkit/dht/transport/sealed"
 	"github.com/dhtkit/dht/wire"
 )
 
@@ -35,6 +36,15 @@ type Config struct {
 	Transport transport.Transport
 	// NetworkID separates networks: nodes drop datagrams from other networks.
 	NetworkID uint32
+	// Secret, when set, makes the network private: every datagram is
+	// authenticated and encrypted under a key derived from Secret and
+	// NetworkID (XChaCha20-Poly1305, see docs/protocol.md, "Private
+	// networks"), and datagrams without a valid tag, replayed or older
+	// than 30 seconds by the node's Clock are dropped and counted
+	// (Stats.SealedDropped) before they are parsed. Every member needs the
+	// same Secret and NetworkID. At least 16 bytes; 32 random bytes are
+	// best. Empty (the default) is an open network.
+	Secret []byte
 	// K is the bucket size and the number of nodes each value is stored on.
 	K int
 	// Alpha is the number of requests a lookup keeps in flight.
@@ -343,6 +353,9 @@ func (c *Config) validate() error {
 		if !a.IsValid() || a.Port() == 0 || ip.IsUnspecified() || ip.IsMulticast() {
 			return fmt.Errorf("dht: Config.Seeds[%d] is %v: must be a node's address, with a port", i, a)
 		}
+	}
+	if len(c.Secret) > 0 && len(c.Secret) < sealed.MinSecret {
+		return fmt.Errorf("dht: Config.Secret has %d bytes: a private network's secret must have at least %d (32 random bytes are best); leave it empty for an open network", len(c.Secret), sealed.MinSecret)
 	}
 	if c.Transport == nil {
 		for _, a := range c.Listen {

@@ -15,6 +15,7 @@ import (
 	"github.com/dhtkit/dht/id"
 	"github.com/dhtkit/dht/internal/core"
 	"github.com/dhtkit/dht/transport"
+	"github.com/dhtkit/dht/transport/sealed"
 	"github.com/dhtkit/dht/transport/udp"
 )
 
@@ -93,6 +94,14 @@ func New(cfg Config) (*Node, error) {
 		if len(ts) > 1 {
 			tr = transport.Multi(ts...)
 		}
+	}
+	if len(cfg.Secret) > 0 {
+		s, err := sealed.New(tr, sealed.Config{Secret: cfg.Secret, Network: cfg.NetworkID, Clock: cfg.Clock})
+		if err != nil {
+			tr.Close()
+			return fail(fmt.Errorf("dht: Config.Secret: %w", err))
+		}
+		tr = s
 	}
 	keep := &keepState{}
 	c, err := core.New(core.Config{

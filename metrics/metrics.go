@@ -59,6 +59,11 @@ var (
 			"rpc_full (a request not sent: too many in flight and the queue full), send_buffer_full (an answer the socket's send buffer had no room for), "+
 			"send_error (refused by the kernel), no_route (no socket of the destination's address family).", "reason")
 
+	sealedDropped = desc("sealed_dropped_total",
+		"On a private network, datagrams dropped before they were parsed, by reason: malformed (too short, or a bad prefix), "+
+			"plain (an unsealed message: a node without the secret), wrong_network (another network ID), bad_tag (another secret, or altered), "+
+			"stale (a counter outside the freshness window), replay (seen before), too_large (an outgoing datagram too large to seal).", "reason")
+
 	requestsSent = desc("requests_sent_total",
 		"Requests the node sent, by request type and how they ended: answered, refused (an ERROR answer), "+
 			"timeout (no answer after every attempt), abandoned (forgotten unanswered because their operation ended or moved on).",
@@ -120,7 +125,7 @@ var (
 )
 
 var allDescs = []*prometheus.Desc{
-	datagramsReceived, datagramsSent, datagramsDropped,
+	datagramsReceived, datagramsSent, datagramsDropped, sealedDropped,
 	requestsSent, requestAttempts, requestRetries, requestErrors, requestsQueued, requestsFlight, requestDuration, lookupStalls,
 	requestsServed, errorsSent,
 	lookupsStarted, lookupsEnded, lookupRequests, lookupRounds, lookupQueried, lookupDuration, refreshes, refreshSkips, keepAlives, republishes, pathCache, rejoins,
@@ -169,6 +174,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		{"send_buffer_full", s.SendDropped}, {"send_error", s.SendErrors}, {"no_route", s.NoRoute},
 	} {
 		counter(datagramsDropped, d.v, d.reason)
+	}
+
+	for reason, v := range s.SealedDropped {
+		counter(sealedDropped, v, reason)
 	}
 
 	for _, t := range requestTypes {

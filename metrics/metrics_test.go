@@ -233,3 +233,23 @@ dht_store_refusals_total{reason="too_many"} 0
 		}
 	}
 }
+
+// A private network's drops appear as dht_sealed_dropped_total by reason;
+// an open network (nil SealedDropped) exports none.
+func TestSealedDroppedByReason(t *testing.T) {
+	st := dht.Stats{SealedDropped: map[string]uint64{"bad_tag": 5, "replay": 2}}
+	c := metrics.NewCollector(func() dht.Stats { return st })
+	out, err := testutil.CollectAndFormat(c, expfmt.TypeTextPlain, "dht_sealed_dropped_total")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{`dht_sealed_dropped_total{reason="bad_tag"} 5`, `dht_sealed_dropped_total{reason="replay"} 2`} {
+		if !strings.Contains(string(out), s+"\n") {
+			t.Errorf("missing %s in:\n%s", s, out)
+		}
+	}
+	st = dht.Stats{}
+	if n := testutil.CollectAndCount(c, "dht_sealed_dropped_total"); n != 0 {
+		t.Errorf("an open network exports %d sealed series", n)
+	}
+}

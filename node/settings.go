@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -21,6 +23,7 @@ import (
 	"github.com/dhtkit/dht"
 	"github.com/dhtkit/dht/routing"
 	"github.com/dhtkit/dht/store"
+	"github.com/dhtkit/dht/transport/sealed"
 	"github.com/dhtkit/dht/wire"
 )
 
@@ -271,6 +274,16 @@ var settings = []*settingDef{
 		apply: func(c *DaemonConfig, v string) error {
 			n, err := strconv.ParseUint(v, 0, 32)
 			c.Node.NetworkID = uint32(n)
+			return err
+		},
+	},
+	{
+		name: "secret-file", kind: kString, arg: "FILE", path: true,
+		help:    "make the network private: a file holding the secret every member shares (datagrams are then encrypted and authenticated, and others' dropped)",
+		allowed: fmt.Sprintf("the path of a file only its owner can read (mode 0600 or 0400) holding at least %d bytes (a trailing newline is not part of the secret), or empty for an open network", sealed.MinSecret),
+		def:     constDef(""), defDoc: "none (an open network)",
+		apply: func(c *DaemonConfig, v string) (err error) {
+			c.Node.Secret, err = ReadSecretFile(v)
 			return err
 		},
 	},
@@ -1070,4 +1083,44 @@ func NewLogger(w io.Writer, level slog.Level, format string) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// ReadSecretFile reads a private network's secret from path: the file's
+// bytes, less one trailing newline ("\n" or "\r\n"), at least
+// sealed.MinSecret of them. It refuses a file that its group or others
+// may read, since whoever reads it can read and write the network. An
+// empty path is no secret (an open network).
+func ReadSecretFile(path string) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("%s may be read by its group or others (mode %04o): anyone who reads the secret can read and write the network; run chmod 600 %s", path, perm, path)
+	}
+	// A secret is short: refuse to read a large file whole.
+	b, err := io.ReadAll(io.LimitReader(f, 4097))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > 4096 {
+		return nil, fmt.Errorf("%s has over 4096 bytes: is it the secret?", path)
+	}
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	b = bytes.TrimSuffix(b, []byte("\r"))
+	if len(b) < sealed.MinSecret {
+		return nil, fmt.Errorf("%s holds %d bytes: a secret needs at least %d (32 random bytes are best, e.g. head -c 32 /dev/urandom | base64 > %s)", path, len(b), sealed.MinSecret, path)
+	}
+	return b, nil
 }

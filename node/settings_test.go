@@ -343,3 +343,34 @@ func TestExampleConfigFileIsValidAndShowsEverySetting(t *testing.T) {
 		t.Errorf("the example with its defaults uncommented does not load: %v", err)
 	}
 }
+
+// --secret-file reads the secret into the node's config, and refuses a file
+// others may read or one too short, naming the setting.
+func TestSecretFile(t *testing.T) {
+	dir := t.TempDir()
+	good := writeFile(t, dir, "secret", "0123456789abcdef0123456789abcdef\n")
+	if err := os.Chmod(good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l := mustLoad(t, []string{"--memory", "--secret-file", good}, nil)
+	if string(l.Config.Node.Secret) != "0123456789abcdef0123456789abcdef" {
+		t.Fatalf("secret %q", l.Config.Node.Secret)
+	}
+	if l := mustLoad(t, []string{"--memory"}, nil); l.Config.Node.Secret != nil {
+		t.Fatalf("no --secret-file, yet secret %q", l.Config.Node.Secret)
+	}
+	open := writeFile(t, dir, "open", "0123456789abcdef0123456789abcdef")
+	if err := os.Chmod(open, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	short := writeFile(t, dir, "short", "too short\n")
+	if err := os.Chmod(short, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for file, want := range map[string]string{open: "chmod 600", short: "at least 16", filepath.Join(dir, "missing"): "no such file"} {
+		_, err := LoadConfig([]string{"--memory", "--secret-file", file}, nil)
+		if err == nil || !strings.Contains(err.Error(), "secret-file") || !strings.Contains(err.Error(), want) {
+			t.Errorf("--secret-file %s: %v, want an error naming secret-file and saying %q", file, err, want)
+		}
+	}
+}

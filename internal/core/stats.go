@@ -296,6 +296,11 @@ type Stats struct {
 	// SendErrors datagrams the kernel refused. NoRoute counts datagrams a
 	// transport.Group had no endpoint of the destination's family for.
 	SendDropped, SendErrors, NoRoute uint64
+	// SealedDropped counts, on a private network, the datagrams the
+	// sealing transport dropped before they were parsed, by reason
+	// ("malformed", "plain", "wrong_network", "bad_tag", "stale",
+	// "replay", and "too_large" for outgoing ones); nil on an open one.
+	SealedDropped map[string]uint64
 	// Served counts requests served, by request type as docs/protocol.md
 	// names it ("PING", "FIND_NODE"... "NOTIFY").
 	Served map[string]uint64
@@ -500,7 +505,14 @@ func (n *Node) Stats() Stats {
 	n.mu.Unlock()
 	st.StoredValues = n.store.Len()
 	st.StoredBytes = n.store.Bytes()
-	switch t := n.tr.(type) {
+	tr := n.tr
+	if s, ok := tr.(interface{ DropCounts() map[string]uint64 }); ok {
+		st.SealedDropped = s.DropCounts()
+	}
+	if w, ok := tr.(interface{ Unwrap() transport.Transport }); ok {
+		tr = w.Unwrap() // a private network's sealing: count its sockets
+	}
+	switch t := tr.(type) {
 	case *udp.Transport:
 		u := t.Stats()
 		st.SendDropped, st.SendErrors = u.SendDropped, u.SendErrors
