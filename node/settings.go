@@ -410,7 +410,7 @@ var settings = []*settingDef{
 			return strconv.Itoa(max(int(2*c.Node.RateLimit), 1))
 		},
 		defDoc: "twice rate-limit",
-		apply: func(c *DaemonConfig, v string) (err error) { c.Node.RateBurst, err = parseInt(v, 1, 1e9); return },
+		apply:  func(c *DaemonConfig, v string) (err error) { c.Node.RateBurst, err = parseInt(v, 1, 1e9); return },
 	},
 	{
 		name: "diversity-per-bucket", kind: kInt, arg: "N",
