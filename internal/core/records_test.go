@@ -66,6 +66,13 @@ func rawPut(t *testing.T, n *Node, from netip.AddrPort, key, pub id.ID, version 
 	if envelope {
 		m.PutFlags = wire.PutEnvelope
 	}
+	return rawRequest(t, n, from, m)
+}
+
+// rawRequest hands node n the request m from addr and returns the node's
+// answer to it.
+func rawRequest(t *testing.T, n *Node, from netip.AddrPort, m wire.Message) wire.Message {
+	t.Helper()
 	b, err := m.Append(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -74,12 +81,12 @@ func rawPut(t *testing.T, n *Node, from netip.AddrPort, key, pub id.ID, version 
 	n.HandlePacket(b, from, &w)
 	for _, p := range w.pkts {
 		var out wire.Message
-		if wire.Decode(p.Data, &out) == nil && out.TxID == 7 && !out.Type.IsRequest() {
+		if wire.Decode(p.Data, &out) == nil && out.TxID == m.TxID && !out.Type.IsRequest() {
 			out.Text = bytes.Clone(out.Text)
 			return out
 		}
 	}
-	t.Fatalf("node %s did not answer the PUT", n.ID().Short())
+	t.Fatalf("node %s did not answer the %s", n.ID().Short(), m.Type)
 	return wire.Message{}
 }
 
@@ -87,21 +94,7 @@ func rawPut(t *testing.T, n *Node, from netip.AddrPort, key, pub id.ID, version 
 func rawDelete(t *testing.T, n *Node, from netip.AddrPort, key, pub id.ID, version uint64) wire.Message {
 	t.Helper()
 	m := wire.Message{Type: wire.Delete, TxID: 8, Sender: id.Key("modified publisher"), Target: key, Publisher: pub, Version: version, TTL: 3600}
-	b, err := m.Append(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var w recordWriter
-	n.HandlePacket(b, from, &w)
-	for _, p := range w.pkts {
-		var out wire.Message
-		if wire.Decode(p.Data, &out) == nil && out.TxID == 8 && !out.Type.IsRequest() {
-			out.Text = bytes.Clone(out.Text)
-			return out
-		}
-	}
-	t.Fatalf("node %s did not answer the DELETE", n.ID().Short())
-	return wire.Message{}
+	return rawRequest(t, n, from, m)
 }
 
 func wantError(t *testing.T, who string, m wire.Message, code wire.ErrorCode) {
