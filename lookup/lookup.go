@@ -741,6 +741,24 @@ func (l *Lookup) enoughNow() bool {
 	return l.stopped
 }
 
+// Starved reports whether the lookup has run out of candidates worth
+// asking: fewer than K have neither failed nor stalled, and every one of
+// those has answered, so all it can do is wait for stalled requests or end
+// short of K. Its caller may then add seeds from farther out (AddSeeds)
+// rather than end on contacts that have left.
+func (l *Lookup) Starved() bool {
+	n := 0
+	for i := range l.cands {
+		switch l.cands[i].st {
+		case waiting, inFlight:
+			return false
+		case responded:
+			n++
+		}
+	}
+	return n < l.cfg.K
+}
+
 // Candidates appends to dst the up-to-max closest candidates that have
 // neither failed nor stalled (not yet asked, in flight, or answered),
 // closest first, and returns dst: the lookup's best guess at the K closest

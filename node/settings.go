@@ -325,6 +325,16 @@ var settings = []*settingDef{
 		},
 	},
 	{
+		name: "replicate-interval", kind: kDuration, arg: "DURATION",
+		help:    "how often this node copies the values it holds to their keys' current closest nodes (offering digests first)",
+		allowed: "a duration from 1m to 10 years",
+		def:     constDef("1h"),
+		apply: func(c *DaemonConfig, v string) (err error) {
+			c.Node.ReplicateInterval, err = parseDuration(v, time.Minute, maxDuration)
+			return
+		},
+	},
+	{
 		name: "min-ttl", kind: kDuration, arg: "DURATION",
 		help:    "the shortest TTL a put through this node's API may ask for, and the least this node grants a stored value",
 		allowed: "a duration of at least 1s, at most max-ttl",

@@ -374,3 +374,22 @@ func TestSecretFile(t *testing.T) {
 		}
 	}
 }
+
+// The replication interval is a daemon setting: a flag sets the node's
+// interval, the default is the core's hour, and one under a minute is
+// refused.
+func TestReplicateIntervalSetting(t *testing.T) {
+	c, err := LoadConfig([]string{"--memory", "--replicate-interval", "10m"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Config.Node.ReplicateInterval != 10*time.Minute {
+		t.Fatalf("--replicate-interval 10m gave %v", c.Config.Node.ReplicateInterval)
+	}
+	if c, err = LoadConfig([]string{"--memory"}, nil); err != nil || c.Config.Node.ReplicateInterval != time.Hour {
+		t.Fatalf("default: %v, %v; want 1h", c.Config.Node.ReplicateInterval, err)
+	}
+	if _, err := LoadConfig([]string{"--memory", "--replicate-interval", "30s"}, nil); err == nil {
+		t.Fatal("--replicate-interval 30s accepted")
+	}
+}

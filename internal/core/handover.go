@@ -201,8 +201,12 @@ func (n *Node) armEvent(now time.Time) {
 
 // eventDestinations returns where an event pass sends key's records: the
 // newcomers among key's K closest (by the routing table, this node
-// included), and all of the K closest when a departed contact was among
-// them. Contacts whose last request failed are not among them.
+// included), and, when a departed contact was among them, the nodes that
+// its departure brought in: those among the K closest now that were not
+// before (when the departed were still there). The others held the record
+// as they did before the departure; a holder that lacks it anyway is the
+// periodic pass's business. Contacts whose last request failed are not
+// among them.
 func (n *Node) eventDestinations(p *replPass, key id.ID) []id.Contact {
 	var buf [32 + 1]id.Contact
 	k := n.cfg.K
@@ -210,25 +214,32 @@ func (n *Node) eventDestinations(p *replPass, key id.ID) []id.Contact {
 	cs = append(cs, id.Contact{ID: n.self})
 	near := closestAmong(key, cs, k, p.near[:0])
 	p.near = near
-	affected := false
-	for _, d := range p.departed {
-		if len(near) < k || id.CompareDistance(key, d.ID, near[len(near)-1].ID) < 0 {
-			affected = true
-			break
+	// before is the K closest with the departed put back: the nodes of
+	// near outside it are those the departures let in.
+	var before []id.Contact
+	if len(p.departed) > 0 && len(near) == k {
+		before = append(p.before[:0], near...)
+		for _, d := range p.departed {
+			if !isNewcomer(near, d.ID) { // one that answered since is in near already
+				before = append(before, d)
+			}
 		}
+		before = closestAmong(key, before, k, before[:0])
+		p.before = before
 	}
 	out := near[len(near):]
 	for _, c := range near {
 		if c.ID == n.self {
 			continue
 		}
-		if affected || isNewcomer(p.newcomers, c.ID) {
+		if isNewcomer(p.newcomers, c.ID) || (before != nil && !isNewcomer(before, c.ID)) {
 			out = append(out, c)
 		}
 	}
 	return out
 }
 
+// isNewcomer reports whether x is among cs.
 func isNewcomer(cs []id.Contact, x id.ID) bool {
 	for _, c := range cs {
 		if c.ID == x {

@@ -613,6 +613,7 @@ type lookupOp struct {
 	reaskDepth int
 	round      int
 	heard      time.Time // when one of its requests was last answered
+	seeded     int       // contacts asked of the routing table so far (see topUp)
 
 	then func(r *LookupResult, now time.Time, w transport.Writer)
 }
@@ -660,8 +661,37 @@ func (n *Node) seed(o *lookupOp, now time.Time, w transport.Writer) {
 		seeds = n.table.Closest(o.target, n.cfg.K, buf[:0])
 	}
 	o.l.AddSeeds(seeds)
+	o.seeded = n.cfg.K
 	n.table.Touch(o.target, now)
 	n.advance(o, now, w)
+}
+
+// maxSeeded bounds, in multiples of K, how deep into the routing table a
+// lookup reaches for seeds (see topUp).
+const maxSeeded = 4
+
+// topUp adds seeds from the routing table past the ones already given when
+// the lookup is starved: fewer than K of its candidates are still viable
+// (the others failed or stalled) and all of those have answered. It
+// reports whether it added any. Under churn a table's closest contacts to a key are
+// often the departed holders themselves, and so are the contacts its
+// neighbours return: a lookup seeded with them alone ends having heard from
+// nobody near the key, while live nodes a little farther out in the table
+// know the key's current neighbours. The lookup ignores seeds it already
+// holds, so none is asked twice.
+func (n *Node) topUp(o *lookupOp) bool {
+	k := n.cfg.K
+	if o.seeded == 0 || o.seeded >= maxSeeded*k || !o.l.Starved() {
+		return false
+	}
+	var buf [maxSeeded * wire.MaxContacts]id.Contact
+	o.seeded += k
+	seeds := n.table.ClosestResponsive(o.target, o.seeded, buf[:0])
+	if len(seeds) < o.seeded {
+		o.seeded = maxSeeded * k // the table has nothing farther
+	}
+	o.l.AddSeeds(seeds)
+	return !o.l.Starved()
 }
 
 // abandon ends a lookup whose caller no longer wants it: its requests are
@@ -690,7 +720,7 @@ func (n *Node) advance(o *lookupOp, now time.Time, w transport.Writer) {
 	var buf [wire.MaxContacts]id.Contact
 	for !o.finished {
 		next := o.l.Next(buf[:0])
-		if len(next) == 0 {
+		if len(next) == 0 && !n.topUp(o) {
 			break
 		}
 		for _, c := range next {

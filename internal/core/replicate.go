@@ -209,6 +209,7 @@ type replPass struct {
 	active   int             // sessions not yet done
 	recs     []store.Value   // scratch
 	near     []id.Contact    // scratch
+	before   []id.Contact    // scratch (eventDestinations)
 }
 
 // stepPass moves the pass on: while nothing is in flight, it takes the

@@ -520,3 +520,44 @@ func TestDeparturesAreReReplicatedWithinMinutes(t *testing.T) {
 		t.Fatalf("%d periodic passes, %d departures noted: the event pass did not do it", passes, departures)
 	}
 }
+
+// A departure pass offers a record only to the nodes the departure brought
+// among the key's K closest, not to the holders that had it all along: one
+// closest node leaving costs each remaining holder one OFFER, to the node
+// that takes its place.
+func TestADeparturePassOffersOnlyToTheNodesNewlyAmongTheClosest(t *testing.T) {
+	const k = 4
+	tn := replNet(t, 19, 40, k, time.Hour)
+	key := id.Key("newly among")
+	if _, err := putRec(t, tn, tn.nodes[3], PutRequest{Key: key, Value: []byte("kept"), TTL: 6 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	ranked := closestNodes(tn, key)
+	before := map[*Node]ReplicationStats{}
+	for _, n := range ranked[1:k] {
+		before[n] = n.ReplicationStats()
+	}
+	gone := ranked[0]
+	gone.Close()
+	tn.clk.RunFor(20 * time.Minute) // four neighbour checks
+	now := tn.clk.Now()
+	newcomer := ranked[k]
+	if len(newcomer.Store().Get(key, now, nil)) == 0 {
+		t.Fatalf("%s, now among the %d closest, does not hold the record 20 minutes after %s left", newcomer.ID().Short(), k, gone.ID().Short())
+	}
+	var offers, departures uint64
+	for n, st0 := range before {
+		st := n.ReplicationStats()
+		offers += st.Offers - st0.Offers
+		departures += st.Departures - st0.Departures
+		if st.Passes != st0.Passes {
+			t.Fatalf("a periodic pass ran: the test is about event passes")
+		}
+	}
+	if departures == 0 {
+		t.Fatal("no holder noticed the departure")
+	}
+	if offers == 0 || offers > k-1 {
+		t.Fatalf("the %d remaining holders sent %d OFFERs for one key after one departure, want at most one each (to %s only)", k-1, offers, newcomer.ID().Short())
+	}
+}
