@@ -42,16 +42,22 @@ func TestWavesKeepEveryKeyOnlyWithReplication(t *testing.T) {
 	sc.ReplicateInterval = Duration(-time.Second)
 	without := run(t, sc)
 	lastOff := without.Waves.Probes[len(without.Waves.Probes)-1]
-	// The control: the same waves without replication lose keys (at this
-	// size mostly keys still held, but by none of their K closest, where
-	// lookups do not look).
-	if lastOff.Share >= 1 {
-		t.Errorf("without replication the last probe found %.3f of the keys (%d lost with no replica): the waves lost nothing", lastOff.Share, lastOff.LostNoReplica)
+	// The control: the same waves without replication thin the keys out
+	// (at this size the probes' own path-cache copies and lookups that
+	// reach past departed holders still find most or all of them, so
+	// keys found would prove nothing): replicas fall under K on average, and
+	// some key is left with fewer than any key has with replication.
+	if lastOff.Replicas.Mean >= float64(sc.K) || lastOff.Replicas.Min >= last.Replicas.Min {
+		t.Errorf("without replication the last probe found replicas %+v per key (with it %+v): the waves thinned nothing", lastOff.Replicas, last.Replicas)
+	}
+	if last.Replicas.Min < float64(sc.K) {
+		t.Errorf("with replication some key was down to %v replicas after the last wave, want at least K = %d", last.Replicas.Min, sc.K)
 	}
 	if without.Replication.Offers != 0 {
 		t.Errorf("replication off, yet %d OFFERs", without.Replication.Offers)
 	}
-	t.Logf("last wave: %.3f found with replication, %.3f without (%d keys with no replica)", last.Share, lastOff.Share, lastOff.LostNoReplica)
+	t.Logf("last wave: %.3f found with replication, %.3f without (%d keys with no replica); replicas per key %.2f (min %v) with, %.2f (min %v) without",
+		last.Share, lastOff.Share, lastOff.LostNoReplica, last.Replicas.Mean, last.Replicas.Min, lastOff.Replicas.Mean, lastOff.Replicas.Min)
 }
 
 // An idle network whose records sit on their keys' K closest exchanges
@@ -139,8 +145,9 @@ func TestChurnWithReplicationLosesNothing(t *testing.T) {
 		sc.Nodes, sc.Keys, sc.ProbeKeys = 80, 40, 40
 	}
 	r := run(t, sc)
+	miss := max(1, sc.ProbeKeys/100) // a key or two, 1%: one at the race detector's 40 keys
 	for _, p := range r.Churn.Probes {
-		if p.Share < 0.99 {
+		if p.Keys-p.Found > miss {
 			t.Errorf("at %v, %d of %d keys found", p.At, p.Found, p.Keys)
 		}
 	}

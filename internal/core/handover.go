@@ -217,6 +217,10 @@ func (n *Node) eventDestinations(p *replPass, key id.ID) []id.Contact {
 	// before is the K closest with the departed put back: the nodes of
 	// near outside it are those the departures let in.
 	var before []id.Contact
+	all := false
+	if len(p.departed) > 0 && len(near) < k {
+		all = true // too few known to tell who came in: offer to all of them
+	}
 	if len(p.departed) > 0 && len(near) == k {
 		before = append(p.before[:0], near...)
 		for _, d := range p.departed {
@@ -226,18 +230,33 @@ func (n *Node) eventDestinations(p *replPass, key id.ID) []id.Contact {
 		}
 		before = closestAmong(key, before, k, before[:0])
 		p.before = before
+		// The holders closest to the key also offer to every one of
+		// the K closest, not only to those the departure let in: under
+		// fast churn some of the K closest lack the record (a hand-over
+		// dropped over an event budget, a newcomer that joined between
+		// passes), and waiting an hour for the periodic pass loses keys.
+		// A few holders doing it keeps that repair at a few times K
+		// digests per departure and key, where every holder doing it
+		// cost K times K.
+		if id.CompareDistance(key, n.self, before[min(eventRepairers, len(before))-1].ID) <= 0 {
+			all = true
+		}
 	}
 	out := near[len(near):]
 	for _, c := range near {
 		if c.ID == n.self {
 			continue
 		}
-		if isNewcomer(p.newcomers, c.ID) || (before != nil && !isNewcomer(before, c.ID)) {
+		if all || isNewcomer(p.newcomers, c.ID) || (before != nil && !isNewcomer(before, c.ID)) {
 			out = append(out, c)
 		}
 	}
 	return out
 }
+
+// eventRepairers is how many of a key's closest holders offer its records
+// to all of its K closest after a departure (eventDestinations).
+const eventRepairers = 3
 
 // isNewcomer reports whether x is among cs.
 func isNewcomer(cs []id.Contact, x id.ID) bool {

@@ -522,12 +522,14 @@ func TestDeparturesAreReReplicatedWithinMinutes(t *testing.T) {
 }
 
 // A departure pass offers a record only to the nodes the departure brought
-// among the key's K closest, not to the holders that had it all along: one
-// closest node leaving costs each remaining holder one OFFER, to the node
-// that takes its place.
+// among the key's K closest, not to the holders that had it all along,
+// except from the eventRepairers holders closest to the key, which offer to
+// all of the K closest: one closest node leaving costs each other remaining
+// holder one OFFER, to the node that takes its place, where every holder
+// offering to every one of the K closest would cost (K-1) x (K-1).
 func TestADeparturePassOffersOnlyToTheNodesNewlyAmongTheClosest(t *testing.T) {
-	const k = 4
-	tn := replNet(t, 19, 40, k, time.Hour)
+	const k = 8
+	tn := replNet(t, 19, 60, k, time.Hour)
 	key := id.Key("newly among")
 	if _, err := putRec(t, tn, tn.nodes[3], PutRequest{Key: key, Value: []byte("kept"), TTL: 6 * time.Hour}); err != nil {
 		t.Fatal(err)
@@ -557,7 +559,11 @@ func TestADeparturePassOffersOnlyToTheNodesNewlyAmongTheClosest(t *testing.T) {
 	if departures == 0 {
 		t.Fatal("no holder noticed the departure")
 	}
-	if offers == 0 || offers > k-1 {
-		t.Fatalf("the %d remaining holders sent %d OFFERs for one key after one departure, want at most one each (to %s only)", k-1, offers, newcomer.ID().Short())
+	// The departed was the closest, so eventRepairers-1 of the remaining
+	// holders repair (K-1 OFFERs each); the others offer to the newcomer.
+	limit := uint64((eventRepairers-1)*(k-1) + (k - eventRepairers))
+	if offers == 0 || offers > limit {
+		t.Fatalf("the %d remaining holders sent %d OFFERs for one key after one departure, want at most %d (%d repairers to the others, the rest to %s only)",
+			k-1, offers, limit, eventRepairers-1, newcomer.ID().Short())
 	}
 }
