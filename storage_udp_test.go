@@ -172,7 +172,10 @@ func TestRestartedNetworkRejoinsWithoutItsSeed(t *testing.T) {
 	ns := make([]*Node, nodes)
 	start := func(i int) *Node {
 		// Fixed ports: a restarted node must be where the others saved it.
-		n, err := New(Config{Listen: []string{fmt.Sprintf("127.0.0.1:%d", 42300+i)}, DataDir: dirs[i]})
+		// Below the kernel's ephemeral range (32768 and up), so that no
+		// socket bound to port 0 elsewhere on the machine takes one while
+		// its node is down.
+		n, err := New(Config{Listen: []string{fmt.Sprintf("127.0.0.1:%d", 23300+i)}, DataDir: dirs[i]})
 		if err != nil {
 			t.Fatal(err)
 		}
