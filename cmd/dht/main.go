@@ -45,6 +45,7 @@ func init() {
 		{"put", "[flags] KEY VALUE|-", "store VALUE (- reads standard input; or --file F) under KEY", runPut},
 		{"get", "[flags] KEY", "print the values under KEY, newest first, one per line", runGet},
 		{"del", "[flags] KEY", "withdraw this publisher's value from KEY", runDel},
+		{"keygen", "[flags]", "make an ed25519 key pair for signed and typed records: a key file (0600) and its public key", runKeygen},
 		{"listen", "[flags] KEY", "print every change to KEY's values as it happens, until interrupted", runListen},
 		{"version", "[flags]", "print the program's version", runVersion},
 		{"sim", "[flags]", "simulate a network of real nodes on a virtual clock and report", runSim},
