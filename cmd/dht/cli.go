@@ -251,6 +251,8 @@ func (f *cliFlags) fail(err error) int {
 	switch {
 	case errors.Is(err, api.ErrNotFound):
 		code = exitNotFound
+	case errors.Is(err, api.ErrInvalid): // a record the nodes refuse: the user's to fix
+		code = exitUsage
 	case errors.As(err, &ae) && (ae.Code == api.CodeBadKey || ae.Code == api.CodeBadRequest || ae.Code == api.CodeTooLarge):
 		code = exitUsage
 	case errors.Is(err, api.ErrAuth):

@@ -140,7 +140,7 @@ func runPing(args []string, stdout, stderr io.Writer) int {
 func runLookup(args []string, stdout, stderr io.Writer) int {
 	f := newCLI("lookup", stdout, stderr, true)
 	trace := f.fs.Bool("trace", false, "print how the lookup went: each round, the nodes asked, how long each took and what it answered")
-	kind := f.fs.String("type", "node", "what to look for: node (the closest nodes) or value (the key's values)")
+	kind := f.fs.String("type", "node", typeUsage)
 	if code, ok := f.parse(args, 1); !ok {
 		return code
 	}
@@ -182,8 +182,20 @@ func runPut(args []string, stdout, stderr io.Writer) int {
 	f.fs.Var(&pub, "publisher", publisherUsage)
 	file := f.fs.String("file", "", "read the value from `FILE` instead of the VALUE argument")
 	keep := f.fs.Bool("keep", false, "the running node republishes the value before it expires, until dht del (and across its restarts); a failed put is retried")
-	if code, ok := f.parse(args, 1, 2); !ok {
+	var rf recordFlags
+	rf.register(f, "put")
+	if code, ok := f.parse(args); !ok {
 		return code
+	}
+	mode, ok := rf.mode(f, "put")
+	if !ok {
+		return exitUsage
+	}
+	if mode != "" {
+		return putRecord(f, &rf, mode, *file, ttl.v, quorum.v)
+	}
+	if !f.nargs(1, 2, "KEY VALUE|-") {
+		return exitUsage
 	}
 	var arg *string
 	if f.fs.NArg() == 2 {
@@ -234,11 +246,23 @@ func runPut(args []string, stdout, stderr io.Writer) int {
 func runGet(args []string, stdout, stderr io.Writer) int {
 	f := newCLI("get", stdout, stderr, true)
 	raw := f.fs.Bool("raw", false, "write the newest value's bytes as they are, and nothing else (for binary values: dht get -raw KEY > FILE)")
-	if code, ok := f.parse(args, 1); !ok {
+	var rf recordFlags
+	rf.register(f, "get")
+	if code, ok := f.parse(args); !ok {
 		return code
 	}
 	if *raw && f.json {
 		return f.usage("give -raw or -json, not both")
+	}
+	mode, ok := rf.mode(f, "get")
+	if !ok {
+		return exitUsage
+	}
+	if mode != "" {
+		return getRecord(f, &rf, mode, *raw)
+	}
+	if !f.nargs(1, 1, "KEY") {
+		return exitUsage
 	}
 	key, ok := f.key(f.fs.Arg(0))
 	if !ok {
@@ -286,8 +310,20 @@ func runDel(args []string, stdout, stderr io.Writer) int {
 	f := newCLI("del", stdout, stderr, true)
 	var pub idFlag
 	f.fs.Var(&pub, "publisher", publisherUsage)
-	if code, ok := f.parse(args, 1); !ok {
+	var rf recordFlags
+	rf.register(f, "del")
+	if code, ok := f.parse(args); !ok {
 		return code
+	}
+	mode, ok := rf.mode(f, "del")
+	if !ok {
+		return exitUsage
+	}
+	if mode != "" {
+		return delRecord(f, &rf, mode)
+	}
+	if !f.nargs(1, 1, "KEY") {
+		return exitUsage
 	}
 	key, ok := f.key(f.fs.Arg(0))
 	if !ok {
