@@ -34,7 +34,7 @@ func BenchmarkEchoManySenders(b *testing.B) { benchEcho(b, benchManySenders) }
 
 func benchServeFindValue(b *testing.B, senders int) {
 	keys, values := makeKeys("gobench", 1, benchKeys, benchValueSize)
-	node, err := startServeNode(keys, values, 2, 1)
+	node, err := startServeNode(keys, plainRecords(values), 2, 1)
 	if err != nil {
 		b.Fatal(err)
 	}
