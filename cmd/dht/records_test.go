@@ -192,6 +192,12 @@ func TestTypedRecordRoundTrip(t *testing.T) {
 	if code, _, _ := runCmd("get", "--seeds", seed, "--type", "nickname", name); code != exitNotFound {
 		t.Errorf("get -type of another type: exit %d", code)
 	}
+	if code, out, errOut := runCmd("del", "--seeds", seed, "--type", "address", "--sign", kf, name); code != exitOK || !strings.Contains(out, "withdrawn from 3 of 3") {
+		t.Fatalf("del -type: %d %q %q", code, out, errOut)
+	}
+	if code, _, _ := runCmd("get", "--seeds", seed, "--type", "address", name); code != exitNotFound {
+		t.Errorf("get -type after the owner's withdrawal: exit %d", code)
+	}
 }
 
 // A content-addressed record: put prints SHA-1(value), get checks it.
