@@ -449,7 +449,7 @@ func getRecord(f *cliFlags, r *recordFlags, mode string, raw bool) int {
 	stop := f.progress("getting " + key.Short() + "…")
 	res, err := t.Get(ctx, key)
 	stop()
-	if err != nil && !errors.Is(err, api.ErrNotFound) || errors.Is(err, api.ErrNoPeers) {
+	if (err != nil && !errors.Is(err, api.ErrNotFound)) || errors.Is(err, api.ErrNoPeers) {
 		return f.fail(err)
 	}
 	found, forged := verifiedRecords(res.Values, key, publisher, mode, r.typ)
@@ -521,17 +521,20 @@ func (v verified) json(key id.ID) recordJSON {
 // verifiedRecords picks, among a key's values, the records of the kind
 // asked for (of publisher, unless it is zero; of document type typ for a
 // typed one) that verify, newest first as the node listed them; forged
-// counts the enveloped ones that did not verify.
+// counts the ones flagged as envelopes that did not verify. A value not
+// flagged is tried too, quietly: a node older than the flag does not set it.
 func verifiedRecords(vs []api.Value, key, publisher id.ID, mode, typ string) (found []verified, forged int) {
 	want := map[string]record.Kind{"signed": record.Signed, "typed": record.Typed, "immutable": record.Immutable}[mode]
 	var p record.Policy
 	for _, v := range vs {
-		if !v.Envelope || (!publisher.IsZero() && v.Publisher != publisher) {
+		if !publisher.IsZero() && v.Publisher != publisher {
 			continue
 		}
 		e, err := p.Verify(key, v.Publisher, v.Version, v.Data)
 		if err != nil {
-			forged++
+			if v.Envelope {
+				forged++
+			}
 			continue
 		}
 		if e.Kind != want || e.Withdrawn() {

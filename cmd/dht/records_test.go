@@ -354,3 +354,31 @@ func TestRecordFlagsNameWhatTheyNeed(t *testing.T) {
 		}
 	}
 }
+
+// A node that serves an altered record (here a fake that checks nothing)
+// cannot make get print it: the CLI verifies each record itself, and says
+// how many it left out.
+func TestGetLeavesOutRecordsThatDoNotVerify(t *testing.T) {
+	n := newFakeNode(t)
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	key, publisher, data, err := record.NewSigned(priv, nil, 2, []byte("genuine"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := append([]byte(nil), data...)
+	forged[len(forged)-1] = '!'
+	ctx := context.Background()
+	if _, err := n.f.Put(ctx, key, forged, api.PutOptions{Envelope: true, Version: 2, Publisher: publisher}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := n.run("get", "--mutable", record.FormatPublicKey(pub))
+	if code != exitNotFound || out != "" || !strings.Contains(errOut, "1 record(s) under the key failed verification") {
+		t.Errorf("get of a forged record: %d %q %q", code, out, errOut)
+	}
+	if _, err := n.f.Put(ctx, key, data, api.PutOptions{Envelope: true, Version: 2, Publisher: publisher}); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := n.run("get", "--mutable", record.FormatPublicKey(pub)); code != exitOK || !strings.HasPrefix(out, "genuine\n") {
+		t.Errorf("get of the genuine record: %d %q %q", code, out, errOut)
+	}
+}
