@@ -11,6 +11,7 @@ import (
 
 	"github.com/dhtkit/dht/api"
 	"github.com/dhtkit/dht/client"
+	"github.com/dhtkit/dht/id"
 )
 
 // stdin is where put reads a value given as "-"; tests replace it.
@@ -268,6 +269,12 @@ func runGet(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return exitUsage
 	}
+	return f.withNode(func(ctx context.Context, t *target) int { return f.printValues(ctx, t, key, *raw) })
+}
+
+// withNode finds the node to talk to and runs do with it, within the
+// command's -timeout.
+func (f *cliFlags) withNode(do func(ctx context.Context, t *target) int) int {
 	ctx, cancel := f.context(false)
 	defer cancel()
 	t, code, ok := f.backend(ctx)
@@ -275,9 +282,20 @@ func runGet(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	defer t.close()
+	return do(ctx, t)
+}
+
+// get gets key's values, with a spinner while it waits.
+func (f *cliFlags) get(ctx context.Context, t *target, key id.ID) (api.GetResult, error) {
 	stop := f.progress("getting " + key.Short() + "…")
-	res, err := t.Get(ctx, key)
-	stop()
+	defer stop()
+	return t.Get(ctx, key)
+}
+
+// printValues is dht get of a plain KEY.
+func (f *cliFlags) printValues(ctx context.Context, t *target, key id.ID, raw bool) int {
+	stdout, stderr := f.stdout, f.stderr
+	res, err := f.get(ctx, t, key)
 	if errors.Is(err, api.ErrNotFound) && !errors.Is(err, api.ErrNoPeers) {
 		fmt.Fprintln(stderr, "not found")
 		return exitNotFound
@@ -291,7 +309,7 @@ func runGet(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case f.json:
 		f.printJSON(res)
-	case *raw:
+	case raw:
 		if len(res.Values) > 0 {
 			stdout.Write(res.Values[0].Data)
 		}

@@ -9,6 +9,7 @@ package main
 // again, so that a node that lies about a record cannot make it print one.
 
 import (
+	"context"
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
@@ -37,8 +38,8 @@ const (
 type recordFlags struct {
 	sign      string
 	salt      string
-	seq       seqFlag
-	cas       casFlag
+	seq       optUint
+	cas       optUint
 	typ       string
 	immutable bool
 	mutable   pubKeyFlag
@@ -55,6 +56,8 @@ func (r *recordFlags) register(f *cliFlags, cmd string) {
 		fs.BoolVar(&r.immutable, "immutable", false, immUsage)
 	}
 	if cmd == "put" || cmd == "del" {
+		r.seq = optUint{unset: "auto", want: "auto or a whole number from 0 to 18446744073709551615"}
+		r.cas = optUint{want: "a whole number from 0 to 18446744073709551615 (the sequence expected; 0: none held)"}
 		fs.StringVar(&r.sign, "sign", "", signUsage)
 		fs.Var(&r.seq, "seq", seqUsage)
 		fs.Var(&r.cas, "cas", casUsage)
@@ -65,62 +68,43 @@ func (r *recordFlags) register(f *cliFlags, cmd string) {
 	}
 }
 
-// seqFlag is -seq: a number, or auto (unset).
-type seqFlag struct {
-	v   uint64
-	set bool
+// optUint is an optional whole-number flag: -seq (whose word "auto" is
+// unset) and -cas.
+type optUint struct {
+	v     uint64
+	set   bool
+	unset string // the word that means unset ("" for none)
+	want  string // what the error says is allowed
 }
 
-func (s *seqFlag) String() string {
-	if !s.set {
-		return "auto"
+func (o *optUint) String() string {
+	if !o.set {
+		return o.unset
 	}
-	return strconv.FormatUint(s.v, 10)
+	return strconv.FormatUint(o.v, 10)
 }
 
-func (s *seqFlag) Set(v string) error {
-	if v == "auto" {
-		s.v, s.set = 0, false
+func (o *optUint) Set(v string) error {
+	if o.unset != "" && v == o.unset {
+		o.v, o.set = 0, false
 		return nil
 	}
 	n, err := strconv.ParseUint(v, 10, 64)
 	if err != nil {
-		return errors.New("must be auto or a whole number from 0 to 18446744073709551615")
+		return errors.New("must be " + o.want)
 	}
-	s.v, s.set = n, true
+	o.v, o.set = n, true
 	return nil
 }
 
-// value is the sequence to sign: the one given, or the clock in
-// microseconds (as the library's own puts pick versions), so that each
-// auto put is newer than the last one made from this machine.
-func (s *seqFlag) value() uint64 {
-	if s.set {
-		return s.v
+// sequence is the sequence to sign: -seq's, or the clock in microseconds
+// (as the library's own puts pick versions), so that each auto put is
+// newer than the last one made from this machine.
+func (r *recordFlags) sequence() uint64 {
+	if r.seq.set {
+		return r.seq.v
 	}
 	return uint64(time.Now().UnixMicro())
-}
-
-// casFlag is -cas N.
-type casFlag struct {
-	v   uint64
-	set bool
-}
-
-func (c *casFlag) String() string {
-	if !c.set {
-		return ""
-	}
-	return strconv.FormatUint(c.v, 10)
-}
-
-func (c *casFlag) Set(v string) error {
-	n, err := strconv.ParseUint(v, 10, 64)
-	if err != nil {
-		return errors.New("must be a whole number from 0 to 18446744073709551615 (the sequence expected; 0: none held)")
-	}
-	c.v, c.set = n, true
-	return nil
 }
 
 // pubKeyFlag is a public key in hex.
@@ -264,7 +248,7 @@ func (f *cliFlags) buildRecord(r *recordFlags, mode string, value []byte, name s
 	if !ok {
 		return nil, false
 	}
-	seq := r.seq.value()
+	seq := r.sequence()
 	e := &envelope{seq: seq, kind: record.Signed}
 	var err error
 	if mode == "typed" {
@@ -379,13 +363,10 @@ func delRecord(f *cliFlags, r *recordFlags, mode string) int {
 // sendRecord puts a built envelope through the node and prints the key,
 // the sequence and the receipts.
 func (f *cliFlags) sendRecord(e *envelope, o api.PutOptions, verb string) int {
-	ctx, cancel := f.context(false)
-	defer cancel()
-	t, code, ok := f.backend(ctx)
-	if !ok {
-		return code
-	}
-	defer t.close()
+	return f.withNode(func(ctx context.Context, t *target) int { return f.putRecord(ctx, t, e, o, verb) })
+}
+
+func (f *cliFlags) putRecord(ctx context.Context, t *target, e *envelope, o api.PutOptions, verb string) int {
 	o.Envelope, o.Version = true, e.seq
 	stop := f.progress("storing…")
 	res, err := t.Put(ctx, e.key, e.data, o)
@@ -439,20 +420,18 @@ func getRecord(f *cliFlags, r *recordFlags, mode string, raw bool) int {
 		}
 		key, publisher = k, k
 	}
-	ctx, cancel := f.context(false)
-	defer cancel()
-	t, code, ok := f.backend(ctx)
-	if !ok {
-		return code
-	}
-	defer t.close()
-	stop := f.progress("getting " + key.Short() + "…")
-	res, err := t.Get(ctx, key)
-	stop()
+	return f.withNode(func(ctx context.Context, t *target) int {
+		return f.printRecords(ctx, t, key, publisher, mode, r.typ, raw)
+	})
+}
+
+// printRecords gets key's values and prints the verified records asked for.
+func (f *cliFlags) printRecords(ctx context.Context, t *target, key, publisher id.ID, mode, typ string, raw bool) int {
+	res, err := f.get(ctx, t, key)
 	if (err != nil && !errors.Is(err, api.ErrNotFound)) || errors.Is(err, api.ErrNoPeers) {
 		return f.fail(err)
 	}
-	found, forged := verifiedRecords(res.Values, key, publisher, mode, r.typ)
+	found, forged := verifiedRecords(res.Values, key, publisher, mode, typ)
 	if forged > 0 {
 		fmt.Fprintf(f.stderr, "%s: %d record(s) under the key failed verification and were left out\n", f.fs.Name(), forged)
 	}
