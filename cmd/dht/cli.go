@@ -95,7 +95,8 @@ func (f *cliFlags) parse(args []string, want ...int) (int, bool) {
 func missing(name string) string {
 	for _, c := range commands {
 		if "dht "+c.name == name {
-			return strings.TrimSpace(strings.TrimPrefix(c.args, "[flags]"))
+			first, _, _ := strings.Cut(c.args, "\n") // the plain form's line
+			return strings.TrimSpace(strings.TrimPrefix(first, "[flags]"))
 		}
 	}
 	return "arguments"
