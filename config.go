@@ -10,6 +10,7 @@ import (
 
 	"github.com/dhtkit/dht/clock"
 	"github.com/dhtkit/dht/internal/core"
+	"github.com/dhtkit/dht/lookup"
 	"github.com/dhtkit/dht/record"
 	"github.com/dhtkit/dht/routing"
 	"github.com/dhtkit/dht/store"
@@ -87,6 +88,14 @@ type Config struct {
 	// stops, merging their values, so that one stale or lying node does not
 	// decide the answer. 0 selects the default, 3; at most K.
 	GetQuorum int
+	// DisjointPaths makes Get run this many value lookups over disjoint
+	// sets of nodes (S/Kademlia), no node asked by two of them, and choose
+	// among their answers by the record kinds' rule, so that a group of
+	// lying or eclipsing nodes must sit on every path to decide a value. It
+	// costs about that many times a plain Get's requests. 0 or 1: one
+	// lookup, the default; at most lookup.MaxPaths (16). Use it on networks
+	// where some nodes may be malicious.
+	DisjointPaths int
 	// MaxKeepAlives bounds the values this node republishes for its
 	// program at once (the KeepAlive option of Put). 0 selects the
 	// default, 1024.
@@ -306,6 +315,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("dht: Config.LookupTimeout is %v: must be at least RequestTimeout (%v)", c.LookupTimeout, c.RequestTimeout)
 	case c.GetQuorum < 1 || c.GetQuorum > c.K:
 		return fmt.Errorf("dht: Config.GetQuorum is %d: must be between 1 and K (%d)", c.GetQuorum, c.K)
+	case c.DisjointPaths < 0 || c.DisjointPaths > lookup.MaxPaths:
+		return fmt.Errorf("dht: Config.DisjointPaths is %d: must be between 0 (one lookup) and %d", c.DisjointPaths, lookup.MaxPaths)
 	case c.MaxKeepAlives < 0:
 		return fmt.Errorf("dht: Config.MaxKeepAlives is %d: must be at least 0 (0 for the default %d)", c.MaxKeepAlives, core.DefaultMaxKeepAlives)
 	case c.PutBeta < -1 || c.PutBeta > c.K:

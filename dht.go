@@ -120,6 +120,7 @@ func New(cfg Config) (*Node, error) {
 		MaxFailures:     cfg.MaxFailures,
 		LookupTimeout:   cfg.LookupTimeout,
 		GetQuorum:       cfg.GetQuorum,
+		DisjointPaths:   cfg.DisjointPaths,
 		MaxKeepAlives:   cfg.MaxKeepAlives,
 		PutBeta:         cfg.PutBeta,
 		PathCache:       cfg.PathCache,

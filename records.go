@@ -173,6 +173,45 @@ func (n *Node) GetImmutable(ctx context.Context, key ID) ([]byte, error) {
 	return nil, fmt.Errorf("dht: get immutable %s: %w", key.Short(), err)
 }
 
+// PutEnvelope stores data, an envelope built and signed elsewhere
+// (record.NewSigned, NewTyped or NewImmutable, with record.WithCAS for a
+// compare-and-swap), as it is, under key at version (the sequence it was
+// signed for; 0 for an immutable record). It is how a node stores records
+// for a publisher whose private key it never sees, such as `dht put --sign`
+// through the HTTP API. The publisher is the envelope's (SHA-1 of its public
+// key, or an immutable record's key). Before anything is sent the node runs
+// its RecordPolicy.Check on the record (CAS aside, which only the storing
+// nodes can judge): a record that would be refused fails at once, wrapped
+// with ErrInvalid, its *record.Error naming the field. Options and errors
+// are PutSigned's; WithVersion does not apply (version is the signed one).
+func (n *Node) PutEnvelope(ctx context.Context, key ID, version uint64, data []byte, opts ...PutOption) (PutResult, error) {
+	o := options(opts)
+	if err := o.signedOnly(); err != nil {
+		return PutResult{}, err
+	}
+	if o.version != 0 {
+		return PutResult{}, errors.New("dht: put envelope: WithVersion does not apply: version is the one the envelope was signed for")
+	}
+	e, err := record.Parse(data)
+	if err != nil {
+		return PutResult{}, fmt.Errorf("dht: put envelope %s: %w: %w", key.Short(), ErrInvalid, err)
+	}
+	pub := key
+	if e.Kind != record.Immutable {
+		pub = record.PublisherOf(e.PublicKey[:])
+	}
+	check := data
+	if e.HasCAS { // only a storing node knows what it holds
+		e.HasCAS, e.CAS = false, 0
+		check = e.Append(make([]byte, 0, e.Size()))
+	}
+	policy := n.c.Config().RecordPolicy
+	if _, err := policy.Check(key, pub, version, true, check, nil); err != nil {
+		return PutResult{}, fmt.Errorf("dht: put envelope %s: %w: %w", key.Short(), ErrInvalid, err)
+	}
+	return n.putEnvelope(ctx, key, pub, version, data, o)
+}
+
 // signedOnly refuses the options that a record kind decides itself.
 func (o *putOptions) signedOnly() error {
 	switch {

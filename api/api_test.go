@@ -733,3 +733,59 @@ func TestStreamErrorsBeforeTheFirstEventAreJSON(t *testing.T) {
 	e.f.Fail("Listen", api.ErrNoPeers)
 	e.get("/api/v1/values/events?key=k").fails(t, 503, api.CodeNoPeers)
 }
+
+// envelope=1 reaches the Backend with the signed version, a get says which
+// values are envelopes and of which kind, and a plain value's JSON is what
+// it always was (no "envelope" or "kind").
+func TestEnvelopePutReachesTheBackendAndGetNamesTheKind(t *testing.T) {
+	e := newEnv(t, api.Options{})
+	var res api.PutResult
+	e.write("PUT", "/api/v1/values?key=k&envelope=1&version=7", "\x02signed envelope bytes").ok(t, &res)
+	if res.Version != 7 {
+		t.Errorf("put result %+v, want version 7", res)
+	}
+	e.write("PUT", "/api/v1/values?key=k&publisher="+strings.Repeat("cd", 20), "plain").ok(t, &res)
+	r := e.get("/api/v1/values?key=k")
+	var got api.GetResult
+	r.ok(t, &got)
+	var signed, plain *api.Value
+	for i := range got.Values {
+		if got.Values[i].Envelope {
+			signed = &got.Values[i]
+		} else {
+			plain = &got.Values[i]
+		}
+	}
+	if signed == nil || signed.Kind != "signed" || signed.Version != 7 || plain == nil || plain.Kind != "" {
+		t.Fatalf("values %+v", got.Values)
+	}
+	var raw struct {
+		Values []map[string]any `json:"values"`
+	}
+	json.Unmarshal(r.body, &raw)
+	for _, v := range raw.Values {
+		_, hasEnv := v["envelope"]
+		_, hasKind := v["kind"]
+		if v["text"] == "plain" && (hasEnv || hasKind) {
+			t.Errorf("a plain value's JSON has envelope or kind: %v", v)
+		}
+		if v["text"] != "plain" && (v["envelope"] != true || v["kind"] != "signed") {
+			t.Errorf("an envelope's JSON: %v", v)
+		}
+	}
+	for _, q := range []string{"envelope=2", "envelope=yes", "envelope=1&publisher=" + strings.Repeat("ab", 20), "envelope=1&keep=1"} {
+		e.write("PUT", "/api/v1/values?key=k&"+q, "\x02x").fails(t, 400, api.CodeBadRequest)
+	}
+}
+
+// A record the nodes refuse as invalid answers 422 invalid_record with the
+// Backend's reason; a compare-and-swap conflict 409 conflict.
+func TestRefusedRecordsHaveTheirOwnCodes(t *testing.T) {
+	e := newEnv(t, api.Options{})
+	e.f.Fail("Put", fmt.Errorf("dht: put envelope: record: invalid signature: it does not verify (%w)", api.ErrInvalid))
+	if b := e.write("PUT", "/api/v1/values?key=k&envelope=1&version=1", "\x02x").fails(t, 422, api.CodeInvalidRecord); !strings.Contains(b.Error.Message, "signature") {
+		t.Errorf("the reason is lost: %q", b.Error.Message)
+	}
+	e.f.Fail("Put", fmt.Errorf("dht: compare-and-swap conflict (%w)", api.ErrConflict))
+	e.write("PUT", "/api/v1/values?key=k&envelope=1&version=1", "\x02x").fails(t, 409, api.CodeConflict)
+}

@@ -22,12 +22,14 @@ const (
 	CodeTimeout          Code = "timeout"            // the nodes asked did not answer in time
 	CodeUnavailable      Code = "unavailable"        // the node is stopping, or too busy for this request
 	CodeInternal         Code = "internal"           // a bug
+	CodeInvalidRecord    Code = "invalid_record"     // a record envelope that breaks its kind's rules (bad signature, a typed rule...): the message names the field
+	CodeConflict         Code = "conflict"           // a compare-and-swap put found another sequence than the one expected
 )
 
 // Codes lists every error code.
 func Codes() []Code {
 	return []Code{CodeBadKey, CodeBadRequest, CodeTooLarge, CodeUnauthorized, CodeNotFound,
-		CodeNoPeers, CodeQuorumNotReached, CodeTimeout, CodeUnavailable, CodeInternal}
+		CodeNoPeers, CodeQuorumNotReached, CodeTimeout, CodeUnavailable, CodeInternal, CodeInvalidRecord, CodeConflict}
 }
 
 // Status is the HTTP status the API answers c with.
@@ -47,6 +49,10 @@ func (c Code) Status() int {
 		return http.StatusBadGateway
 	case CodeTimeout:
 		return http.StatusGatewayTimeout
+	case CodeInvalidRecord:
+		return http.StatusUnprocessableEntity
+	case CodeConflict:
+		return http.StatusConflict
 	}
 	return http.StatusInternalServerError
 }
@@ -64,12 +70,15 @@ var (
 	ErrTooLarge    = errors.New("too large")
 	ErrBadKey      = errors.New("bad key")
 	ErrAuth        = errors.New("unauthorized")
+	ErrInvalid     = errors.New("invalid record")
+	ErrConflict    = errors.New("compare-and-swap conflict")
 )
 
 var sentinels = map[Code]error{
 	CodeNotFound: ErrNotFound, CodeNoPeers: ErrNoPeers, CodeQuorumNotReached: ErrQuorum,
 	CodeTimeout: ErrTimeout, CodeUnavailable: ErrUnavailable, CodeBadRequest: ErrBadRequest,
 	CodeTooLarge: ErrTooLarge, CodeBadKey: ErrBadKey, CodeUnauthorized: ErrAuth,
+	CodeInvalidRecord: ErrInvalid, CodeConflict: ErrConflict,
 }
 
 // Error is an API error: what the server sends as
@@ -100,7 +109,7 @@ func codeOf(err error) Code {
 		return ae.Code
 	}
 	// No peers before not found: a get with nobody to ask wraps both.
-	for _, c := range []Code{CodeNoPeers, CodeQuorumNotReached, CodeTimeout, CodeNotFound,
+	for _, c := range []Code{CodeInvalidRecord, CodeConflict, CodeNoPeers, CodeQuorumNotReached, CodeTimeout, CodeNotFound,
 		CodeUnavailable, CodeBadKey, CodeBadRequest, CodeTooLarge, CodeUnauthorized} {
 		if errors.Is(err, sentinels[c]) {
 			return c

@@ -362,12 +362,15 @@ type valueJSON struct {
 	Publisher hexID   `json:"publisher"`
 	Version   uint64  `json:"version"`
 	TTL       seconds `json:"ttl_seconds"`
+	Envelope  bool    `json:"envelope,omitempty"`
+	Kind      string  `json:"kind,omitempty"`
 }
 
 // MarshalJSON encodes v in the API's form: "data" in base64, and "text"
-// too when IsText(v.Data).
+// too when IsText(v.Data); "envelope" and "kind" only for an enveloped
+// record, so that a plain value reads as it always did.
 func (v Value) MarshalJSON() ([]byte, error) {
-	w := valueJSON{Data: nonNil(v.Data), Publisher: hexID(v.Publisher), Version: v.Version, TTL: seconds(v.TTL)}
+	w := valueJSON{Data: nonNil(v.Data), Publisher: hexID(v.Publisher), Version: v.Version, TTL: seconds(v.TTL), Envelope: v.Envelope, Kind: v.Kind}
 	if IsText(v.Data) {
 		s := string(v.Data)
 		w.Text = &s
@@ -382,7 +385,7 @@ func (v *Value) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	*v = Value{w.Data, id.ID(w.Publisher), w.Version, time.Duration(w.TTL)}
+	*v = Value{w.Data, id.ID(w.Publisher), w.Version, time.Duration(w.TTL), w.Envelope, w.Kind}
 	return nil
 }
 

@@ -29,7 +29,7 @@ var routes = []route{
 	{"GET", Base + "/table", nil, (*Server).table},
 	{"GET", Base + "/keys", []string{"limit", "after"}, (*Server).keys},
 	{"GET", Base + "/values", []string{"key", "id"}, (*Server).get},
-	{"PUT", Base + "/values", []string{"key", "id", "ttl", "quorum", "publisher", "version", "keep"}, (*Server).put},
+	{"PUT", Base + "/values", []string{"key", "id", "ttl", "quorum", "publisher", "version", "keep", "envelope"}, (*Server).put},
 	{"DELETE", Base + "/values", []string{"key", "id", "publisher", "ttl", "quorum"}, (*Server).del},
 	{"GET", Base + "/values/events", []string{"key", "id"}, (*Server).listen},
 	{"POST", Base + "/ping", nil, (*Server).ping},
@@ -188,6 +188,15 @@ func putOptions(q url.Values) (PutOptions, error) {
 			return bad("keep= must be 0 or 1, not %q", trim(v[0]))
 		}
 		o.Keep = v[0] == "1"
+	}
+	if v, ok := q["envelope"]; ok {
+		if v[0] != "0" && v[0] != "1" {
+			return bad("envelope= must be 0 or 1, not %q", trim(v[0]))
+		}
+		o.Envelope = v[0] == "1"
+	}
+	if o.Envelope && (!o.Publisher.IsZero() || o.Keep) {
+		return bad("publisher= and keep= do not apply with envelope=1: the envelope names its publisher, and only its signer can renew it")
 	}
 	return o, nil
 }

@@ -164,6 +164,14 @@ type PutOptions struct {
 	Publisher id.ID         // zero: the node's own publisher ID
 	Version   uint64        // zero: the node picks one (the time at Put)
 	Keep      bool          // PUT: the node republishes the value until a DELETE of it (keep=1)
+	// Envelope (PUT, envelope=1): the body is a record envelope (package
+	// record: a signed, typed or immutable record) that its publisher built
+	// and signed, and Version the sequence it was signed for. The node
+	// stores the bytes as they are, the publisher being the envelope's
+	// (Publisher and Keep do not apply), after checking them as the storing
+	// nodes will: a record they would refuse fails with ErrInvalid, its
+	// reason naming the field, and nothing is sent.
+	Envelope bool
 }
 
 // Outcome is what one node did with a put or a delete.
@@ -212,6 +220,12 @@ type Value struct {
 	Publisher id.ID
 	Version   uint64
 	TTL       time.Duration // time left before it expires
+	// Envelope says Data is a record envelope (package record), verified
+	// by the node (its signature, its binding to key, publisher and
+	// version); Kind is its kind: "immutable", "signed" or "typed". A
+	// signed or typed record's sequence is Version.
+	Envelope bool
+	Kind     string
 }
 
 // GetResult is what a get found.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/dhtkit/dht/wire"
 )
 
 // The Go benchmarks drive one server with the load generator for b.N
@@ -28,13 +30,35 @@ func BenchmarkServeFindValue(b *testing.B) { benchServeFindValue(b, 0) }
 // BenchmarkServeFindValueManySenders sends from 1024 distinct senders.
 func BenchmarkServeFindValueManySenders(b *testing.B) { benchServeFindValue(b, benchManySenders) }
 
+// BenchmarkServeGetPlain and BenchmarkServeGetSigned ask with GET for plain
+// and for signed records (`dht bench serve --records plain|signed`): a
+// node checks a signed record when it stores it, never when it serves it,
+// so the two should differ by the larger answer only.
+func BenchmarkServeGetPlain(b *testing.B) { benchServeGet(b, false) }
+
+func BenchmarkServeGetSigned(b *testing.B) { benchServeGet(b, true) }
+
+func benchServeGet(b *testing.B, signed bool) {
+	keys, values := makeKeys("gobench", 1, benchKeys, benchValueSize)
+	recs := plainRecords(values)
+	if signed {
+		keys, recs = signedRecords(1, values)
+	}
+	node, err := startServeNode(keys, recs, 2, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer node.Close()
+	driveBenchmark(b, loadConfig{server: node.Addr(), serverID: node.ID(), mode: checkValues, keys: keys, values: values, request: wire.Get, records: recs})
+}
+
 func BenchmarkEcho(b *testing.B) { benchEcho(b, 0) }
 
 func BenchmarkEchoManySenders(b *testing.B) { benchEcho(b, benchManySenders) }
 
 func benchServeFindValue(b *testing.B, senders int) {
 	keys, values := makeKeys("gobench", 1, benchKeys, benchValueSize)
-	node, err := startServeNode(keys, values, 2, 1)
+	node, err := startServeNode(keys, plainRecords(values), 2, 1)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dhtkit/dht/id"
+	"github.com/dhtkit/dht/store"
 	"github.com/dhtkit/dht/transport"
 	"github.com/dhtkit/dht/transport/udp"
 	"github.com/dhtkit/dht/wire"
@@ -41,6 +42,21 @@ import (
 
 // reqLen is the size of a FIND_VALUE request: header and key.
 const reqLen = wire.HeaderLen + id.Len
+
+// maxReqLen is the size of the largest request the load generator sends, a
+// GET (header, key and the cursor: a flag, a version and a publisher),
+// padded as nodes pad theirs to wire.MinFindValueLen, so that the answer
+// may carry a record's bytes within the amplification limit (a RECORDS
+// answer is larger than a VALUES one: a signed record even more so).
+const maxReqLen = wire.MinFindValueLen
+
+// requestLen is the size of a request of type t (FIND_VALUE or GET).
+func requestLen(t wire.Type) int {
+	if t == wire.Get {
+		return maxReqLen
+	}
+	return reqLen
+}
 
 // Offsets of the fields the load generator patches into its request
 // template, as docs/protocol.md lays out the header.
@@ -70,13 +86,18 @@ const (
 
 // loadConfig describes one load generator run.
 type loadConfig struct {
-	server      netip.AddrPort
-	serverID    id.ID // checkValues: the Sender answers must carry; zero accepts any
-	network     uint32
-	mode        checkMode
-	keys        []id.ID
-	values      [][]byte // checkValues: values[i] is the only value under keys[i]
-	respLen     int      // checkEcho: the length of a reply
+	server   netip.AddrPort
+	serverID id.ID // checkValues: the Sender answers must carry; zero accepts any
+	network  uint32
+	mode     checkMode
+	keys     []id.ID
+	values   [][]byte // checkValues: values[i] is the only value under keys[i]
+	// request is the request sent: FIND_VALUE (the zero value too), or GET,
+	// whose answer is a RECORDS message holding records[i] under keys[i]
+	// (checkValues: its data, envelope flag, publisher and version).
+	request     wire.Type
+	records     []store.Value
+	respLen     int // checkEcho: the length of a reply
 	clients     int
 	concurrency int
 	timeout     time.Duration // an unanswered request is given up on and sent again
@@ -174,7 +195,8 @@ type client struct {
 	slots  []slot
 	rng    *rand.Rand
 	msg    wire.Message
-	req    [reqLen]byte // the request template; txid, sender and key patched in
+	req    [maxReqLen]byte // the request template; txid, sender and key patched in
+	reqN   int             // its length
 	hist   Histogram
 	counts Counts
 	resend transport.Batch // a single sender's requests from start and the ticker
@@ -198,7 +220,7 @@ type sender struct {
 	// (the ticker's resends) by goroutines other than its reader.
 	mu  sync.Mutex
 	pkt [1]transport.Packet
-	buf [reqLen]byte
+	buf [maxReqLen]byte
 }
 
 // HandlePacket implements transport.Handler: an answer to this sender.
@@ -223,7 +245,7 @@ func (t turnSender) HandleBatch(pkts []transport.Packet, w transport.Writer) {
 	}
 	for i := range pkts {
 		if c.accept(at, pkts[i].Data, pkts[i].Addr, now, next) {
-			out.WriteTo(c.req[:], c.lg.cfg.server)
+			out.WriteTo(c.req[:c.reqN], c.lg.cfg.server)
 		}
 	}
 	c.mu.Unlock()
@@ -251,8 +273,8 @@ func (c *client) turn() *sender {
 func (s *sender) send(req []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	copy(s.buf[:], req)
-	s.pkt[0] = transport.Packet{Addr: s.c.lg.cfg.server, Data: s.buf[:]}
+	n := copy(s.buf[:], req)
+	s.pkt[0] = transport.Packet{Addr: s.c.lg.cfg.server, Data: s.buf[:n]}
 	return s.tr.Send(s.pkt[:])
 }
 
@@ -295,6 +317,10 @@ func newLoadGen(cfg loadConfig) (*loadGen, error) {
 		return nil, errors.New("bench: no keys to ask for")
 	case cfg.mode == checkValues && len(cfg.values) != len(cfg.keys):
 		return nil, errors.New("bench: one value per key is needed")
+	case cfg.request == wire.Get && cfg.mode == checkValues && len(cfg.records) != len(cfg.keys):
+		return nil, errors.New("bench: one record per key is needed")
+	case cfg.request != 0 && cfg.request != wire.FindValue && cfg.request != wire.Get:
+		return nil, fmt.Errorf("bench: request %v: want FIND_VALUE or GET", cfg.request)
 	case cfg.timeout <= 0:
 		return nil, errors.New("bench: the request timeout must be positive")
 	}
@@ -324,11 +350,18 @@ func newLoadGen(cfg loadConfig) (*loadGen, error) {
 		c.rng = rand.New(rand.NewPCG(seeds.Uint64(), seeds.Uint64()))
 		lg.clients = append(lg.clients, c)
 		m := wire.Message{Type: wire.FindValue, Network: cfg.network, Sender: self}
+		if cfg.request == wire.Get {
+			m.Type = wire.Get
+		}
 		if cfg.readOnly {
 			m.Flags = wire.FlagReadOnly
 		}
 		b, err := m.Append(c.req[:0])
-		if err != nil || len(b) != reqLen {
+		if m.Type == wire.Get {
+			b = wire.Pad(b, 0, maxReqLen)
+		}
+		c.reqN = len(b)
+		if err != nil || len(b) != requestLen(m.Type) {
 			lg.closeClients()
 			return nil, fmt.Errorf("bench: encoding the request template: %v (%d bytes)", err, len(b))
 		}
@@ -409,7 +442,7 @@ func (lg *loadGen) start() error {
 		// The first sender's turn: it sends them all.
 		for i := range c.slots {
 			if c.issue(i, now, true, c.turn()) {
-				c.resend.WriteTo(c.req[:], lg.cfg.server)
+				c.resend.WriteTo(c.req[:c.reqN], lg.cfg.server)
 			}
 		}
 		err := c.flush()
@@ -426,10 +459,10 @@ func (lg *loadGen) start() error {
 // c.mu.
 func (c *client) queue(s *sender) {
 	if len(c.senders) == 1 {
-		c.resend.WriteTo(c.req[:], c.lg.cfg.server)
+		c.resend.WriteTo(c.req[:c.reqN], c.lg.cfg.server)
 		return
 	}
-	_ = s.send(c.req[:]) // fails only once the run is stopping
+	_ = s.send(c.req[:c.reqN]) // fails only once the run is stopping
 }
 
 // flush sends what the ticker or start queued. Callers hold c.mu.
@@ -541,19 +574,19 @@ const (
 // client), else from that sender's socket once c.mu is released.
 func (c *client) handle(at *sender, data []byte, from netip.AddrPort, w transport.Writer) {
 	now := c.lg.now()
-	var req [reqLen]byte
+	var req [maxReqLen]byte
 	c.mu.Lock()
 	next := c.turn()
 	sent := c.accept(at, data, from, now, next)
 	if sent && next == at {
-		w.WriteTo(c.req[:], c.lg.cfg.server)
+		w.WriteTo(c.req[:c.reqN], c.lg.cfg.server)
 		sent = false
 	} else if sent {
 		req = c.req
 	}
 	c.mu.Unlock()
 	if sent {
-		_ = next.send(req[:]) // fails only once the run is stopping
+		_ = next.send(req[:c.reqN]) // fails only once the run is stopping
 	}
 }
 
@@ -633,7 +666,7 @@ func (c *client) judge(data []byte, s *slot) outcome {
 		// The answer must be this very request (cut to respLen if that is
 		// shorter): rebuild it in the template and compare.
 		c.patch(s)
-		n := min(len(data), reqLen)
+		n := min(len(data), c.reqN)
 		if !bytes.Equal(data[:n], c.req[:n]) {
 			return outBadValue
 		}
@@ -642,6 +675,19 @@ func (c *client) judge(data []byte, s *slot) outcome {
 	m := &c.msg
 	if err := wire.Decode(data, m); err != nil {
 		return outBadType
+	}
+	if cfg.request == wire.Get {
+		if m.Type != wire.Records || m.Network != cfg.network || (!cfg.serverID.IsZero() && m.Sender != cfg.serverID) {
+			return outBadType
+		}
+		want := &cfg.records[s.key]
+		if len(m.Records) != 1 || m.More {
+			return outBadValue
+		}
+		if r := &m.Records[0]; r.Envelope != want.Envelope || r.Deleted || r.Publisher != want.Publisher || r.Version != want.Version || !bytes.Equal(r.Data, want.Data) {
+			return outBadValue
+		}
+		return outOK
 	}
 	if m.Type != wire.Values || m.Network != cfg.network || (!cfg.serverID.IsZero() && m.Sender != cfg.serverID) {
 		return outBadType

@@ -90,7 +90,7 @@ func mustLoadGen(t *testing.T, cfg loadConfig) *loadGen {
 
 func TestLoadGenCountsEveryAnswerOfARealNode(t *testing.T) {
 	keys, values := makeKeys("real", 1, 50, 100)
-	node, err := startServeNode(keys, values, 2, 1)
+	node, err := startServeNode(keys, plainRecords(values), 2, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +306,7 @@ func TestPatchedRequestIsWhatTheCodecEncodes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := c.req[:]; string(got) != string(enc) {
+			if got := c.req[:c.reqN]; string(got) != string(enc) {
 				t.Fatalf("%d senders: sent  % x\nwant % x", senders, got, enc)
 			}
 			if s.txid&0xffff != 1 || s.txid&^0xffffffff != c.tag {

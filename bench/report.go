@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dhtkit/dht/wire"
 )
 
 // The targets. Reports print whether a run reached them; nothing
@@ -37,6 +39,12 @@ func (r *ServeReport) WriteText(w io.Writer) error {
 	if c.ReadOnly {
 		p.f("requests marked READ_ONLY: the node leaves its routing table alone\n")
 	}
+	switch c.Records {
+	case RecordsPlain:
+		p.f("records: plain, asked for with GET\n")
+	case RecordsSigned:
+		p.f("records: signed (ed25519 envelopes, checked when stored, not on each read), asked for with GET\n")
+	}
 	p.machine(r.Machine)
 	if r.Interrupted {
 		p.f("INTERRUPTED: figures cover what ran before the interruption\n")
@@ -62,8 +70,12 @@ func (r *ServeReport) WriteText(w io.Writer) error {
 	if m := r.Naive; m != nil {
 		p.f("naive echo (one net.UDPConn, for reference): %s req/s, p50 %v, p99 %v\n", commas(m.Rate), roundDur(m.Latency.P50), roundDur(m.Latency.P99))
 	}
-	p.f("the node answered %s FIND_VALUE requests in all (warm-ups included); its routing table holds %s contacts\n",
-		commas(float64(r.NodeServed)), commas(float64(r.NodeContacts)))
+	request := r.Request
+	if request == "" {
+		request = wire.FindValue.String() // a report from before records
+	}
+	p.f("the node answered %s %s requests in all (warm-ups included); its routing table holds %s contacts\n",
+		commas(float64(r.NodeServed)), request, commas(float64(r.NodeContacts)))
 	var asked uint64
 	for _, m := range append(r.Node, r.Echo...) {
 		asked += m.Counts.Requests

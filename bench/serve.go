@@ -53,6 +53,13 @@ type ServeConfig struct {
 	// SkipNaive leaves out the reference measurement of a single-socket
 	// net.UDPConn echo server.
 	SkipNaive bool `json:"skip_naive"`
+	// Records is what the node holds and how it is asked: RecordsLegacy
+	// (the default) plain values asked for with FIND_VALUE, as every
+	// figure before record kinds; RecordsPlain plain records asked for
+	// with GET; RecordsSigned signed records (envelopes of ValueSize-byte
+	// values, one key pair, a salt per key) asked for with GET, so that
+	// plain and signed compare with the same request and answer format.
+	Records string `json:"records"`
 	// Seed makes keys, values, IDs and transaction IDs reproducible.
 	Seed uint64 `json:"seed"`
 	// Progress, when set, receives a line per finished measurement.
@@ -72,6 +79,7 @@ func DefaultServeConfig() ServeConfig {
 		Warmup:      time.Second,
 		Rounds:      3,
 		Timeout:     250 * time.Millisecond,
+		Records:     RecordsLegacy,
 		Seed:        1,
 	}
 }
@@ -87,7 +95,12 @@ func (c *ServeConfig) validate() error {
 	fill(&c.Duration, d.Duration)
 	fill(&c.Timeout, d.Timeout)
 	fill(&c.Seed, d.Seed)
+	if c.Records == "" {
+		c.Records = RecordsLegacy
+	}
 	switch {
+	case c.Records != RecordsLegacy && c.Records != RecordsPlain && c.Records != RecordsSigned:
+		return fmt.Errorf("bench: ServeConfig.Records is %q: must be %s, %s or %s", c.Records, RecordsLegacy, RecordsPlain, RecordsSigned)
 	case c.Keys < 1 || c.Keys > MaxServeKeys:
 		return fmt.Errorf("bench: ServeConfig.Keys is %d: must be from 1 to %d", c.Keys, MaxServeKeys)
 	case c.ValueSize < 1 || c.ValueSize > wire.MaxValueSize:
@@ -111,6 +124,13 @@ func (c *ServeConfig) validate() error {
 	}
 	return nil
 }
+
+// What ServeConfig.Records selects.
+const (
+	RecordsLegacy = "legacy" // plain values, FIND_VALUE
+	RecordsPlain  = "plain"  // plain records, GET
+	RecordsSigned = "signed" // signed records (envelopes), GET
+)
 
 // Bounds on the benchmarks' settings, so that every run is bounded in memory
 // and time.
@@ -195,6 +215,9 @@ type ServeReport struct {
 	// NodeServed is the number of FIND_VALUE requests the node answered over
 	// the whole run, warm-ups included.
 	NodeServed uint64 `json:"node_served"`
+	// Request is the request the load generator sends: FIND_VALUE, or GET
+	// with Config.Records plain or signed.
+	Request string `json:"request"`
 	// NodeContacts is the size of the node's routing table at the end: a
 	// few in the best case, hundreds with many senders (it keeps up to K
 	// per bucket; the rest wait in replacement caches or are dropped).
@@ -223,19 +246,27 @@ func RunServe(ctx context.Context, cfg ServeConfig) (*ServeReport, error) {
 		}
 	}
 	keys, values := makeKeys("serve", cfg.Seed, cfg.Keys, cfg.ValueSize)
-	node, err := startServeNode(keys, values, cfg.Sockets, cfg.Seed)
+	recs := plainRecords(values)
+	if cfg.Records == RecordsSigned {
+		keys, recs = signedRecords(cfg.Seed, values)
+	}
+	node, err := startServeNode(keys, recs, cfg.Sockets, cfg.Seed)
 	if err != nil {
 		return nil, err
 	}
 	defer node.Close()
-	respLen := valuesLen(cfg.ValueSize)
+	respLen, request := valuesLen(cfg.ValueSize), wire.FindValue
+	if cfg.Records != RecordsLegacy {
+		// Every record of a run has one size (salts are of one length).
+		respLen, request = recordsLen(&recs[0]), wire.Get
+	}
 	echo, err := startEcho(cfg.Sockets, respLen)
 	if err != nil {
 		return nil, err
 	}
 	defer echo.Close()
 
-	rep := &ServeReport{Config: cfg, Machine: thisMachine(), Senders: cfg.Senders, BestCase: cfg.Senders == 0, RequestSize: reqLen, ResponseSize: respLen}
+	rep := &ServeReport{Config: cfg, Machine: thisMachine(), Senders: cfg.Senders, BestCase: cfg.Senders == 0, RequestSize: requestLen(request), ResponseSize: respLen, Request: request.String()}
 	if rep.BestCase {
 		rep.Senders = cfg.Clients
 	}
@@ -249,6 +280,10 @@ func RunServe(ctx context.Context, cfg ServeConfig) (*ServeReport, error) {
 		timeout:     cfg.Timeout,
 		readOnly:    cfg.ReadOnly,
 		label:       "loadgen",
+		request:     request,
+	}
+	if request == wire.Get {
+		base.records = recs
 	}
 	// measure runs one measurement; false means stop (interrupted).
 	measure := func(server string, round int, lc loadConfig) (*Measurement, bool, error) {
@@ -316,7 +351,7 @@ func RunServe(ctx context.Context, cfg ServeConfig) (*ServeReport, error) {
 	}
 	rep.Interrupted = ctx.Err() != nil
 	st := node.Stats()
-	rep.NodeServed = st.Served[wire.FindValue.String()]
+	rep.NodeServed = st.Served[request.String()]
 	rep.NodeContacts = st.TableSize
 	rep.summarize()
 	return rep, nil

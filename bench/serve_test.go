@@ -269,3 +269,43 @@ func TestManySendersBeyondTheFileLimitAreRefusedNamingIt(t *testing.T) {
 		}
 	}
 }
+
+// With Records plain or signed the load generator asks with GET and checks
+// each RECORDS answer against the record stored (its envelope flag, its
+// publisher, version and bytes): every answer of a correct node counts,
+// the node's GET counter says it served them, and the sizes are those of
+// the datagrams sent (a GET padded as nodes pad theirs; a signed envelope is
+// 107 bytes larger than its value with an 8-byte salt).
+func TestRunServeRecordsAsksWithGETAndChecksEachRecord(t *testing.T) {
+	var sizes [2]int
+	for i, recs := range []string{RecordsPlain, RecordsSigned} {
+		cfg := smallServe()
+		// 100-byte values, as dht bench serve's: a signed answer (285
+		// bytes) is then over 3x an unpadded GET (85).
+		cfg.Records, cfg.Rounds, cfg.SkipNaive, cfg.ValueSize = recs, 1, true, 100
+		rep, err := RunServe(testCtx(t), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Request != "GET" || rep.RequestSize != wire.MinFindValueLen {
+			t.Errorf("%s: request %s of %d bytes, want GET padded to %d", recs, rep.Request, rep.RequestSize, wire.MinFindValueLen)
+		}
+		for _, m := range append(rep.Node, rep.Echo...) {
+			if c := m.Counts; c.OK == 0 || c.Bad() != 0 {
+				t.Errorf("%s: %s counts %+v: want answers, all correct", recs, m.Server, c)
+			}
+		}
+		if rep.NodeServed < rep.Node[0].Counts.OK {
+			t.Errorf("%s: the node served %d GETs, fewer than the %d answers", recs, rep.NodeServed, rep.Node[0].Counts.OK)
+		}
+		sizes[i] = rep.ResponseSize
+	}
+	if d := sizes[1] - sizes[0]; d != 1+1+32+64+1+8 {
+		t.Errorf("signed answers are %d bytes larger than plain ones, want 107", d)
+	}
+	bad := smallServe()
+	bad.Records = "forged"
+	if _, err := RunServe(testCtx(t), bad); err == nil || !strings.Contains(err.Error(), "Records") {
+		t.Errorf("Records forged: %v", err)
+	}
+}

@@ -2,7 +2,9 @@ package bench
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha1"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/dhtkit/dht"
 	"github.com/dhtkit/dht/id"
+	"github.com/dhtkit/dht/record"
 	"github.com/dhtkit/dht/store"
 	"github.com/dhtkit/dht/transport"
 	"github.com/dhtkit/dht/transport/udp"
@@ -59,17 +62,65 @@ func withLabel(label string, f func()) {
 	pprof.Do(context.Background(), pprof.Labels("role", label), func(context.Context) { f() })
 }
 
-// startServeNode starts a node on 127.0.0.1 whose store holds values[i]
+// plainRecords are values as a legacy STORE makes them: anonymous plain
+// records, the publisher the value's hash.
+func plainRecords(values [][]byte) []store.Value {
+	recs := make([]store.Value, len(values))
+	for i, v := range values {
+		recs[i] = store.Value{Publisher: sha1.Sum(v), Data: v}
+	}
+	return recs
+}
+
+// signedRecords signs values[i] as the signed record (sequence 1) of one
+// key pair drawn from seed and the salt i (8 bytes, so that every envelope
+// has one size), and returns the records' keys, SHA-1(public key || salt),
+// and the records as a storing node keeps them.
+func signedRecords(seed uint64, values [][]byte) ([]id.ID, []store.Value) {
+	var s [ed25519.SeedSize]byte
+	binary.BigEndian.PutUint64(s[:], seed)
+	copy(s[8:], "dht bench serve signed")
+	priv := ed25519.NewKeyFromSeed(s[:])
+	keys := make([]id.ID, len(values))
+	recs := make([]store.Value, len(values))
+	for i, v := range values {
+		salt := binary.BigEndian.AppendUint64(nil, uint64(i))
+		key, pub, data, err := record.NewSigned(priv, salt, 1, v)
+		if err != nil {
+			panic("bench: signing a record: " + err.Error()) // sizes are validated
+		}
+		keys[i], recs[i] = key, store.Value{Publisher: pub, Version: 1, Envelope: true, Data: data}
+	}
+	return keys, recs
+}
+
+// recordsLen is the size of the RECORDS message a node answers a GET with
+// when it holds exactly the record r.
+func recordsLen(r *store.Value) int {
+	m := wire.Message{Type: wire.Records, Records: []wire.Record{{Publisher: r.Publisher, Version: r.Version, TTL: 1, Envelope: r.Envelope, Size: uint32(len(r.Data)), Data: r.Data}}}
+	b, err := m.Append(nil)
+	if err != nil {
+		panic("bench: a one-record RECORDS message does not encode: " + err.Error())
+	}
+	return len(b)
+}
+
+// startServeNode starts a node on 127.0.0.1 whose store holds recs[i]
 // under keys[i], stored directly: the benchmark measures serving, and a
 // store filled before the node starts gives exactly one value per key with
-// no network traffic to wait for.
-func startServeNode(keys []id.ID, values [][]byte, sockets int, seed uint64) (*dht.Node, error) {
-	st := store.NewMemory(store.Limits{MaxValues: max(len(keys), store.DefaultMaxValues), MaxValueSize: wire.MaxValueSize})
+// no network traffic to wait for. Signed records go in unchecked: a node
+// checks a record once, when it stores it, and what is measured here is
+// what it does on each read.
+func startServeNode(keys []id.ID, recs []store.Value, sockets int, seed uint64) (*dht.Node, error) {
+	maxSize := 0
+	for i := range recs {
+		maxSize = max(maxSize, len(recs[i].Data))
+	}
+	st := store.NewMemory(store.Limits{MaxValues: max(len(keys), store.DefaultMaxValues), MaxValueSize: max(wire.MaxValueSize, maxSize)})
 	now := time.Now()
 	for i := range keys {
-		// Anonymous records, as a legacy STORE makes: the load generators
-		// speak FIND_VALUE.
-		v := store.Value{Publisher: sha1.Sum(values[i]), Expires: now.Add(24 * time.Hour), Data: values[i]}
+		v := recs[i]
+		v.Expires = now.Add(24 * time.Hour)
 		if err := st.Put(keys[i], v, netip.Addr{}, now); err != nil {
 			return nil, fmt.Errorf("bench: filling the node's store: %w", err)
 		}

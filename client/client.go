@@ -220,6 +220,9 @@ func putQuery(key id.ID, o api.PutOptions) url.Values {
 	if o.Keep {
 		q.Set("keep", "1")
 	}
+	if o.Envelope {
+		q.Set("envelope", "1")
+	}
 	return q
 }
 

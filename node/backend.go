@@ -15,6 +15,7 @@ import (
 	"github.com/dhtkit/dht"
 	"github.com/dhtkit/dht/api"
 	"github.com/dhtkit/dht/id"
+	"github.com/dhtkit/dht/record"
 )
 
 // Backend is the HTTP API's view of a dht.Node (api.Backend): the daemon's
@@ -60,6 +61,10 @@ func APIError(err error) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, dht.ErrConflict):
+		return fmt.Errorf("%w (%w)", err, api.ErrConflict)
+	case errors.Is(err, dht.ErrInvalid):
+		return fmt.Errorf("%w (%w)", err, api.ErrInvalid)
 	case errors.Is(err, dht.ErrQuorum):
 		return fmt.Errorf("%w (%w)", err, api.ErrQuorum)
 	case errors.Is(err, dht.ErrNoPeers):
@@ -85,7 +90,15 @@ func apiContacts(cs []dht.Contact) []api.Contact {
 }
 
 func apiValue(v dht.Value) api.Value {
-	return api.Value{Data: v.Data, Publisher: v.Publisher, Version: v.Version, TTL: v.TTL}
+	out := api.Value{Data: v.Data, Publisher: v.Publisher, Version: v.Version, TTL: v.TTL, Envelope: v.Envelope}
+	if v.Envelope {
+		// The library verified it before returning it; the kind is its
+		// first byte.
+		if e, err := record.Parse(v.Data); err == nil {
+			out.Kind = e.Kind.String()
+		}
+	}
+	return out
 }
 
 func receipts(rs []dht.Receipt) []api.Receipt {
@@ -225,6 +238,9 @@ func (b *Backend) Put(ctx context.Context, key id.ID, value []byte, o api.PutOpt
 		return api.PutResult{}, fmt.Errorf("%w (%w)", err, api.ErrBadRequest)
 	}
 	opts := []dht.PutOption{dht.WithTTL(ttl), dht.WithQuorum(o.Quorum)}
+	if o.Envelope {
+		return b.putEnvelope(ctx, key, value, o, ttl, opts)
+	}
 	if !o.Publisher.IsZero() {
 		opts = append(opts, dht.WithPublisher(o.Publisher))
 	}
@@ -238,12 +254,28 @@ func (b *Backend) Put(ctx context.Context, key id.ID, value []byte, o api.PutOpt
 		opts = append(opts, dht.KeepAlive())
 	}
 	r, err := b.n.Put(ctx, key, value, opts...)
+	return putResult(key, ttl, o.Quorum, r, err)
+}
+
+// putResult is a put's API result, the receipts of one below its quorum
+// included.
+func putResult(key id.ID, ttl time.Duration, quorum int, r dht.PutResult, err error) (api.PutResult, error) {
 	var qe *dht.QuorumError
 	if errors.As(err, &qe) {
 		r = qe.Result
 	}
-	res := api.PutResult{Key: key, Publisher: r.Publisher, Version: r.Version, Asked: ttl, Receipts: receipts(r.Receipts), Stored: r.Stored, Local: r.Local, Quorum: o.Quorum}
+	res := api.PutResult{Key: key, Publisher: r.Publisher, Version: r.Version, Asked: ttl, Receipts: receipts(r.Receipts), Stored: r.Stored, Local: r.Local, Quorum: quorum}
 	return res, apiErr(err)
+}
+
+// putEnvelope stores a record envelope its publisher signed (api
+// PutOptions.Envelope): the node never holds the private key.
+func (b *Backend) putEnvelope(ctx context.Context, key id.ID, data []byte, o api.PutOptions, ttl time.Duration, opts []dht.PutOption) (api.PutResult, error) {
+	if !o.Publisher.IsZero() || o.Keep {
+		return api.PutResult{}, fmt.Errorf("an enveloped record names its own publisher, and only its signer can renew it: publisher and keep do not apply (%w)", api.ErrBadRequest)
+	}
+	r, err := b.n.PutEnvelope(ctx, key, o.Version, data, opts...)
+	return putResult(key, ttl, o.Quorum, r, err)
 }
 
 // Get returns key's values.

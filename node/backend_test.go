@@ -2,11 +2,14 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/dhtkit/dht"
 	"github.com/dhtkit/dht/api"
+	"github.com/dhtkit/dht/record"
 )
 
 func udpNodes(t testing.TB, n int) []*dht.Node {
@@ -99,5 +102,41 @@ func TestAPISubscribersShareOneSubscription(t *testing.T) {
 	}
 	if got := ns[1].Stats().Subscriptions; got != 0 {
 		t.Fatalf("%d node subscriptions after the last API subscriber left", got)
+	}
+}
+
+// The Backend stores a pre-signed envelope as it is (the publisher being
+// its key's hash), reports its kind on Get, refuses a forged one with
+// api.ErrInvalid before it is sent, and a wrong CAS with api.ErrConflict.
+func TestBackendPutsPreSignedEnvelopes(t *testing.T) {
+	ns := udpNodes(t, 3)
+	b := NewBackend(ns[0], BackendOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, priv, _ := ed25519.GenerateKey(nil)
+	key, pub, data, err := record.NewSigned(priv, []byte("salt"), 4, []byte("v4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := b.Put(ctx, key, data, api.PutOptions{Envelope: true, Version: 4})
+	if err != nil || res.Publisher != pub || res.Version != 4 || res.Stored != 3 {
+		t.Fatalf("put: %+v %v", res, err)
+	}
+	got, err := b.Get(ctx, key)
+	if err != nil || len(got.Values) != 1 || !got.Values[0].Envelope || got.Values[0].Kind != "signed" || got.Values[0].Version != 4 {
+		t.Fatalf("get: %+v %v", got, err)
+	}
+	forged := append([]byte(nil), data...)
+	forged[len(forged)-1] ^= 0x20
+	if _, err := b.Put(ctx, key, forged, api.PutOptions{Envelope: true, Version: 4}); !errors.Is(err, api.ErrInvalid) {
+		t.Errorf("forged envelope: %v, want ErrInvalid", err)
+	}
+	if _, err := b.Put(ctx, key, data, api.PutOptions{Envelope: true, Version: 4, Publisher: pub}); !errors.Is(err, api.ErrBadRequest) {
+		t.Errorf("envelope with a publisher: %v, want ErrBadRequest", err)
+	}
+	_, _, v5, _ := record.NewSigned(priv, []byte("salt"), 5, []byte("v5"))
+	v5, _ = record.WithCAS(v5, 3)
+	if _, err := b.Put(ctx, key, v5, api.PutOptions{Envelope: true, Version: 5}); !errors.Is(err, api.ErrConflict) {
+		t.Errorf("wrong cas: %v, want ErrConflict", err)
 	}
 }

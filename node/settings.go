@@ -21,6 +21,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/dhtkit/dht"
+	"github.com/dhtkit/dht/lookup"
 	"github.com/dhtkit/dht/routing"
 	"github.com/dhtkit/dht/store"
 	"github.com/dhtkit/dht/transport/sealed"
@@ -442,6 +443,16 @@ var settings = []*settingDef{
 			n, err := parseInt(v, 0, 1e6)
 			c.Node.Diversity.PerTable = capOrOff(n)
 			return err
+		},
+	},
+	{
+		name: "disjoint-paths", kind: kInt, arg: "N",
+		help:    "value lookups over disjoint sets of nodes that each get runs (S/Kademlia), so that lying nodes must sit on every path to decide a value; each costs about one more get's requests",
+		allowed: fmt.Sprintf("a whole number from 0 (one lookup) to %d", lookup.MaxPaths),
+		def:     constDef("0"),
+		apply: func(c *DaemonConfig, v string) (err error) {
+			c.Node.DisjointPaths, err = parseInt(v, 0, lookup.MaxPaths)
+			return
 		},
 	},
 }

@@ -183,6 +183,7 @@ func TestBadSettingsNameTheSettingItsSourceAndWhatIsAllowed(t *testing.T) {
 		{"ttl order", []string{"--min-ttl", "48h"}, nil, []string{`invalid min-ttl "48h"`, "at most max-ttl", "max-ttl is 24h, from network main"}},
 		{"default ttl", []string{"--default-ttl", "2s"}, nil, []string{`invalid default-ttl "2s"`, "at least min-ttl"}},
 		{"value size", []string{"--max-value-size", "2000000"}, nil, []string{"max-value-size", "1 to 1048576"}},
+		{"disjoint paths", []string{"--disjoint-paths", "17"}, nil, []string{`invalid disjoint-paths "17"`, "flag --disjoint-paths", "0 (one lookup) to 16"}},
 		{"max bytes", []string{"--max-bytes", "10", "--max-value-size", "100"}, nil, []string{`invalid max-bytes "10"`, "at least max-value-size"}},
 		{"seeds port 0", []string{"--seeds", "127.0.0.1:0"}, nil, []string{"invalid seeds", "1 to 65535"}},
 		{"http", []string{"--http", "4001"}, nil, []string{"invalid http", "HOST:PORT", "or off"}},
@@ -391,5 +392,16 @@ func TestReplicateIntervalSetting(t *testing.T) {
 	}
 	if _, err := LoadConfig([]string{"--memory", "--replicate-interval", "30s"}, nil); err == nil {
 		t.Fatal("--replicate-interval 30s accepted")
+	}
+}
+
+// disjoint-paths reaches dht.Config.DisjointPaths; its default is one lookup.
+func TestDisjointPathsSettingSetsTheNodeConfig(t *testing.T) {
+	if l := mustLoad(t, []string{"--memory"}, nil); l.Config.Node.DisjointPaths != 0 {
+		t.Errorf("default DisjointPaths %d, want 0", l.Config.Node.DisjointPaths)
+	}
+	l := mustLoad(t, []string{"--memory"}, map[string]string{"DHT_DISJOINT_PATHS": "3"})
+	if l.Config.Node.DisjointPaths != 3 {
+		t.Errorf("DHT_DISJOINT_PATHS=3 gave DisjointPaths %d", l.Config.Node.DisjointPaths)
 	}
 }

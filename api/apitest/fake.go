@@ -221,6 +221,12 @@ func (f *Fake) Put(ctx context.Context, key id.ID, value []byte, o api.PutOption
 		return res, fmt.Errorf("put: %d of %d accepted: %w", stored, o.Quorum, api.ErrQuorum)
 	}
 	v := api.Value{Data: bytes.Clone(value), Publisher: o.Publisher, Version: o.Version, TTL: granted}
+	if o.Envelope && len(value) > 0 {
+		// The fake checks nothing: it keeps the flag and names the kind
+		// by the envelope's first byte, as a node reports it.
+		v.Envelope = true
+		v.Kind = map[byte]string{1: "immutable", 2: "signed", 3: "typed"}[value[0]]
+	}
 	kind := api.EventPut
 	vs := f.values[key]
 	for i := range vs {

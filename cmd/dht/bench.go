@@ -175,8 +175,13 @@ func runBenchServe(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&timeout, "request-timeout", "the load generator gives up on an unanswered request after this long, counts it lost and sends another")
 	naive := fs.Bool("naive", true, "also measure a single-socket net.UDPConn echo server, for reference")
 	readOnly := fs.Bool("read-only", false, "mark requests READ_ONLY, as short-lived clients do, so the node leaves its routing table alone")
+	records := fs.String("records", bench.RecordsLegacy, "what the node serves: legacy (plain values asked for with FIND_VALUE, as the figures before record kinds), plain (plain records asked for with GET) or signed (signed records, ed25519 envelopes of -value-size bytes, asked for with GET); compare plain with signed")
 	if code, ok := f.parse(args); !ok {
 		return code
+	}
+	if *records != bench.RecordsLegacy && *records != bench.RecordsPlain && *records != bench.RecordsSigned {
+		fmt.Fprintf(stderr, "%s: invalid value %q for flag -records: must be legacy, plain or signed\n", fs.Name(), trimArg(*records))
+		return exitFailure
 	}
 	if concurrency.v < clients.v {
 		fmt.Fprintf(stderr, "%s: invalid value %d for flag -concurrency: must be at least -clients (%d), one request in flight per client\n", fs.Name(), concurrency.v, clients.v)
@@ -188,7 +193,7 @@ func runBenchServe(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg := bench.ServeConfig{
 		Keys: keys.v, ValueSize: valueSize.v, Sockets: sockets.v, Clients: clients.v, Senders: senders.v, Concurrency: concurrency.v,
-		Duration: duration.v, Warmup: warmup.v, Rounds: rounds.v, Timeout: timeout.v, SkipNaive: !*naive, ReadOnly: *readOnly,
+		Duration: duration.v, Warmup: warmup.v, Rounds: rounds.v, Timeout: timeout.v, SkipNaive: !*naive, ReadOnly: *readOnly, Records: *records,
 		Seed: f.seed, Progress: stderr,
 	}
 	return f.execute(stdout, stderr, func(ctx context.Context) (report, bool, error) {

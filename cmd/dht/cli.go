@@ -95,7 +95,8 @@ func (f *cliFlags) parse(args []string, want ...int) (int, bool) {
 func missing(name string) string {
 	for _, c := range commands {
 		if "dht "+c.name == name {
-			return strings.TrimSpace(strings.TrimPrefix(c.args, "[flags]"))
+			first, _, _ := strings.Cut(c.args, "\n") // the plain form's line
+			return strings.TrimSpace(strings.TrimPrefix(first, "[flags]"))
 		}
 	}
 	return "arguments"
@@ -251,6 +252,8 @@ func (f *cliFlags) fail(err error) int {
 	switch {
 	case errors.Is(err, api.ErrNotFound):
 		code = exitNotFound
+	case errors.Is(err, api.ErrInvalid): // a record the nodes refuse: the user's to fix
+		code = exitUsage
 	case errors.As(err, &ae) && (ae.Code == api.CodeBadKey || ae.Code == api.CodeBadRequest || ae.Code == api.CodeTooLarge):
 		code = exitUsage
 	case errors.Is(err, api.ErrAuth):

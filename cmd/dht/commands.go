@@ -11,6 +11,7 @@ import (
 
 	"github.com/dhtkit/dht/api"
 	"github.com/dhtkit/dht/client"
+	"github.com/dhtkit/dht/id"
 )
 
 // stdin is where put reads a value given as "-"; tests replace it.
@@ -140,7 +141,7 @@ func runPing(args []string, stdout, stderr io.Writer) int {
 func runLookup(args []string, stdout, stderr io.Writer) int {
 	f := newCLI("lookup", stdout, stderr, true)
 	trace := f.fs.Bool("trace", false, "print how the lookup went: each round, the nodes asked, how long each took and what it answered")
-	kind := f.fs.String("type", "node", "what to look for: node (the closest nodes) or value (the key's values)")
+	kind := f.fs.String("type", "node", typeUsage)
 	if code, ok := f.parse(args, 1); !ok {
 		return code
 	}
@@ -182,8 +183,20 @@ func runPut(args []string, stdout, stderr io.Writer) int {
 	f.fs.Var(&pub, "publisher", publisherUsage)
 	file := f.fs.String("file", "", "read the value from `FILE` instead of the VALUE argument")
 	keep := f.fs.Bool("keep", false, "the running node republishes the value before it expires, until dht del (and across its restarts); a failed put is retried")
-	if code, ok := f.parse(args, 1, 2); !ok {
+	var rf recordFlags
+	rf.register(f, "put")
+	if code, ok := f.parse(args); !ok {
 		return code
+	}
+	mode, ok := rf.mode(f, "put")
+	if !ok {
+		return exitUsage
+	}
+	if mode != "" {
+		return putRecord(f, &rf, mode, *file, ttl.v, quorum.v)
+	}
+	if !f.nargs(1, 2, "KEY VALUE|-") {
+		return exitUsage
 	}
 	var arg *string
 	if f.fs.NArg() == 2 {
@@ -234,16 +247,34 @@ func runPut(args []string, stdout, stderr io.Writer) int {
 func runGet(args []string, stdout, stderr io.Writer) int {
 	f := newCLI("get", stdout, stderr, true)
 	raw := f.fs.Bool("raw", false, "write the newest value's bytes as they are, and nothing else (for binary values: dht get -raw KEY > FILE)")
-	if code, ok := f.parse(args, 1); !ok {
+	var rf recordFlags
+	rf.register(f, "get")
+	if code, ok := f.parse(args); !ok {
 		return code
 	}
 	if *raw && f.json {
 		return f.usage("give -raw or -json, not both")
 	}
+	mode, ok := rf.mode(f, "get")
+	if !ok {
+		return exitUsage
+	}
+	if mode != "" {
+		return getRecord(f, &rf, mode, *raw)
+	}
+	if !f.nargs(1, 1, "KEY") {
+		return exitUsage
+	}
 	key, ok := f.key(f.fs.Arg(0))
 	if !ok {
 		return exitUsage
 	}
+	return f.withNode(func(ctx context.Context, t *target) int { return f.printValues(ctx, t, key, *raw) })
+}
+
+// withNode finds the node to talk to and runs do with it, within the
+// command's -timeout.
+func (f *cliFlags) withNode(do func(ctx context.Context, t *target) int) int {
 	ctx, cancel := f.context(false)
 	defer cancel()
 	t, code, ok := f.backend(ctx)
@@ -251,9 +282,20 @@ func runGet(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	defer t.close()
+	return do(ctx, t)
+}
+
+// get gets key's values, with a spinner while it waits.
+func (f *cliFlags) get(ctx context.Context, t *target, key id.ID) (api.GetResult, error) {
 	stop := f.progress("getting " + key.Short() + "…")
-	res, err := t.Get(ctx, key)
-	stop()
+	defer stop()
+	return t.Get(ctx, key)
+}
+
+// printValues is dht get of a plain KEY.
+func (f *cliFlags) printValues(ctx context.Context, t *target, key id.ID, raw bool) int {
+	stdout, stderr := f.stdout, f.stderr
+	res, err := f.get(ctx, t, key)
 	if errors.Is(err, api.ErrNotFound) && !errors.Is(err, api.ErrNoPeers) {
 		fmt.Fprintln(stderr, "not found")
 		return exitNotFound
@@ -267,7 +309,7 @@ func runGet(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case f.json:
 		f.printJSON(res)
-	case *raw:
+	case raw:
 		if len(res.Values) > 0 {
 			stdout.Write(res.Values[0].Data)
 		}
@@ -286,8 +328,20 @@ func runDel(args []string, stdout, stderr io.Writer) int {
 	f := newCLI("del", stdout, stderr, true)
 	var pub idFlag
 	f.fs.Var(&pub, "publisher", publisherUsage)
-	if code, ok := f.parse(args, 1); !ok {
+	var rf recordFlags
+	rf.register(f, "del")
+	if code, ok := f.parse(args); !ok {
 		return code
+	}
+	mode, ok := rf.mode(f, "del")
+	if !ok {
+		return exitUsage
+	}
+	if mode != "" {
+		return delRecord(f, &rf, mode)
+	}
+	if !f.nargs(1, 1, "KEY") {
+		return exitUsage
 	}
 	key, ok := f.key(f.fs.Arg(0))
 	if !ok {

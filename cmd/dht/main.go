@@ -42,9 +42,10 @@ func init() {
 		{"keys", "[flags]", "list the keys the node stores, with sizes, publishers and expiries", runKeys},
 		{"ping", "[flags] HOST:PORT", "ask a node whether it is alive, and how fast it answers", runPing},
 		{"lookup", "[flags] KEY", "find the nodes closest to KEY (with --trace: how the lookup went, round by round)", runLookup},
-		{"put", "[flags] KEY VALUE|-", "store VALUE (- reads standard input; or --file F) under KEY", runPut},
-		{"get", "[flags] KEY", "print the values under KEY, newest first, one per line", runGet},
-		{"del", "[flags] KEY", "withdraw this publisher's value from KEY", runDel},
+		{"put", "[flags] KEY VALUE|-\n       dht put -sign KEYFILE [-salt S] [-seq N|auto] [-cas N] VALUE|-\n       dht put -type TYPE -sign KEYFILE NAME JSON|-\n       dht put -immutable VALUE|-", "store VALUE (- reads standard input; or --file F) under KEY; with -sign, -type or -immutable a signed, typed or content-addressed record, signed here", runPut},
+		{"get", "[flags] KEY\n       dht get -mutable PUBKEY [-salt S]\n       dht get -type TYPE [-owner PUBKEY] NAME\n       dht get -immutable KEY", "print the values under KEY, newest first, one per line; with -mutable, -type or -immutable the verified records and their sequences", runGet},
+		{"del", "[flags] KEY\n       dht del -sign KEYFILE [-salt S]\n       dht del -type TYPE -sign KEYFILE NAME", "withdraw this publisher's value from KEY; with -sign the signed withdrawal of a signed (or -type: typed) record (alias: delete)", runDel},
+		{"keygen", "[flags]", "make an ed25519 key pair for signed and typed records: a key file (0600) and its public key", runKeygen},
 		{"listen", "[flags] KEY", "print every change to KEY's values as it happens, until interrupted", runListen},
 		{"version", "[flags]", "print the program's version", runVersion},
 		{"sim", "[flags]", "simulate a network of real nodes on a virtual clock and report", runSim},
@@ -65,8 +66,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		usage(stdout)
 		return exitOK
 	}
+	name := args[0]
+	if name == "delete" {
+		name = "del" // the name the examples use
+	}
 	for _, c := range commands {
-		if c.name == args[0] {
+		if c.name == name {
 			return c.run(args[1:], stdout, stderr)
 		}
 	}
