@@ -80,7 +80,28 @@ func TestParseMalicious(t *testing.T) {
 	if m, err := ParseMalicious("0"); err != nil || m != nil {
 		t.Fatalf("0: %v, %v; want no malicious nodes", m, err)
 	}
-	for _, bad := range []string{"0.1", "drop", "drop=x", "sybil=0.1", "drop=1.5", "drop=0.5,forge=0.5", "drop=-0.1"} {
+	m, err = ParseMalicious("forge=0.2,forge_as=empty;eclipse=0.1,eclipse_as=colluders")
+	if err != nil || !equalMix(m, Malicious{{Forge: 0.2, ForgeAs: ForgeEmpty}, {Eclipse: 0.1, EclipseAs: EclipseColluders}}) {
+		t.Fatalf("lies: got %v, %v", m, err)
+	}
+	if m2, err := ParseMalicious(m[0].String() + ";" + m[1].String()); err != nil || !equalMix(m2, m) {
+		t.Fatalf("%v does not read back: %v, %v", m, m2, err)
+	}
+	// The lies that need two versions need signed records.
+	for _, how := range []string{ForgeStale, ForgeMixed} {
+		sc := Scenario{Nodes: 10, Malicious: Malicious{{Forge: 0.2, ForgeAs: how}}}
+		if err := sc.Validate(); err == nil || !strings.Contains(err.Error(), "signed") {
+			t.Errorf("forge_as %s with plain values: err %v, want one saying it needs signed records", how, err)
+		}
+		sc.Signed = true
+		if err := sc.Validate(); err != nil {
+			t.Errorf("forge_as %s with signed records: %v", how, err)
+		}
+	}
+	if sc := (Scenario{Nodes: 10, Signed: true}); sc.Validate() == nil {
+		t.Error("signed without malicious: want an error")
+	}
+	for _, bad := range []string{"0.1", "drop", "drop=x", "sybil=0.1", "drop=1.5", "drop=0.5,forge=0.5", "drop=-0.1", "forge=0.1,forge_as=lies", "eclipse=0.1,eclipse_as=friends"} {
 		if _, err := ParseMalicious(bad); err == nil || !strings.Contains(err.Error(), "malicious") {
 			t.Errorf("%q: err %v, want a message naming the option", bad, err)
 		}
