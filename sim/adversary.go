@@ -605,9 +605,8 @@ type captureWriter struct{ b transport.Batch }
 
 func (c *captureWriter) WriteTo(b []byte, to netip.AddrPort) { c.b.WriteTo(b, to) }
 
-// forge lets the node answer, then rewrites the answer's records: each
-// value becomes other bytes of its size one version higher; an answer
-// with none gets a forged record of what the forgers know of the key.
+// forge lets the node answer, then rewrites the answer's values or
+// records as the forger's lie says (forgePlain, forgeSigned, withhold).
 func (a *adversary) forge(t *advTransport, key id.ID, data []byte, from netip.AddrPort, w transport.Writer) {
 	a.capture.b.Reset()
 	t.h.HandlePacket(data, from, &a.capture)
@@ -618,9 +617,12 @@ func (a *adversary) forge(t *advTransport, key id.ID, data []byte, from netip.Ad
 			continue
 		}
 		a.forged = a.forged[:0]
-		if a.sk != nil && out.Type == wire.Records {
+		switch {
+		case a.sk != nil && out.Type == wire.Records:
 			a.forgeSigned(t, key, out)
-		} else {
+		case a.mix.ForgeAs == ForgeEmpty:
+			withhold(out)
+		default:
 			a.forgePlain(key, out)
 		}
 		b, err := out.Append(a.buf[:0])
@@ -656,6 +658,15 @@ func (a *adversary) forgePlain(key id.ID, out *wire.Message) {
 	}
 }
 
+// withhold turns an answer into one from a node that holds nothing: the
+// contacts only (a FIND_VALUE's VALUES becomes NODES).
+func withhold(out *wire.Message) {
+	if out.Type == wire.Values {
+		out.Type, out.Values = wire.Nodes, nil
+	}
+	out.Records, out.More = out.Records[:0], false
+}
+
 // forgeSigned replaces a RECORDS answer's records about a key of the
 // scenario with the forger's lie (see ForgeAs); it never serves the
 // current sequence.
@@ -664,7 +675,7 @@ func (a *adversary) forgeSigned(t *advTransport, key id.ID, out *wire.Message) {
 	if !ok {
 		return // not a key of the scenario: the true answer
 	}
-	out.Records, out.More = out.Records[:0], false
+	withhold(out) // the true records go, whatever the lie
 	rec := wire.Record{Publisher: a.sk.publisher, TTL: uint32(valueTTL / time.Second), Envelope: true}
 	switch a.lieOf(t, key) {
 	case ForgeForged:

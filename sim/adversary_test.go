@@ -418,3 +418,42 @@ func TestSignedRecordsDefeatForgers(t *testing.T) {
 		t.Fatalf("stale and empty answers are validly signed or absent: refused %d and %d, want 0", st.Refused, em.Refused)
 	}
 }
+
+// Withholding forgers of plain values answer without values: RECORDS
+// without records to GET, NODES to FIND_VALUE. A forger that does not hold
+// the key still gives closer contacts; one that holds it gives none (an
+// honest holder's answer carries none to withhold).
+func TestPlainWithholdingForgersAnswerWithoutValues(t *testing.T) {
+	sc := Scenario{Nodes: 100, Keys: 10, Lookups: 10, Seed: 2, Malicious: Malicious{{Forge: 0.3, ForgeAs: ForgeEmpty}}}
+	e := advEngine(t, sc)
+	ts, from := liars(e, forgeKind)
+	byTransport := map[*advTransport]*simNode{}
+	for _, sn := range e.live {
+		byTransport[e.adv.ts[sn]] = sn
+	}
+	held, notHeld := 0, 0
+	for _, tr := range ts {
+		for _, key := range e.keys {
+			holds := len(byTransport[tr].n.Store().Records(key, e.clk.Now(), nil)) > 0
+			if holds {
+				held++
+			} else {
+				notHeld++
+			}
+			for _, typ := range []wire.Type{wire.Get, wire.FindValue} {
+				answers := ask(t, e, tr, typ, key, from)
+				if len(answers) != 1 {
+					t.Fatalf("%v: %d answers, want 1", typ, len(answers))
+				}
+				m := answers[0]
+				want := map[wire.Type]wire.Type{wire.Get: wire.Records, wire.FindValue: wire.Nodes}[typ]
+				if m.Type != want || len(m.Records) > 0 || len(m.Values) > 0 || (!holds && len(m.Contacts) == 0) {
+					t.Fatalf("%v (key held: %v): answer %v with %d records, %d values, %d contacts: want %v without values", typ, holds, m.Type, len(m.Records), len(m.Values), len(m.Contacts), want)
+				}
+			}
+		}
+	}
+	if held == 0 || notHeld == 0 {
+		t.Fatalf("forgers hold %d and lack %d of the keys: want both cases", held, notHeld)
+	}
+}
