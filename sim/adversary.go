@@ -3,6 +3,7 @@ package sim
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -18,6 +19,7 @@ import (
 	"github.com/dhtkit/dht/id"
 	"github.com/dhtkit/dht/internal/core"
 	"github.com/dhtkit/dht/lookup"
+	"github.com/dhtkit/dht/record"
 	"github.com/dhtkit/dht/transport"
 	"github.com/dhtkit/dht/wire"
 )
@@ -46,16 +48,22 @@ const PhaseAdversary = "adversary"
 // kind. The kinds:
 //
 //   - Drop: drops every request it gets and answers nothing.
-//   - Forge: answers FIND_VALUE and GET with forged records for the asked
-//     key: other bytes under the real publisher, one version higher (so
-//     that the ordering rule picks them over the real one). Forgers share
-//     what any of them has seen, so one that holds nothing still forges a
-//     record it knows of.
-//   - Eclipse: answers every FIND_NODE, FIND_VALUE and GET with K made-up
-//     contacts closer to the target than any real node (they share its
-//     first 96 bits), three in four at the addresses of eclipse nodes, who
-//     answer under those IDs in the same way, the rest at addresses where
-//     nobody answers; never a value.
+//   - Forge: answers FIND_VALUE and GET with lies about the asked key's
+//     records, as ForgeAs says. With plain values (the default, and the
+//     only lie plain values allow): other bytes under the real publisher,
+//     one version higher (so that the ordering rule picks them over the
+//     real one). With Scenario.Signed: a forged higher sequence (bad
+//     signature), the stale sequence 1 (validly signed; forgers captured
+//     it), or no record at all. Forgers share what any of them has seen,
+//     so one that holds nothing still lies about a record it knows of.
+//   - Eclipse: answers every FIND_NODE, FIND_VALUE and GET with K contacts
+//     and never a value, as EclipseAs says. Made-up (the default): contacts
+//     closer to the target than any real node (they share its first 96
+//     bits), three in four at the addresses of eclipse nodes, who answer
+//     under those IDs in the same way, the rest at addresses where nobody
+//     answers. Colluders: the K real eclipse nodes closest to the target,
+//     under their own IDs (the attackers know each other), which is all
+//     an eclipse has left once node IDs are bound to keys.
 //
 // Malicious nodes are real nodes running the same code as the others: they
 // join honestly, and once the puts are done their behaviour is swapped at
@@ -67,7 +75,33 @@ type Mix struct {
 	Drop    float64 `json:"drop,omitempty"`
 	Forge   float64 `json:"forge,omitempty"`
 	Eclipse float64 `json:"eclipse,omitempty"`
+	// ForgeAs is the forgers' lie: ForgeForged, ForgeStale, ForgeEmpty or
+	// ForgeMixed; empty for the default (ForgeMixed with signed records,
+	// ForgeForged with plain values).
+	ForgeAs string `json:"forge_as,omitempty"`
+	// EclipseAs is the eclipse nodes' lie: EclipseMadeUp (the default,
+	// empty) or EclipseColluders.
+	EclipseAs string `json:"eclipse_as,omitempty"`
 }
+
+// The lies of Mix.ForgeAs and Mix.EclipseAs.
+const (
+	// ForgeForged: a record one sequence above the current one, other
+	// bytes, the signature of another version (readers refuse it).
+	ForgeForged = "forged"
+	// ForgeStale: the validly signed sequence 1 (signed records only).
+	ForgeStale = "stale"
+	// ForgeEmpty: an answer without records, as from a node that holds
+	// none.
+	ForgeEmpty = "empty"
+	// ForgeMixed: each forger tells one of the three lies about each key,
+	// drawn from the seed (signed records only).
+	ForgeMixed = "mixed"
+	// EclipseMadeUp: made-up IDs closer to the target than any real node.
+	EclipseMadeUp = "made-up"
+	// EclipseColluders: the real eclipse nodes closest to the target.
+	EclipseColluders = "colluders"
+)
 
 // Total is the malicious share of all kinds.
 func (m Mix) Total() float64 { return m.Drop + m.Forge + m.Eclipse }
@@ -86,6 +120,12 @@ func (m Mix) String() string {
 	}
 	if len(parts) == 0 {
 		return "none"
+	}
+	if m.ForgeAs != "" {
+		parts = append(parts, "forge_as="+m.ForgeAs)
+	}
+	if m.EclipseAs != "" {
+		parts = append(parts, "eclipse_as="+m.EclipseAs)
 	}
 	return strings.Join(parts, ",")
 }
@@ -141,13 +181,13 @@ func decodeStrict(b []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w (the kinds are drop, forge and eclipse)", err)
+		return fmt.Errorf("%w (the kinds are drop, forge and eclipse; the lies forge_as and eclipse_as)", err)
 	}
 	return nil
 }
 
 // MaliciousForms describes the text form ParseMalicious accepts.
-const MaliciousForms = "KIND=SHARE[,KIND=SHARE...] with kinds drop, forge and eclipse, settings separated by ';' (e.g. eclipse=0.2 or drop=0.1;drop=0.2), or none"
+const MaliciousForms = "KIND=SHARE[,KIND=SHARE...] with kinds drop, forge and eclipse, and optionally forge_as=forged|stale|empty|mixed and eclipse_as=made-up|colluders, settings separated by ';' (e.g. eclipse=0.2,eclipse_as=colluders or drop=0.1;drop=0.2), or none"
 
 // ParseMalicious reads the text form of Malicious (see MaliciousForms) and
 // checks each setting's shares.
@@ -164,6 +204,14 @@ func ParseMalicious(s string) (Malicious, error) {
 		if set != "none" {
 			for _, kv := range strings.Split(set, ",") {
 				k, v, ok := strings.Cut(kv, "=")
+				switch k {
+				case "forge_as":
+					m.ForgeAs = v
+					continue
+				case "eclipse_as":
+					m.EclipseAs = v
+					continue
+				}
 				f, err := strconv.ParseFloat(v, 64)
 				if !ok || err != nil {
 					return bad(fmt.Sprintf("%q is not KIND=SHARE", kv))
@@ -205,6 +253,16 @@ func (m Malicious) validate() error {
 		if t := x.Total(); !(t <= MaxMalicious) {
 			return fmt.Errorf("malicious setting %d (%v): the shares add up to %v: they must add up to at most %v, so that honest nodes remain", i, x, t, MaxMalicious)
 		}
+		switch x.ForgeAs {
+		case "", ForgeForged, ForgeStale, ForgeEmpty, ForgeMixed:
+		default:
+			return fmt.Errorf("malicious setting %d: forge_as = %q: must be %s, %s, %s or %s", i, x.ForgeAs, ForgeForged, ForgeStale, ForgeEmpty, ForgeMixed)
+		}
+		switch x.EclipseAs {
+		case "", EclipseMadeUp, EclipseColluders:
+		default:
+			return fmt.Errorf("malicious setting %d: eclipse_as = %q: must be %s or %s", i, x.EclipseAs, EclipseMadeUp, EclipseColluders)
+		}
 	}
 	return nil
 }
@@ -224,6 +282,14 @@ func (s *Scenario) validateAdversary() error {
 	if len(s.Malicious) > 0 && (s.Churn != nil || s.Partition != nil || s.Waves != nil || s.Idle > 0 || s.Preload) {
 		return errors.New("malicious: an adversarial run must run its own phases (join, put, adversary) alone; it cannot be combined with churn, partition, waves, idle or preload")
 	}
+	if s.Signed && len(s.Malicious) == 0 {
+		return errors.New("signed: signed records are an option of adversarial runs; set malicious too")
+	}
+	for i, x := range s.Malicious {
+		if !s.Signed && (x.ForgeAs == ForgeStale || x.ForgeAs == ForgeMixed) {
+			return fmt.Errorf("malicious setting %d: forge_as = %q needs signed records (\"signed\": true): plain values have one version only", i, x.ForgeAs)
+		}
+	}
 	return nil
 }
 
@@ -231,7 +297,9 @@ func (s *Scenario) validateAdversary() error {
 // setting.
 type AdversaryReport struct {
 	// Paths is the paths of each disjoint get.
-	Paths    int                `json:"paths"`
+	Paths int `json:"paths"`
+	// Signed is set when the values were signed records (Scenario.Signed).
+	Signed   bool               `json:"signed,omitempty"`
 	Settings []AdversarySetting `json:"settings"`
 }
 
@@ -254,17 +322,28 @@ type AdversarySetting struct {
 	Dropped  uint64 `json:"dropped"`
 	Forged   uint64 `json:"forged"`
 	Eclipsed uint64 `json:"eclipsed"`
+	// Refused counts the records honest readers dropped during the gets
+	// as failing verification (their Stats.ForgedRecords): forgeries
+	// caught.
+	Refused uint64 `json:"refused"`
 }
 
 // GetOutcome sums up a set of gets under attack.
 type GetOutcome struct {
 	Gets int `json:"gets"`
-	// Right counts gets that returned the value that was put; Value those
-	// that returned some value (right, forged or stale). They differ only
-	// for forgers: without signed records a forged value cannot be told
-	// from the real one, and the newer version wins.
-	Right     int     `json:"right"`
-	Value     int     `json:"value"`
+	// Right counts gets that returned the value that was put (with
+	// signed records: the current sequence, 2); Value those that returned
+	// some value (right, forged or stale). They differ only for forgers:
+	// without signed records a forged value cannot be told from the real
+	// one, and the newer version wins; with them, a get that returned
+	// only the stale sequence counts in Stale.
+	Right int `json:"right"`
+	Value int `json:"value"`
+	Stale int `json:"stale,omitempty"`
+	// Forged counts gets that returned a record above the current
+	// sequence (signed records only): a forgery a reader took. It
+	// should stay 0, since readers verify signatures.
+	Forged    int     `json:"forged,omitempty"`
 	NotFound  int     `json:"not_found"`
 	Errors    int     `json:"errors"`
 	Success   float64 `json:"success"`    // Right / Gets
@@ -281,7 +360,9 @@ type getAcc struct {
 	msgs, latUS []int32
 }
 
-func (a *getAcc) add(r *core.LookupResult, err error, want []byte) {
+// add counts one get, whose right answer is want at version cur (0 for
+// plain values, whose gets are never counted stale).
+func (a *getAcc) add(r *core.LookupResult, err error, want []byte, cur uint64) {
 	a.o.Gets++
 	switch {
 	case errors.Is(err, core.ErrNotFound):
@@ -290,8 +371,14 @@ func (a *getAcc) add(r *core.LookupResult, err error, want []byte) {
 		a.o.Errors++
 	default:
 		a.o.Value++
-		if slices.ContainsFunc(r.Values, func(v []byte) bool { return bytes.Equal(v, want) }) {
+		switch {
+		case slices.ContainsFunc(r.Values, func(v []byte) bool { return bytes.Equal(v, want) }):
 			a.o.Right++
+		case slices.ContainsFunc(r.Records, func(x core.Record) bool { return x.Version < cur }):
+			a.o.Stale++
+		}
+		if cur > 0 && slices.ContainsFunc(r.Records, func(x core.Record) bool { return x.Version > cur }) {
+			a.o.Forged++
 		}
 	}
 	if r != nil {
@@ -339,6 +426,12 @@ type adversary struct {
 	// known is what forgers have seen of each key's records: enough to
 	// forge one from a node that holds nothing.
 	known map[id.ID]wire.Record
+	// sk is the signed records of the keys, with Scenario.Signed.
+	sk *signedKeys
+	// colluders is the eclipse nodes by ID, with EclipseColluders.
+	colluders []id.Contact
+	collude   bool
+	near      []id.Contact // scratch for closestOf
 
 	msg, out wire.Message
 	buf      []byte
@@ -359,15 +452,21 @@ type handKey struct {
 const maxHanded = 1 << 20
 
 func newAdversary(e *engine, mix Mix) *adversary {
-	return &adversary{
+	a := &adversary{
 		e: e, mix: mix,
-		ts:     map[*simNode]*advTransport{},
-		handed: map[handKey]struct{}{},
-		known:  map[id.ID]wire.Record{},
-		buf:    make([]byte, 0, wire.MaxPacket),
-		salt:   e.sc.Seed*0x9e3779b97f4a7c15 ^ 0x6164766572736172,
-		res:    AdversarySetting{Malicious: mix},
+		ts:      map[*simNode]*advTransport{},
+		handed:  map[handKey]struct{}{},
+		known:   map[id.ID]wire.Record{},
+		buf:     make([]byte, 0, wire.MaxPacket),
+		salt:    e.sc.Seed*0x9e3779b97f4a7c15 ^ 0x6164766572736172,
+		res:     AdversarySetting{Malicious: mix},
+		collude: mix.EclipseAs == EclipseColluders,
 	}
+	if e.sc.Signed {
+		a.sk = newSignedKeys(e)
+		copy(e.keys, a.sk.keys)
+	}
+	return a
 }
 
 // advTransport wraps a node's transport: an honest node's datagrams pass
@@ -452,8 +551,14 @@ func (a *adversary) turn() {
 	a.res.Drop = take(count(a.mix.Drop), dropKind)
 	a.res.Forge = take(count(a.mix.Forge), forgeKind)
 	a.res.Eclipse = take(count(a.mix.Eclipse), eclipseKind)
-	if a.res.Forge == 0 {
-		return
+	if a.collude {
+		for _, sn := range cands[a.res.Drop+a.res.Forge : next] {
+			a.colluders = append(a.colluders, id.Contact{ID: a.ts[sn].self, Addr: sn.addr})
+		}
+		slices.SortFunc(a.colluders, func(x, y id.Contact) int { return x.ID.Compare(y.ID) })
+	}
+	if a.res.Forge == 0 || a.sk != nil {
+		return // signed: forgers captured what they need at put time
 	}
 	now := e.clk.Now()
 	for _, key := range e.keys {
@@ -500,9 +605,8 @@ type captureWriter struct{ b transport.Batch }
 
 func (c *captureWriter) WriteTo(b []byte, to netip.AddrPort) { c.b.WriteTo(b, to) }
 
-// forge lets the node answer, then rewrites the answer's records: each
-// value becomes other bytes of its size one version higher; an answer
-// with none gets a forged record of what the forgers know of the key.
+// forge lets the node answer, then rewrites the answer's values or
+// records as the forger's lie says (forgePlain, forgeSigned, withhold).
 func (a *adversary) forge(t *advTransport, key id.ID, data []byte, from netip.AddrPort, w transport.Writer) {
 	a.capture.b.Reset()
 	t.h.HandlePacket(data, from, &a.capture)
@@ -513,24 +617,13 @@ func (a *adversary) forge(t *advTransport, key id.ID, data []byte, from netip.Ad
 			continue
 		}
 		a.forged = a.forged[:0]
-		for i := range out.Values {
-			out.Values[i].Data = a.fake(len(out.Values[i].Data))
-		}
-		for i := range out.Records {
-			r := &out.Records[i]
-			if r.Deleted {
-				continue
-			}
-			if _, ok := a.known[key]; !ok {
-				a.known[key] = wire.Record{Publisher: r.Publisher, Version: r.Version, Size: r.Size}
-			}
-			r.Version++
-			if len(r.Data) > 0 {
-				r.Data = a.fake(len(r.Data))
-			}
-		}
-		if k, ok := a.known[key]; ok && out.Type == wire.Records && len(out.Records) == 0 && k.Size <= wire.MaxPart {
-			out.Records = append(out.Records, wire.Record{Publisher: k.Publisher, Version: k.Version + 1, TTL: uint32(valueTTL / time.Second), Size: k.Size, Data: a.fake(int(k.Size))})
+		switch {
+		case a.sk != nil && out.Type == wire.Records:
+			a.forgeSigned(t, key, out)
+		case a.mix.ForgeAs == ForgeEmpty:
+			withhold(out)
+		default:
+			a.forgePlain(key, out)
 		}
 		b, err := out.Append(a.buf[:0])
 		if err != nil {
@@ -538,6 +631,74 @@ func (a *adversary) forge(t *advTransport, key id.ID, data []byte, from netip.Ad
 		}
 		w.WriteTo(b, from)
 	}
+}
+
+// forgePlain rewrites a plain answer: each value becomes other bytes of
+// its size one version higher; an answer with none gets a forged record of
+// what the forgers know of the key.
+func (a *adversary) forgePlain(key id.ID, out *wire.Message) {
+	for i := range out.Values {
+		out.Values[i].Data = a.fake(len(out.Values[i].Data))
+	}
+	for i := range out.Records {
+		r := &out.Records[i]
+		if r.Deleted {
+			continue
+		}
+		if _, ok := a.known[key]; !ok {
+			a.known[key] = wire.Record{Publisher: r.Publisher, Version: r.Version, Size: r.Size}
+		}
+		r.Version++
+		if len(r.Data) > 0 {
+			r.Data = a.fake(len(r.Data))
+		}
+	}
+	if k, ok := a.known[key]; ok && out.Type == wire.Records && len(out.Records) == 0 && k.Size <= wire.MaxPart {
+		out.Records = append(out.Records, wire.Record{Publisher: k.Publisher, Version: k.Version + 1, TTL: uint32(valueTTL / time.Second), Size: k.Size, Data: a.fake(int(k.Size))})
+	}
+}
+
+// withhold turns an answer into one from a node that holds nothing: the
+// contacts only (a FIND_VALUE's VALUES becomes NODES).
+func withhold(out *wire.Message) {
+	if out.Type == wire.Values {
+		out.Type, out.Values = wire.Nodes, nil
+	}
+	out.Records, out.More = out.Records[:0], false
+}
+
+// forgeSigned replaces a RECORDS answer's records about a key of the
+// scenario with the forger's lie (see ForgeAs); it never serves the
+// current sequence.
+func (a *adversary) forgeSigned(t *advTransport, key id.ID, out *wire.Message) {
+	k, ok := a.sk.index[key]
+	if !ok {
+		return // not a key of the scenario: the true answer
+	}
+	withhold(out) // the true records go, whatever the lie
+	rec := wire.Record{Publisher: a.sk.publisher, TTL: uint32(valueTTL / time.Second), Envelope: true}
+	switch a.lieOf(t, key) {
+	case ForgeForged:
+		rec.Version, rec.Data = currentSeq+1, a.sk.forgery[k]
+	case ForgeStale:
+		rec.Version, rec.Data = staleSeq, a.sk.stale[k]
+	default:
+		return // ForgeEmpty: as from a node that holds nothing
+	}
+	rec.Size = uint32(len(rec.Data))
+	out.Records = append(out.Records, rec)
+}
+
+// lieOf is the lie forger t tells about key: the setting's, or with
+// ForgeMixed one of the three drawn from the seed, the same every time.
+func (a *adversary) lieOf(t *advTransport, key id.ID) string {
+	switch a.mix.ForgeAs {
+	case "", ForgeMixed:
+		a4 := t.addr.Addr().As4()
+		h := mix64(a.salt ^ binary.BigEndian.Uint64(key[:8]) ^ uint64(binary.BigEndian.Uint32(a4[:]))<<16 ^ uint64(t.addr.Port()))
+		return [...]string{ForgeForged, ForgeStale, ForgeEmpty}[h%3]
+	}
+	return a.mix.ForgeAs
 }
 
 // fake returns n forged bytes: never a value the simulator puts, which all
@@ -564,6 +725,14 @@ func (a *adversary) lie(t *advTransport, m *wire.Message, from netip.AddrPort, w
 		out.Type = wire.Records
 	}
 	out.Network, out.TxID, out.Sender = m.Network, m.TxID, t.self
+	if a.collude {
+		a.contacts = closestOf(a.colluders, target, a.e.sc.K, t.self, a.contacts[:0], &a.near)
+		out.Contacts = a.contacts
+		if b, err := out.Append(a.buf[:0]); err == nil {
+			w.WriteTo(b, from)
+		}
+		return
+	}
 	if _, ok := a.handed[handKey{from: from, to: t.addr, target: target}]; ok {
 		out.Sender = fakeID(target, t.addr, a.salt)
 	}
@@ -627,7 +796,7 @@ func mix64(x uint64) uint64 {
 // and reports them together. The report's other sections are the last
 // network's; its phases are all of them, in order.
 func runAdversary(ctx context.Context, sc Scenario, progress func(Progress)) (*Report, error) {
-	ar := &AdversaryReport{Paths: sc.DisjointPaths}
+	ar := &AdversaryReport{Paths: sc.DisjointPaths, Signed: sc.Signed}
 	var final *Report
 	var phases []PhaseReport
 	var perf Perf
@@ -665,14 +834,27 @@ func runAdversary(ctx context.Context, sc Scenario, progress func(Progress)) (*R
 // runAdversarial is one setting's phases: join, put, then the malicious
 // nodes turn and the gets run.
 func (e *engine) runAdversarial() error {
-	for _, p := range []func() error{e.join, e.put} {
+	if err := e.prepareAdversary(); err != nil {
+		return err
+	}
+	return e.adversaryGets()
+}
+
+// prepareAdversary joins the network, puts the keys and turns the
+// malicious nodes.
+func (e *engine) prepareAdversary() error {
+	put := e.put
+	if e.adv.sk != nil {
+		put = e.putSigned
+	}
+	for _, p := range []func() error{e.join, put} {
 		if err := p(); err != nil {
 			return err
 		}
 	}
 	e.adv.res.Replicas = e.r.Put.Replicas
 	e.adv.turn()
-	return e.adversaryGets()
+	return nil
 }
 
 // adversaryGets alternates gets with one lookup and with disjoint paths,
@@ -685,6 +867,7 @@ func (e *engine) adversaryGets() error {
 	total := 2 * sc.Lookups
 	e.beginPhase(PhaseAdversary, total)
 	var plain, disjoint getAcc
+	refused := e.adv.refused()
 	started, inFlight := 0, 0
 	more := func() bool {
 		for inFlight < sc.Concurrency && started < total {
@@ -703,7 +886,8 @@ func (e *engine) adversaryGets() error {
 					}
 					inFlight--
 					e.done++
-					acc.add(r, err, e.value(k))
+					want, cur := e.adv.want(k)
+					acc.add(r, err, want, cur)
 				}
 			}
 			if i%2 == 0 {
@@ -717,6 +901,7 @@ func (e *engine) adversaryGets() error {
 	limit := e.clk.Now().Add(time.Duration(total/sc.Concurrency+1)*time.Minute + 10*time.Minute)
 	ok, err := e.advance(limit, more)
 	e.adv.res.Plain, e.adv.res.Disjoint = plain.outcome(), disjoint.outcome()
+	e.adv.res.Refused = e.adv.refused() - refused
 	if err != nil {
 		return err
 	}
@@ -732,11 +917,163 @@ func (r *Report) writeAdversary(p func(format string, a ...any)) {
 	if ar == nil {
 		return
 	}
-	p("adversary\tgets from honest nodes, plain lookup vs %d disjoint paths; success = the stored value returned, value = any value returned", ar.Paths)
-	p("  malicious\tnodes (drop/forge/eclipse)\tplain success\tplain value\tdisjoint success\tdisjoint value\tmessages p50 plain/disjoint\tlatency p50 plain/disjoint")
+	what := "plain values"
+	if ar.Signed {
+		what = "signed records (success = the current sequence)"
+	}
+	p("adversary\tgets from honest nodes of %s, plain lookup vs %d disjoint paths; success = the stored value returned, value = any value returned, stale = only an older sequence returned", what, ar.Paths)
+	p("  malicious\tnodes (drop/forge/eclipse)\tplain success\tplain value\tplain stale\tdisjoint success\tdisjoint value\tdisjoint stale\trefused records\tmessages p50 plain/disjoint\tlatency p50 plain/disjoint")
 	for _, s := range ar.Settings {
-		p("  %v\t%d/%d/%d\t%s\t%s\t%s\t%s\t%.0f/%.0f\t%.0fms/%.0fms", s.Malicious, s.Drop, s.Forge, s.Eclipse,
-			pct(s.Plain.Success), pct(s.Plain.ValueRate), pct(s.Disjoint.Success), pct(s.Disjoint.ValueRate),
+		p("  %v\t%d/%d/%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%.0f/%.0f\t%.0fms/%.0fms", s.Malicious, s.Drop, s.Forge, s.Eclipse,
+			pct(s.Plain.Success), pct(s.Plain.ValueRate), pct(rate(s.Plain.Stale, s.Plain.Gets)),
+			pct(s.Disjoint.Success), pct(s.Disjoint.ValueRate), pct(rate(s.Disjoint.Stale, s.Disjoint.Gets)), s.Refused,
 			s.Plain.Messages.P50, s.Disjoint.Messages.P50, s.Plain.LatencyMS.P50, s.Disjoint.LatencyMS.P50)
 	}
+}
+
+func rate(n, of int) float64 {
+	if of == 0 {
+		return 0
+	}
+	return float64(n) / float64(of)
+}
+
+// The sequences of a signed run: every key's record is put at staleSeq,
+// then at currentSeq, which a right get returns.
+const (
+	staleSeq   = 1
+	currentSeq = 2
+)
+
+// signedKeys is a signed run's records: one key pair (drawn from the
+// seed) owns every key, under the salt "sim-key-I".
+type signedKeys struct {
+	priv      ed25519.PrivateKey
+	publisher id.ID
+	keys      []id.ID
+	index     map[id.ID]int
+	// stale and current are each key's envelopes at staleSeq and
+	// currentSeq; forgery is what ForgeForged serves at currentSeq+1:
+	// the current envelope with other bytes, its signature kept.
+	stale, current, forgery [][]byte
+}
+
+func newSignedKeys(e *engine) *signedKeys {
+	var seed [ed25519.SeedSize]byte
+	binary.BigEndian.PutUint64(seed[:], e.sc.Seed)
+	copy(seed[8:], "sim-signed-owner")
+	sk := &signedKeys{priv: ed25519.NewKeyFromSeed(seed[:]), index: make(map[id.ID]int, e.sc.Keys)}
+	sk.publisher = record.PublisherOf(sk.priv.Public().(ed25519.PublicKey))
+	for i := range e.sc.Keys {
+		salt := []byte("sim-key-" + strconv.Itoa(i))
+		cur := e.value(i)
+		old := append([]byte("first-"), cur[len("value-"):]...)
+		key, _, stale, err := record.NewSigned(sk.priv, salt, staleSeq, old)
+		if err != nil {
+			panic(err) // a salt under 64 bytes and a value the scenario bounds
+		}
+		_, _, current, err := record.NewSigned(sk.priv, salt, currentSeq, cur)
+		if err != nil {
+			panic(err)
+		}
+		env, _ := record.Parse(current)
+		env.Value = bytes.Repeat([]byte("F"), len(cur))
+		sk.keys = append(sk.keys, key)
+		sk.index[key] = i
+		sk.stale = append(sk.stale, stale)
+		sk.current = append(sk.current, current)
+		sk.forgery = append(sk.forgery, env.Append(nil))
+	}
+	return sk
+}
+
+// want is the right answer to a get of key i and its version (0 for plain
+// values).
+func (a *adversary) want(i int) ([]byte, uint64) {
+	if a.sk != nil {
+		return a.sk.current[i], currentSeq
+	}
+	return a.e.value(i), 0
+}
+
+// refused sums the honest nodes' refused (forged) records.
+func (a *adversary) refused() uint64 {
+	var n uint64
+	for _, sn := range a.e.live {
+		if a.honestNode(sn) {
+			n += sn.n.Stats().ForgedRecords
+		}
+	}
+	return n
+}
+
+// putSigned is the put phase of a signed run: every key at staleSeq,
+// then every key at currentSeq, each from a random live node (a key's two
+// puts may overlap; the stores keep the higher sequence whatever the
+// order). The forgers captured sequence 1 (they turn after this phase);
+// the report's replicas are those of sequence 2.
+func (e *engine) putSigned() error {
+	sk, keys := e.adv.sk, e.sc.Keys
+	return e.putEach(2*keys, func(i int, cb func(*core.PutResult, error)) {
+		k, seq, data := i, uint64(staleSeq), sk.stale
+		if i >= keys {
+			k, seq, data = i-keys, currentSeq, sk.current
+		}
+		req := core.PutRequest{Key: sk.keys[k], Value: data[k], TTL: valueTTL, Publisher: sk.publisher, Version: seq, Envelope: true}
+		e.randomLive().n.PutRecord(req, cb)
+	}, func(i int) bool { return i >= keys })
+}
+
+// closestOf appends to dst the k contacts of sorted (ascending by ID)
+// closest to target, skip left out, nearest first. The contacts sharing
+// the longest prefix with target that still number more than k are a
+// range of sorted, and every one of them is closer than any outside it,
+// so only that range (a few k) is sorted by distance. scratch is reused.
+func closestOf(sorted []id.Contact, target id.ID, k int, skip id.ID, dst []id.Contact, scratch *[]id.Contact) []id.Contact {
+	span := func(b int) (lo, hi int) {
+		low, high := target, target
+		if b < id.Len*8 {
+			j := b / 8
+			mask := byte(0xff >> (b % 8))
+			low[j] &^= mask
+			high[j] |= mask
+			for i := j + 1; i < id.Len; i++ {
+				low[i], high[i] = 0, 0xff
+			}
+		}
+		lo, _ = slices.BinarySearchFunc(sorted, low, func(c id.Contact, x id.ID) int { return c.ID.Compare(x) })
+		hi, _ = slices.BinarySearchFunc(sorted, high, func(c id.Contact, x id.ID) int {
+			if c.ID.Compare(x) <= 0 {
+				return -1
+			}
+			return 1
+		})
+		return lo, hi
+	}
+	// The longest prefix b whose range holds more than k (one may be
+	// skip); the range shrinks as b grows.
+	b0, b1 := 0, id.Len*8
+	for b0 < b1 {
+		mid := (b0 + b1 + 1) / 2
+		if lo, hi := span(mid); hi-lo > k {
+			b0 = mid
+		} else {
+			b1 = mid - 1
+		}
+	}
+	lo, hi := span(b0)
+	near := append((*scratch)[:0], sorted[lo:hi]...)
+	slices.SortFunc(near, func(x, y id.Contact) int { return id.CompareDistance(target, x.ID, y.ID) })
+	*scratch = near
+	n := 0
+	for _, c := range near {
+		if n == k {
+			break
+		}
+		if c.ID != skip {
+			dst = append(dst, c)
+			n++
+		}
+	}
+	return dst
 }

@@ -457,34 +457,45 @@ func (e *engine) put() error {
 	if e.sc.Preload {
 		return e.preload()
 	}
+	return e.putEach(e.sc.Keys, func(k int, cb func(*core.PutResult, error)) {
+		e.randomLive().n.Put(e.keys[k], e.value(k), valueTTL, cb)
+	}, nil)
+}
+
+// putEach is the put phase: n puts, Concurrency at a time, start(i, cb)
+// starting the ith. Each failure counts in the report's Put, and so does
+// each success, with its replicas, unless counted says otherwise for it
+// (a signed run's first sequence, adversary.go).
+func (e *engine) putEach(n int, start func(i int, cb func(*core.PutResult, error)), counted func(i int) bool) error {
 	sc := e.sc
-	e.beginPhase(PhasePut, sc.Keys)
+	e.beginPhase(PhasePut, n)
 	pr := &e.r.Put
 	pr.Keys = sc.Keys
 	replicas := make([]int32, 0, sc.Keys)
 	started, inFlight := 0, 0
 	more := func() bool {
-		for inFlight < sc.Concurrency && started < sc.Keys {
-			k := started
+		for inFlight < sc.Concurrency && started < n {
+			i := started
 			started++
 			inFlight++
-			e.randomLive().n.Put(e.keys[k], e.value(k), valueTTL, func(r *core.PutResult, err error) {
+			start(i, func(r *core.PutResult, err error) {
 				if e.closing {
 					return
 				}
 				inFlight--
 				e.done++
-				if err != nil {
+				switch {
+				case err != nil:
 					pr.Failed++
-					return
+				case counted == nil || counted(i):
+					pr.Stored++
+					replicas = append(replicas, int32(r.Stored))
 				}
-				pr.Stored++
-				replicas = append(replicas, int32(r.Stored))
 			})
 		}
 		return inFlight > 0
 	}
-	limit := e.clk.Now().Add(time.Duration(sc.Keys/sc.Concurrency+1)*time.Minute + 10*time.Minute)
+	limit := e.clk.Now().Add(time.Duration(n/sc.Concurrency+1)*time.Minute + 10*time.Minute)
 	ok, err := e.advance(limit, more)
 	pr.Replicas = intDist(replicas, true)
 	if err != nil {

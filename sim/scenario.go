@@ -104,8 +104,13 @@ type Scenario struct {
 	// before.
 	Malicious Malicious `json:"malicious,omitempty"`
 	// DisjointPaths is the paths of an adversarial run's disjoint gets
-	// (default 3, see DefaultDisjointPaths).
+	// (default 4, see DefaultDisjointPaths).
 	DisjointPaths int `json:"disjoint_paths,omitempty"`
+	// Signed, in an adversarial run, makes the keys' values signed
+	// (mutable) records of one key pair, each put at sequence 1 and then
+	// 2, so that forgers can serve a forged or a stale version and
+	// readers verify (see Mix.ForgeAs).
+	Signed bool `json:"signed,omitempty"`
 }
 
 // Churn describes nodes leaving and joining. Rates are shares of the
