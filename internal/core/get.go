@@ -77,12 +77,17 @@ func (n *Node) verifyRecord(key, pub id.ID, version uint64, data []byte) (ok, wi
 // the newest version wins, by the same rule as the stores' (a tombstone
 // beats the value of its version), so that a stale replica never rolls a
 // value back and a withdrawn value stays withdrawn. Only a host not heard
-// from yet counts toward the quorum.
+// from yet, and one that returned a record that stands (not a forgery, not
+// over this node's limits), counts toward the quorum: forgers met early on
+// the path would otherwise end the get with nothing but refused records.
 func (o *lookupOp) mergeRecords(n *Node, rs []wire.Record, host netip.Addr, from id.Contact) {
-	if !slices.Contains(o.hosts, host) && len(o.hosts) < maxHolders {
-		o.hosts = append(o.hosts, host)
-		o.holders++
-	}
+	stands := false
+	defer func() {
+		if stands && !slices.Contains(o.hosts, host) && len(o.hosts) < maxHolders {
+			o.hosts = append(o.hosts, host)
+			o.holders++
+		}
+	}()
 	for i := range rs {
 		r := &rs[i]
 		if int(r.Size) > n.cfg.MaxValueSize || (!r.Deleted && r.Size == 0) {
@@ -102,6 +107,7 @@ func (o *lookupOp) mergeRecords(n *Node, rs []wire.Record, host netip.Addr, from
 			}
 			deleted, verified = withdrawn, true
 		}
+		stands = true
 		ttl := time.Duration(r.TTL) * time.Second
 		var m *mergedRec
 		for _, x := range o.recs {

@@ -401,3 +401,32 @@ func TestReaderDropsAForgedRecordServedByALyingNode(t *testing.T) {
 		t.Fatalf("get with the genuine record at hand: %v, %+v; want sequence 2", err, r)
 	}
 }
+
+// A holder counts toward a get's quorum only when a record it returned
+// stands: three forgers met early on a path, each answering with a forged
+// signed record, must not end the get before an honest holder answers.
+func TestForgedRecordsDoNotCountTowardTheQuorum(t *testing.T) {
+	n := &Node{cfg: Config{MaxValueSize: 1 << 16}}
+	owner := mustSign(t, keyOf(7), "quorum", 2, "the owner's")
+	forged := owner
+	forged.data = bytes.Clone(owner.data)
+	forged.data[len(forged.data)-1] ^= 1 // the value changed under the signature
+	rec := func(s signed) []wire.Record {
+		return []wire.Record{{Publisher: s.pub, Version: s.seq, TTL: 60, Envelope: true, Size: uint32(len(s.data)), Data: s.data}}
+	}
+	from := id.Contact{Addr: netip.MustParseAddrPort("10.0.0.1:1")}
+	o := &lookupOp{target: owner.key}
+	for i := range 3 {
+		o.mergeRecords(n, rec(forged), netip.AddrFrom4([4]byte{10, 0, 0, byte(1 + i)}), from)
+	}
+	if o.holders != 0 || len(o.recs) != 0 {
+		t.Fatalf("after three forgers: %d holders counted, %d records merged; want none", o.holders, len(o.recs))
+	}
+	o.mergeRecords(n, rec(owner), netip.AddrFrom4([4]byte{10, 0, 0, 9}), from)
+	if n.stats.forged != 3 {
+		t.Errorf("%d forgeries counted, want 3", n.stats.forged)
+	}
+	if o.holders != 1 || len(o.recs) != 1 || o.recs[0].version != 2 {
+		t.Fatalf("after the honest holder: %d holders, records %+v; want 1 holder of version 2", o.holders, o.recs)
+	}
+}
