@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/dhtkit/dht/id"
+	"github.com/dhtkit/dht/ident"
 	"github.com/dhtkit/dht/internal/atomicfile"
 	"github.com/dhtkit/dht/internal/core"
+	"github.com/dhtkit/dht/record"
 	"github.com/dhtkit/dht/store"
 	"github.com/dhtkit/dht/store/bolt"
 )
@@ -22,6 +24,7 @@ import (
 // Files of a data directory (Config.DataDir).
 const (
 	IDFile       = "node.key"      // the node's ID, 40 hex digits and a newline
+	KeyFile      = "identity.key"  // the node's ed25519 identity key, in the format of `dht keygen` (record.MarshalPrivateKey)
 	ValuesFile   = "values.db"     // the values it holds (bbolt)
 	ContactsFile = "contacts.json" // its routing table's contacts, for rejoining
 )
@@ -42,13 +45,20 @@ type dataDir struct {
 	wg    sync.WaitGroup
 }
 
-// openDataDir opens (creating) cfg.DataDir: it fills cfg.ID from the ID
-// file (or writes the ID the node will use), opens the value store unless
+// openDataDir opens (creating) cfg.DataDir: it fills cfg.Key from the key
+// file (see loadIdentity) and cfg.ID from the ID file (or writes the ID the
+// node will use), opens the value store unless
 // cfg.Store is set, and reads the saved contacts into cfg.Seeds.
 func openDataDir(cfg *Config) (*dataDir, error) {
 	d := &dataDir{dir: cfg.DataDir, stop: make(chan struct{})}
 	if err := os.MkdirAll(d.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("dht: Config.DataDir %q: %w", d.dir, err)
+	}
+	if err := loadIdentity(cfg, d.dir); err != nil {
+		return nil, err
+	}
+	if cfg.Key != nil && cfg.ID.IsZero() {
+		cfg.ID = ident.ID(cfg.Key) // and node.key says so, below
 	}
 	idPath := filepath.Join(d.dir, IDFile)
 	switch b, err := os.ReadFile(idPath); {
@@ -163,3 +173,45 @@ func (d *dataDir) abort() {
 }
 
 func writeFileAtomic(path string, b []byte) error { return atomicfile.Write(path, b, 0o600) }
+
+// loadIdentity fills cfg.Key (and so the ID) from the data directory's key
+// file, creating the file with a new key (of cfg.Difficulty) when there is
+// none, unless the node has an ID of its own: an explicit cfg.ID, or, when
+// the network does not require identity, the free ID that node.key holds
+// from before identity keys existed (which a node keeps, so that its peers
+// still know it). A key file that does not parse is an error, never
+// replaced: it is the node's identity.
+func loadIdentity(cfg *Config, dir string) error {
+	if cfg.Key != nil || !cfg.ID.IsZero() || cfg.ReadOnly {
+		return nil
+	}
+	path := filepath.Join(dir, KeyFile)
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		k, err := record.ParsePrivateKey(b)
+		if err != nil {
+			return fmt.Errorf("dht: %s: %w (move it away to make a new identity)", path, err)
+		}
+		cfg.Key = k
+		return nil
+	case !errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("dht: reading %s: %w", path, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, IDFile)); err == nil && !cfg.RequireIdentity {
+		return nil // an older node's free ID: kept
+	}
+	k, _, err := ident.Generate(func(b []byte) error { _, err := rand.Read(b); return err }, cfg.Difficulty)
+	if err != nil {
+		return fmt.Errorf("dht: Config.Difficulty: %w", err)
+	}
+	text, err := record.MarshalPrivateKey(k)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(path, text); err != nil {
+		return err
+	}
+	cfg.Key = k
+	return nil
+}

@@ -152,6 +152,10 @@ type Config struct {
 	// VerifiedCache is how many proven (ID, address) pairs the node
 	// remembers; default DefaultVerifiedCache.
 	VerifiedCache int
+	// GenerateKey gives a node without Key and ID a generated key, as
+	// RequireIdentity does (package dht sets it: its nodes own their IDs).
+	// Off, such a node draws a free ID from Rand, as simulations want.
+	GenerateKey bool
 }
 
 // Defaults used where a Config field is zero.

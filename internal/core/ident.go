@@ -91,7 +91,8 @@ func (n *Node) IdentityVerified(c id.Contact) bool {
 }
 
 // validateIdentity checks Key, Difficulty and RequireIdentity, fills ID from
-// Key, and generates a key when identity is required and neither is set:
+// Key, and generates a key when identity is required (or GenerateKey) and
+// neither is set:
 // from Rand when the caller gave one (reproducible runs), else from
 // crypto/rand. It runs after Rand is set up and before a zero ID is drawn.
 func (c *Config) validateIdentity(callerRand bool) error {
@@ -104,7 +105,7 @@ func (c *Config) validateIdentity(callerRand bool) error {
 	if c.VerifiedCache < 1 || c.VerifiedCache > 1<<22 {
 		return fmt.Errorf("core: VerifiedCache = %d: must be between 1 and %d", c.VerifiedCache, 1<<22)
 	}
-	if c.Key == nil && c.RequireIdentity && !c.ReadOnly {
+	if c.Key == nil && (c.RequireIdentity || (c.GenerateKey && c.ID.IsZero())) && !c.ReadOnly {
 		if !c.ID.IsZero() {
 			return errors.New("core: RequireIdentity with an explicit ID: the ID must be derived from a key (set Key, or leave ID zero)")
 		}
