@@ -1,6 +1,7 @@
 package dht
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -174,44 +175,50 @@ func (d *dataDir) abort() {
 
 func writeFileAtomic(path string, b []byte) error { return atomicfile.Write(path, b, 0o600) }
 
-// loadIdentity fills cfg.Key (and so the ID) from the data directory's key
-// file, creating the file with a new key (of cfg.Difficulty) when there is
-// none, unless the node has an ID of its own: an explicit cfg.ID, or, when
-// the network does not require identity, the free ID that node.key holds
-// from before identity keys existed (which a node keeps, so that its peers
-// still know it). A key file that does not parse is an error, never
-// replaced: it is the node's identity.
+// loadIdentity fills cfg.Key from the data directory (see LoadIdentity)
+// unless the node has an ID or key of its own, or is read-only.
 func loadIdentity(cfg *Config, dir string) error {
 	if cfg.Key != nil || !cfg.ID.IsZero() || cfg.ReadOnly {
 		return nil
 	}
+	k, _, err := LoadIdentity(dir, cfg.Difficulty, cfg.RequireIdentity)
+	cfg.Key = k
+	return err
+}
+
+// LoadIdentity returns the identity key kept in dir's KeyFile, creating the
+// file (atomically, mode 0600, in the format of `dht keygen`) with a new key
+// of the given difficulty when there is none; created says whether it did.
+// A directory from before identity keys, whose IDFile holds a free ID, gets
+// no key unless require is set (key nil, no error): the node keeps the ID
+// its peers know it by. A key file that does not parse is an error, never
+// replaced: it is the node's identity.
+func LoadIdentity(dir string, difficulty int, require bool) (key ed25519.PrivateKey, created bool, err error) {
 	path := filepath.Join(dir, KeyFile)
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
 		k, err := record.ParsePrivateKey(b)
 		if err != nil {
-			return fmt.Errorf("dht: %s: %w (move it away to make a new identity)", path, err)
+			return nil, false, fmt.Errorf("dht: %s: %w (move it away to make a new identity)", path, err)
 		}
-		cfg.Key = k
-		return nil
+		return k, false, nil
 	case !errors.Is(err, os.ErrNotExist):
-		return fmt.Errorf("dht: reading %s: %w", path, err)
+		return nil, false, fmt.Errorf("dht: reading %s: %w", path, err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, IDFile)); err == nil && !cfg.RequireIdentity {
-		return nil // an older node's free ID: kept
+	if _, err := os.Stat(filepath.Join(dir, IDFile)); err == nil && !require {
+		return nil, false, nil // an older node's free ID: kept
 	}
-	k, _, err := ident.Generate(func(b []byte) error { _, err := rand.Read(b); return err }, cfg.Difficulty)
+	k, _, err := ident.Generate(func(b []byte) error { _, err := rand.Read(b); return err }, difficulty)
 	if err != nil {
-		return fmt.Errorf("dht: Config.Difficulty: %w", err)
+		return nil, false, fmt.Errorf("dht: Config.Difficulty: %w", err)
 	}
 	text, err := record.MarshalPrivateKey(k)
 	if err != nil {
-		return err
+		return nil, false, err
 	}
 	if err := writeFileAtomic(path, text); err != nil {
-		return err
+		return nil, false, err
 	}
-	cfg.Key = k
-	return nil
+	return k, true, nil
 }
