@@ -475,3 +475,43 @@ func TestProofKeepsTheAmplificationLimit(t *testing.T) {
 		t.Fatalf("unpadded PROVE ping: %d answers", len(w.pkts))
 	}
 }
+
+// A read-only client has no key and stays out of routing tables; it still
+// listens on an identity network: NOTIFY and the ping that checks a
+// listener's address ask it for no proof.
+func TestReadOnlyListenerOnAnIdentityNetwork(t *testing.T) {
+	tn := newTestNet(t, 8, memnet.Config{})
+	for range 12 {
+		tn.add(func(c *Config) { c.K, c.ReplicateInterval = 4, -1; requireIdentity(2)(c) })
+	}
+	tn.bootstrapAll(20 * time.Millisecond)
+	client := tn.add(func(c *Config) { c.K, c.ReadOnly = 4, true; requireIdentity(2)(c) })
+	if client.PublicKey() != nil {
+		t.Fatal("a read-only client got a key")
+	}
+	pending := 1
+	client.Bootstrap([]netip.AddrPort{tn.nodes[0].Addr()}, func(*BootstrapResult, error) { pending-- })
+	tn.await(&pending, time.Minute)
+	key := id.Key("watched")
+	var events []Event
+	cancel := client.Listen(key, func(e Event) { events = append(events, e) })
+	defer cancel()
+	tn.clk.RunFor(10 * time.Second)
+	pending = 1
+	tn.nodes[5].Put(key, []byte("news"), time.Hour, func(r *PutResult, err error) {
+		if err != nil {
+			t.Error(err)
+		}
+		pending--
+	})
+	tn.await(&pending, time.Minute)
+	tn.clk.RunFor(10 * time.Second)
+	if len(events) == 0 || string(events[len(events)-1].Record.Data) != "news" {
+		t.Fatalf("the listener got %d events", len(events))
+	}
+	for _, n := range tn.nodes[:12] {
+		if inTable(n, client.ID()) {
+			t.Fatal("the read-only client is in a routing table")
+		}
+	}
+}
