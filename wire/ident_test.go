@@ -53,10 +53,9 @@ func TestProofLenIsIdent(t *testing.T) {
 	}
 }
 
-// The golden PONG's trailer verifies, and the body decodes as a PONG
-// without the flag does: the trailer sits after the body, where a node that
-// predates it ignores bytes.
-func TestProofTrailerIsAfterTheBody(t *testing.T) {
+// goldenProof returns the bytes of pong_proof.hex and their decoding.
+func goldenProof(t testing.TB) ([]byte, Message) {
+	t.Helper()
 	b, err := readGolden("pong_proof")
 	if err != nil {
 		t.Fatal(err)
@@ -65,6 +64,14 @@ func TestProofTrailerIsAfterTheBody(t *testing.T) {
 	if err := Decode(b, &m); err != nil {
 		t.Fatal(err)
 	}
+	return b, m
+}
+
+// The golden PONG's trailer verifies, and the body decodes as a PONG
+// without the flag does: the trailer sits after the body, where a node that
+// predates it ignores bytes.
+func TestProofTrailerIsAfterTheBody(t *testing.T) {
+	b, m := goldenProof(t)
 	if _, err := ident.Check(m.Proof, m.Network, m.TxID, m.Sender, uint8(m.Type), 0); err != nil {
 		t.Fatalf("golden proof: %v", err)
 	}
@@ -115,14 +122,7 @@ func TestProofCountsAgainstMaxPacket(t *testing.T) {
 // golden one for the golden header (the signature binds the network, the
 // transaction ID, the sender and the type: change any, and it fails).
 func FuzzProof(f *testing.F) {
-	gold, err := readGolden("pong_proof")
-	if err != nil {
-		f.Fatal(err)
-	}
-	var want Message
-	if err := Decode(gold, &want); err != nil {
-		f.Fatal(err)
-	}
+	gold, want := goldenProof(f)
 	wantProof := bytes.Clone(want.Proof)
 	f.Add(gold)
 	for _, i := range []int{2, 5, 9, 16, 40, len(gold) - 1, len(gold) - ProofLen} {
