@@ -35,7 +35,7 @@ import (
 // Config configures a Node. Zero fields take the defaults listed with each;
 // Transport is required.
 type Config struct {
-	ID               id.ID         // zero: drawn from Rand
+	ID               id.ID         // zero: derived from Key (see Key, GenerateKey), else drawn from Rand
 	K                int           // bucket size and replication factor; default 20, at most wire.MaxContacts
 	Alpha            int           // lookup parallelism; default 3
 	Network          uint32        // network ID; datagrams from other networks are dropped
