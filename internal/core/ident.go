@@ -35,10 +35,13 @@ const maxProbing = 256
 
 // identState is the node's identity: its key, and what it verified of others.
 type identState struct {
-	key     ed25519.PrivateKey // nil: this node cannot prove who it is
-	known   map[id.ID]knownIdent
+	key ed25519.PrivateKey // nil: this node cannot prove who it is
+	// known holds the proven (ID, address) pairs and their keys. One ID
+	// may be proven at several addresses (a dual-stack node), an address
+	// names one ID at a time: the last proven there.
+	known   map[id.Contact][ident.PublicKeyLen]byte
 	byAddr  map[netip.AddrPort]id.ID // known's pairs by address, for requests to an address (a seed)
-	ring    []id.ID                  // the cache's IDs in the order they came; the oldest goes first
+	ring    []id.Contact             // the cache's pairs in the order they came; the oldest goes first
 	next    int                      // where ring's oldest is, once it is full
 	probing map[netip.AddrPort]struct{}
 	proof   [wire.ProofLen]byte // scratch for the trailer of the answer being sent
@@ -49,12 +52,6 @@ type identState struct {
 	failed        uint64 // answers to PROVE requests without a valid proof
 	probes        uint64 // identity pings of senders of requests
 	probesDropped uint64 // identity pings not sent: maxProbing in flight
-}
-
-// knownIdent is one verified contact: where it proved its ID, and its key.
-type knownIdent struct {
-	addr netip.AddrPort
-	pub  [ident.PublicKeyLen]byte
 }
 
 // IdentityCounts describes the node's identity checks (Stats.Identity).
@@ -148,8 +145,8 @@ func randSeed(r *mrand.Rand) func([]byte) (int, error) {
 
 // identKnown reports whether c proved its ID at c.Addr. The lock is held.
 func (n *Node) identKnown(c id.Contact) bool {
-	k, ok := n.ident.known[c.ID]
-	return ok && k.addr == c.Addr
+	_, ok := n.ident.known[c]
+	return ok
 }
 
 // wantProof reports whether a request to c asks for a proof: not when c,
@@ -167,33 +164,35 @@ func (n *Node) wantProof(c id.Contact) bool {
 }
 
 // learnIdentity records that x proved its key pub at addr, evicting the
-// oldest pair when the cache is full. The lock is held.
+// oldest pair when the cache is full, and forgetting the ID proven at addr
+// before, if another. The lock is held.
 func (n *Node) learnIdentity(x id.ID, addr netip.AddrPort, pub [ident.PublicKeyLen]byte) {
 	s := &n.ident
 	if s.known == nil {
-		s.known = make(map[id.ID]knownIdent)
+		s.known = make(map[id.Contact][ident.PublicKeyLen]byte)
 		s.byAddr = make(map[netip.AddrPort]id.ID)
 	}
-	if old, ok := s.known[x]; ok {
-		s.forgetAddr(old.addr, x)
-	} else if len(s.ring) < n.cfg.VerifiedCache {
-		s.ring = append(s.ring, x)
-	} else {
-		gone := s.ring[s.next]
-		s.forgetAddr(s.known[gone].addr, gone)
-		delete(s.known, gone)
-		s.ring[s.next] = x
-		s.next = (s.next + 1) % len(s.ring)
+	if prev, ok := s.byAddr[addr]; ok && prev != x {
+		// Its ring slot stays until it comes round: the ring only sets
+		// the order of eviction.
+		delete(s.known, id.Contact{ID: prev, Addr: addr})
 	}
-	s.known[x] = knownIdent{addr: addr, pub: pub}
-	s.byAddr[addr] = x // the latest proof at an address names who answers there
-}
-
-// forgetAddr drops a's index entry if it still names x.
-func (s *identState) forgetAddr(a netip.AddrPort, x id.ID) {
-	if s.byAddr[a] == x {
-		delete(s.byAddr, a)
+	c := id.Contact{ID: x, Addr: addr}
+	if _, ok := s.known[c]; !ok {
+		if len(s.ring) < n.cfg.VerifiedCache {
+			s.ring = append(s.ring, c)
+		} else {
+			gone := s.ring[s.next]
+			delete(s.known, gone)
+			if s.byAddr[gone.Addr] == gone.ID {
+				delete(s.byAddr, gone.Addr)
+			}
+			s.ring[s.next] = c
+			s.next = (s.next + 1) % len(s.ring)
+		}
 	}
+	s.known[c] = pub
+	s.byAddr[addr] = x
 }
 
 // checkProof decides the answer m from `from` to request p, which asked for

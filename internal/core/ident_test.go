@@ -515,3 +515,41 @@ func TestReadOnlyListenerOnAnIdentityNetwork(t *testing.T) {
 		}
 	}
 }
+
+// The verified cache is bounded, forgets its oldest pair first, keeps one
+// ID at several addresses (a dual-stack node), and an address names the ID
+// proven there last.
+func TestVerifiedCacheBounds(t *testing.T) {
+	tn := newTestNet(t, 9, memnet.Config{})
+	n := tn.add(func(c *Config) { requireIdentity(0)(c); c.VerifiedCache = 4 })
+	addr := func(i int) netip.AddrPort { return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 216, 0, byte(i)}), 4000) }
+	x := func(i int) id.ID { return id.Key(string(rune('a' + i))) }
+	var pub [ident.PublicKeyLen]byte
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for i := range 10 {
+		n.learnIdentity(x(i), addr(i), pub)
+		if len(n.ident.known) > 4 || len(n.ident.byAddr) > 4 || len(n.ident.ring) > 4 {
+			t.Fatalf("after %d pairs the cache holds %d, %d, %d", i+1, len(n.ident.known), len(n.ident.byAddr), len(n.ident.ring))
+		}
+	}
+	for i := range 10 {
+		if got, want := n.identKnown(id.Contact{ID: x(i), Addr: addr(i)}), i >= 6; got != want {
+			t.Fatalf("pair %d known %v, want %v (the 4 newest)", i, got, want)
+		}
+	}
+	// Dual stack: one ID at two addresses.
+	v6 := netip.MustParseAddrPort("[::1]:4000")
+	n.learnIdentity(x(9), v6, pub)
+	if !n.identKnown(id.Contact{ID: x(9), Addr: addr(9)}) || !n.identKnown(id.Contact{ID: x(9), Addr: v6}) {
+		t.Fatal("an ID proven at two addresses is not known at both")
+	}
+	if n.wantProof(id.Contact{Addr: v6}) {
+		t.Fatal("a request to a proven address alone asks for a proof")
+	}
+	// Another ID proves itself at v6: the address names it now.
+	n.learnIdentity(x(8), v6, pub)
+	if n.identKnown(id.Contact{ID: x(9), Addr: v6}) || !n.identKnown(id.Contact{ID: x(8), Addr: v6}) {
+		t.Fatal("the address still names the ID proven there before")
+	}
+}
