@@ -553,3 +553,83 @@ func TestVerifiedCacheBounds(t *testing.T) {
 		t.Fatal("the address still names the ID proven there before")
 	}
 }
+
+// grindNear returns a key whose ID shares at least bits leading bits with
+// target: what an attacker pays about 2^bits key generations for.
+func grindNear(target id.ID, bits int) ed25519.PrivateKey {
+	r := rand.New(rand.NewPCG(uint64(bits), 1))
+	seed := make([]byte, ed25519.SeedSize)
+	for {
+		for i := range seed {
+			seed[i] = byte(r.Uint32())
+		}
+		k := ed25519.NewKeyFromSeed(seed)
+		if ident.ID(k).CommonPrefixLen(target) >= bits {
+			return k
+		}
+	}
+}
+
+// The eclipse inside a network: Eve, a genuine member every node knows,
+// with an ID ground to share 8 bits with the target, answers FIND_NODE with
+// made-up contacts closer still. With identity no lookup of any node
+// returns one (Eve's own ID counts: she paid for it); without, they do.
+func TestEclipseInsideANetwork(t *testing.T) {
+	for _, require := range []bool{true, false} {
+		tn := newTestNet(t, 12, memnet.Config{})
+		target := id.Key("eclipsed")
+		var fakes []id.Contact
+		for i := range 8 {
+			f := target
+			f[18] ^= byte(i + 1)
+			fakes = append(fakes, id.Contact{ID: f, Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 217, 1, byte(i + 1)}), 4000)})
+			tn.listenPeer(fakes[i].Addr, f, func(req *wire.Message, from netip.AddrPort) *wire.Message { return answer(req, from, fakes) })
+		}
+		eve := grindNear(target, 8) // Eve paid to sit near the target
+		eveAddr := netip.MustParseAddrPort("127.217.0.1:4000")
+		tn.listenPeer(eveAddr, ident.ID(eve), func(req *wire.Message, from netip.AddrPort) *wire.Message {
+			out := answer(req, from, fakes)
+			if out != nil && req.Flags&wire.FlagProve != 0 {
+				return prove(eve, req, out)
+			}
+			return out
+		})
+		for range 20 {
+			tn.add(func(c *Config) {
+				c.K, c.ReplicateInterval = 8, -1
+				if require {
+					requireIdentity(0)(c)
+				}
+			})
+		}
+		tn.bootstrapAll(20 * time.Millisecond)
+		for _, n := range tn.nodes {
+			if _, err := pingAddr(t, tn, n, eveAddr); err != nil {
+				t.Fatal(err) // every node knows Eve
+			}
+		}
+		withFakes := 0
+		pending := len(tn.nodes)
+		for _, n := range tn.nodes {
+			n.FindNode(target, func(r *LookupResult, err error) {
+				if r != nil && slices.ContainsFunc(r.Closest, func(c id.Contact) bool {
+					return slices.ContainsFunc(fakes, func(f id.Contact) bool { return f.ID == c.ID })
+				}) {
+					withFakes++
+				}
+				pending--
+			})
+		}
+		tn.await(&pending, time.Minute)
+		switch {
+		case require && withFakes != 0:
+			t.Fatalf("RequireIdentity: %d of %d lookups returned made-up contacts", withFakes, len(tn.nodes))
+		case !require && withFakes == 0:
+			t.Fatal("without identity no lookup returned a made-up contact: the test proves nothing")
+		}
+		t.Logf("require=%v: %d of %d lookups returned made-up contacts", require, withFakes, len(tn.nodes))
+		for _, x := range tn.nodes {
+			x.Close()
+		}
+	}
+}
