@@ -522,7 +522,9 @@ func TestReadOnlyListenerOnAnIdentityNetwork(t *testing.T) {
 func TestVerifiedCacheBounds(t *testing.T) {
 	tn := newTestNet(t, 9, memnet.Config{})
 	n := tn.add(func(c *Config) { requireIdentity(0)(c); c.VerifiedCache = 4 })
-	addr := func(i int) netip.AddrPort { return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 216, 0, byte(i)}), 4000) }
+	addr := func(i int) netip.AddrPort {
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 216, 0, byte(i)}), 4000)
+	}
 	x := func(i int) id.ID { return id.Key(string(rune('a' + i))) }
 	var pub [ident.PublicKeyLen]byte
 	n.mu.Lock()
