@@ -3,6 +3,7 @@ package core
 import (
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -154,11 +155,29 @@ func TestIdentityNetworkJoinsPutsAndGets(t *testing.T) {
 	})
 	tn.await(&pending, time.Minute)
 	var s IdentityCounts
+	var requests uint64
 	for _, n := range tn.nodes {
-		c := n.Stats().Identity
+		st := n.Stats()
+		c := st.Identity
 		s.Failed += c.Failed
 		s.Verified += c.Verified
+		s.ProveSent += c.ProveSent
+		requests += st.Requests
 	}
+	t.Logf("30 nodes, d=8: %d requests, %d with PROVE (%.1f%%), %d proofs verified", requests, s.ProveSent, 100*float64(s.ProveSent)/float64(requests), s.Verified)
+	// Once the nodes know each other, lookups are almost all repeat contacts.
+	pending = len(tn.nodes)
+	for i, n := range tn.nodes {
+		n.FindNode(id.Key(fmt.Sprint("again ", i)), func(*LookupResult, error) { pending-- })
+	}
+	tn.await(&pending, time.Minute)
+	var requests2, prove2 uint64
+	for _, n := range tn.nodes {
+		st := n.Stats()
+		requests2 += st.Requests
+		prove2 += st.Identity.ProveSent
+	}
+	t.Logf("then 30 lookups: %d requests, %d with PROVE (%.1f%%)", requests2-requests, prove2-s.ProveSent, 100*float64(prove2-s.ProveSent)/float64(requests2-requests))
 	if s.Failed != 0 || s.Verified == 0 {
 		t.Fatalf("honest network: %d proofs failed, %d verified", s.Failed, s.Verified)
 	}
