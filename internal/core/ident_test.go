@@ -363,6 +363,30 @@ func TestSecondIDFromOneAddressReplacesNothingAlive(t *testing.T) {
 	}
 }
 
+// eclipse starts Eve at eveAddr, a node that proves its genuine ID (eve's)
+// and answers every FIND_NODE with 8 made-up contacts: IDs closer to target
+// than any real node could get its key (byte flip of target changed), each
+// a scripted peer at 127.block.1.x claiming its ID with no key behind it.
+func (tn *testNet) eclipse(target id.ID, flip int, block byte, eve ed25519.PrivateKey, eveAddr netip.AddrPort) []id.Contact {
+	var fakes []id.Contact
+	for i := range 8 {
+		f := target
+		f[flip] ^= byte(i + 1)
+		fakes = append(fakes, id.Contact{ID: f, Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, block, 1, byte(i + 1)}), 4000)})
+	}
+	for _, f := range fakes {
+		tn.listenPeer(f.Addr, f.ID, func(req *wire.Message, from netip.AddrPort) *wire.Message { return answer(req, from, fakes) })
+	}
+	tn.listenPeer(eveAddr, ident.ID(eve), func(req *wire.Message, from netip.AddrPort) *wire.Message {
+		out := answer(req, from, fakes)
+		if out != nil && req.Flags&wire.FlagProve != 0 {
+			return prove(eve, req, out)
+		}
+		return out
+	})
+	return fakes
+}
+
 // An eclipse: a node that proves its own ID answers FIND_NODE with made-up
 // contacts close to the target, each a scripted address claiming its ID.
 // A lookup that requires identity returns none of them; the same lookup
@@ -371,26 +395,8 @@ func TestEclipseContactsDoNotCountWithIdentity(t *testing.T) {
 	for _, require := range []bool{true, false} {
 		tn := newTestNet(t, 6, memnet.Config{})
 		target := id.Key("target")
-		var fakes []id.Contact
-		for i := range 8 {
-			f := target
-			f[19] ^= byte(i + 1) // closer than any real node could get its key
-			fakes = append(fakes, id.Contact{ID: f, Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 214, 1, byte(i + 1)}), 4000)})
-		}
-		for _, f := range fakes {
-			tn.listenPeer(f.Addr, f.ID, func(req *wire.Message, from netip.AddrPort) *wire.Message {
-				return answer(req, from, fakes) // claims its made-up ID; no key behind it
-			})
-		}
-		eve := keyOf(12)
 		eveAddr := netip.MustParseAddrPort("127.214.0.1:4000")
-		tn.listenPeer(eveAddr, ident.ID(eve), func(req *wire.Message, from netip.AddrPort) *wire.Message {
-			out := answer(req, from, fakes)
-			if req.Flags&wire.FlagProve != 0 {
-				return prove(eve, req, out) // Eve's own ID is genuine
-			}
-			return out
-		})
+		fakes := tn.eclipse(target, 19, 214, keyOf(12), eveAddr)
 		n := tn.add(func(c *Config) {
 			c.K = 8
 			if require {
@@ -599,22 +605,8 @@ func TestEclipseInsideANetwork(t *testing.T) {
 	for _, require := range []bool{true, false} {
 		tn := newTestNet(t, 12, memnet.Config{})
 		target := id.Key("eclipsed")
-		var fakes []id.Contact
-		for i := range 8 {
-			f := target
-			f[18] ^= byte(i + 1)
-			fakes = append(fakes, id.Contact{ID: f, Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 217, 1, byte(i + 1)}), 4000)})
-			tn.listenPeer(fakes[i].Addr, f, func(req *wire.Message, from netip.AddrPort) *wire.Message { return answer(req, from, fakes) })
-		}
-		eve := grindNear(target, 8) // Eve paid to sit near the target
 		eveAddr := netip.MustParseAddrPort("127.217.0.1:4000")
-		tn.listenPeer(eveAddr, ident.ID(eve), func(req *wire.Message, from netip.AddrPort) *wire.Message {
-			out := answer(req, from, fakes)
-			if out != nil && req.Flags&wire.FlagProve != 0 {
-				return prove(eve, req, out)
-			}
-			return out
-		})
+		fakes := tn.eclipse(target, 18, 217, grindNear(target, 8), eveAddr) // Eve paid to sit near the target
 		for range 20 {
 			tn.add(func(c *Config) {
 				c.K, c.ReplicateInterval = 8, -1
