@@ -1,6 +1,7 @@
 package dht
 
 import (
+	"crypto/ed25519"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -23,8 +24,25 @@ import (
 // zero fields take the defaults that DefaultConfig shows. New validates it and
 // names the field at fault in its error.
 type Config struct {
-	// ID is the node's ID; zero draws a random one.
+	// ID is the node's ID. Zero (the default) derives it from the node's
+	// identity key (see Key), which the node generates, or with DataDir
+	// keeps in identity.key; an explicit ID gives the node no key, so it
+	// cannot prove its ID, and is refused with RequireIdentity.
 	ID ID
+	// Key is the node's ed25519 identity key; its ID is SHA-1 of the
+	// public key (docs/protocol.md, "Node identity"). Nil: generated (or
+	// read from DataDir), unless ID is set or the node is ReadOnly.
+	Key ed25519.PrivateKey
+	// Difficulty is the network's proof of work on IDs, in bits (0 to 32,
+	// default 0): a generated key is drawn until SHA-1 of its ID starts
+	// with that many zero bits, about 2^Difficulty key generations, and a
+	// node that requires identity refuses IDs with less. Network-wide.
+	Difficulty int
+	// RequireIdentity admits to the routing table, and counts as answers,
+	// only nodes that proved their ID is their key's (with Difficulty) at
+	// their address, so that made-up contacts never count in a lookup.
+	// Network-wide: every node needs a key. Default off.
+	RequireIdentity bool
 	// Listen lists the UDP addresses to receive on, as "host:port". Give one
 	// IPv4 and one IPv6 address for a dual-stack node. Ignored when Transport
 	// is set.

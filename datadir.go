@@ -1,6 +1,7 @@
 package dht
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -13,8 +14,10 @@ import (
 	"time"
 
 	"github.com/dhtkit/dht/id"
+	"github.com/dhtkit/dht/ident"
 	"github.com/dhtkit/dht/internal/atomicfile"
 	"github.com/dhtkit/dht/internal/core"
+	"github.com/dhtkit/dht/record"
 	"github.com/dhtkit/dht/store"
 	"github.com/dhtkit/dht/store/bolt"
 )
@@ -22,6 +25,7 @@ import (
 // Files of a data directory (Config.DataDir).
 const (
 	IDFile       = "node.key"      // the node's ID, 40 hex digits and a newline
+	KeyFile      = "identity.key"  // the node's ed25519 identity key, in the format of `dht keygen` (record.MarshalPrivateKey)
 	ValuesFile   = "values.db"     // the values it holds (bbolt)
 	ContactsFile = "contacts.json" // its routing table's contacts, for rejoining
 )
@@ -42,13 +46,20 @@ type dataDir struct {
 	wg    sync.WaitGroup
 }
 
-// openDataDir opens (creating) cfg.DataDir: it fills cfg.ID from the ID
-// file (or writes the ID the node will use), opens the value store unless
+// openDataDir opens (creating) cfg.DataDir: it fills cfg.Key from the key
+// file (see loadIdentity) and cfg.ID from the ID file (or writes the ID the
+// node will use), opens the value store unless
 // cfg.Store is set, and reads the saved contacts into cfg.Seeds.
 func openDataDir(cfg *Config) (*dataDir, error) {
 	d := &dataDir{dir: cfg.DataDir, stop: make(chan struct{})}
 	if err := os.MkdirAll(d.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("dht: Config.DataDir %q: %w", d.dir, err)
+	}
+	if err := loadIdentity(cfg, d.dir); err != nil {
+		return nil, err
+	}
+	if cfg.Key != nil && cfg.ID.IsZero() {
+		cfg.ID = ident.ID(cfg.Key) // and node.key says so, below
 	}
 	idPath := filepath.Join(d.dir, IDFile)
 	switch b, err := os.ReadFile(idPath); {
@@ -163,3 +174,51 @@ func (d *dataDir) abort() {
 }
 
 func writeFileAtomic(path string, b []byte) error { return atomicfile.Write(path, b, 0o600) }
+
+// loadIdentity fills cfg.Key from the data directory (see LoadIdentity)
+// unless the node has an ID or key of its own, or is read-only.
+func loadIdentity(cfg *Config, dir string) error {
+	if cfg.Key != nil || !cfg.ID.IsZero() || cfg.ReadOnly {
+		return nil
+	}
+	k, _, err := LoadIdentity(dir, cfg.Difficulty, cfg.RequireIdentity)
+	cfg.Key = k
+	return err
+}
+
+// LoadIdentity returns the identity key kept in dir's KeyFile, creating the
+// file (atomically, mode 0600, in the format of `dht keygen`) with a new key
+// of the given difficulty when there is none; created says whether it did.
+// A directory from before identity keys, whose IDFile holds a free ID, gets
+// no key unless require is set (key nil, no error): the node keeps the ID
+// its peers know it by. A key file that does not parse is an error, never
+// replaced: it is the node's identity.
+func LoadIdentity(dir string, difficulty int, require bool) (key ed25519.PrivateKey, created bool, err error) {
+	path := filepath.Join(dir, KeyFile)
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		k, err := record.ParsePrivateKey(b)
+		if err != nil {
+			return nil, false, fmt.Errorf("dht: %s: %w (move it away to make a new identity)", path, err)
+		}
+		return k, false, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, false, fmt.Errorf("dht: reading %s: %w", path, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, IDFile)); err == nil && !require {
+		return nil, false, nil // an older node's free ID: kept
+	}
+	k, _, err := ident.Generate(func(b []byte) error { _, err := rand.Read(b); return err }, difficulty)
+	if err != nil {
+		return nil, false, fmt.Errorf("dht: Config.Difficulty: %w", err)
+	}
+	text, err := record.MarshalPrivateKey(k)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := writeFileAtomic(path, text); err != nil {
+		return nil, false, err
+	}
+	return k, true, nil
+}

@@ -3,6 +3,7 @@ package dht
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"net"
@@ -106,6 +107,10 @@ func New(cfg Config) (*Node, error) {
 	keep := &keepState{}
 	c, err := core.New(core.Config{
 		ID:              cfg.ID,
+		Key:             cfg.Key,
+		GenerateKey:     true, // a node without ID and Key owns a generated one
+		Difficulty:      cfg.Difficulty,
+		RequireIdentity: cfg.RequireIdentity,
 		K:               cfg.K,
 		Alpha:           cfg.Alpha,
 		Network:         cfg.NetworkID,
@@ -163,6 +168,10 @@ func New(cfg Config) (*Node, error) {
 
 // ID returns the node's ID.
 func (n *Node) ID() ID { return n.c.ID() }
+
+// PublicKey returns the node's identity key, whose SHA-1 is its ID, or nil
+// for a node without one (an explicit Config.ID, or ReadOnly).
+func (n *Node) PublicKey() ed25519.PublicKey { return n.c.PublicKey() }
 
 // Addr returns the address the node receives on (the first, for a node
 // listening on several).

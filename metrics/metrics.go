@@ -170,7 +170,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		v      uint64
 	}{
 		{"malformed", s.Malformed}, {"wrong_network", s.WrongNetwork}, {"unmatched", s.Unmatched},
-		{"read_only", s.ReadOnlyDropped}, {"rpc_full", s.RPCFull},
+		{"read_only", s.ReadOnlyDropped}, {"rpc_full", s.RPCFull}, {"identity", s.Identity.Failed},
 		{"send_buffer_full", s.SendDropped}, {"send_error", s.SendErrors}, {"no_route", s.NoRoute},
 	} {
 		counter(datagramsDropped, d.v, d.reason)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/dhtkit/dht"
 	"github.com/dhtkit/dht/api"
+	"github.com/dhtkit/dht/ident"
 	"github.com/dhtkit/dht/store"
 )
 
@@ -316,6 +317,23 @@ func (d *daemon) openData() error {
 		return err
 	}
 	d.dir, d.apiDir = dir, dir
+	if c.Node.ID.IsZero() && c.Node.Key == nil {
+		// The node owns its ID: identity.key, made at first start (an
+		// older directory's free ID is kept, unless identity is required).
+		key, created, err := dht.LoadIdentity(dir.Path, c.Node.Difficulty, c.Node.RequireIdentity)
+		if err != nil {
+			return err
+		}
+		if key != nil {
+			c.Node.Key, c.Node.ID = key, ident.ID(key)
+			if err := dir.SaveID(c.Node.ID); err != nil {
+				return err
+			}
+			if created {
+				d.log.Info("new node identity", "id", c.Node.ID.String(), "file", dir.File(dht.KeyFile))
+			}
+		}
+	}
 	if c.Node.ID.IsZero() {
 		id, created, err := dir.LoadOrCreateID()
 		if err != nil {

@@ -134,6 +134,12 @@ func (d DataDir) LoadOrCreateID() (_ dht.ID, created bool, err error) {
 	return v, true, nil
 }
 
+// SaveID writes x to node.key, where tools read the node's ID; a node whose
+// ID is its identity key's (identity.key) keeps the two in step.
+func (d DataDir) SaveID(x dht.ID) error {
+	return WriteFileAtomic(d.File(KeyFile), []byte(x.String()+"\n"), 0o600)
+}
+
 // LoadOrCreateToken returns the API token kept in api.token, creating the
 // file with 32 random bytes (hex) when there is none.
 func (d DataDir) LoadOrCreateToken() (token string, created bool, err error) {

@@ -21,6 +21,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/dhtkit/dht"
+	"github.com/dhtkit/dht/ident"
 	"github.com/dhtkit/dht/lookup"
 	"github.com/dhtkit/dht/routing"
 	"github.com/dhtkit/dht/store"
@@ -286,6 +287,23 @@ var settings = []*settingDef{
 		apply: func(c *DaemonConfig, v string) (err error) {
 			c.Node.Secret, err = ReadSecretFile(v)
 			return err
+		},
+	},
+	{
+		name: "require-identity", kind: kBool,
+		help:    "admit to the routing table, and count as answers, only nodes that proved their ID is their key's (every member of the network needs it)",
+		allowed: "true or false",
+		def:     constDef("false"),
+		apply:   func(c *DaemonConfig, v string) (err error) { c.Node.RequireIdentity, err = parseBool(v); return },
+	},
+	{
+		name: "identity-difficulty", kind: kInt, arg: "BITS",
+		help:    "the network's proof of work on node IDs: SHA-1 of an ID must start with this many zero bits (a new key takes about 2^BITS tries)",
+		allowed: fmt.Sprintf("a whole number from 0 to %d", ident.MaxDifficulty),
+		def:     constDef("0"),
+		apply: func(c *DaemonConfig, v string) (err error) {
+			c.Node.Difficulty, err = parseInt(v, 0, ident.MaxDifficulty)
+			return
 		},
 	},
 	{

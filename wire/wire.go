@@ -178,7 +178,7 @@ const (
 	// FlagReadOnly marks a sender that is a short-lived client: answer it,
 	// but do not add it to routing tables (like BEP 43's read-only nodes).
 	FlagReadOnly Flags = 1 << 0
-	flagsKnown         = FlagReadOnly
+	flagsKnown         = FlagReadOnly | FlagProve | FlagProof // FlagProve, FlagProof: ident.go
 )
 
 // ErrorCode says why a request was refused.
@@ -198,6 +198,7 @@ const (
 	CodeTooMany     ErrorCode = 10 // reassembly or listener table full; try later
 	CodeInvalid     ErrorCode = 11 // the record breaks its kind's rules (see docs/protocol.md "Record kinds"); the text names the field
 	CodeConflict    ErrorCode = 12 // PUT with compare-and-swap: the held sequence is not the expected one
+	// 13 is CodeIdentity (ident.go).
 )
 
 // PUT flags, the optional byte after a PUT's data. A PUT without it has
@@ -283,6 +284,10 @@ type Message struct {
 	Offers []Digest // OFFER: the records offered, at most MaxOffer
 	Wants  []uint8  // WANT: indices into the OFFER's Offers, ascending
 
+	// Proof is the identity trailer of a message with FlagProof:
+	// ProofLen bytes (ident.go); decoded, it aliases the datagram.
+	Proof []byte
+
 	contacts [MaxContacts]id.Contact
 	values   [MaxValues]Value
 	records  [MaxRecords]Record
@@ -299,6 +304,7 @@ func (m *Message) Reset() {
 	m.resetNew(nil)
 	m.Offers = nil
 	m.Wants = nil
+	m.Proof = nil
 }
 
 // resetNew clears the fields of the storage messages, setting Records to rs.
@@ -542,6 +548,9 @@ func (m *Message) Append(b []byte) ([]byte, error) {
 	default:
 		return b[:start], ErrUnknownType
 	}
+	if err == nil {
+		b, err = appendProof(b, m)
+	}
 	if err != nil {
 		return b[:start], err
 	}
@@ -638,6 +647,10 @@ func PeekHeader(b []byte, m *Message) error {
 // meaningful.
 func Decode(b []byte, m *Message) error {
 	if err := PeekHeader(b, m); err != nil {
+		return err
+	}
+	b, err := splitProof(b, m) // the body ends where the trailer starts (ident.go)
+	if err != nil {
 		return err
 	}
 	m.Target = id.ID{}

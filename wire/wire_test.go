@@ -171,6 +171,7 @@ func goldenMessages() map[string]*Message {
 		}
 	})
 	add("want", func(m *Message) { m.Type, m.Wants = Want, []uint8{1} })
+	identGolden(ms) // ident_test.go
 	return ms
 }
 
@@ -204,6 +205,7 @@ func paddedGolden() map[string]struct {
 	}{
 		"find_node_padded":  {g["find_node"], MinFindNodeLen},
 		"find_value_padded": {g["find_value"], MinFindValueLen},
+		"ping_prove_padded": identPadded(), // ident_test.go
 	}
 }
 
@@ -265,7 +267,7 @@ func equal(a, b *Message) bool {
 	if len(a.Contacts) != len(b.Contacts) || len(a.Values) != len(b.Values) || len(a.Records) != len(b.Records) {
 		return false
 	}
-	if !slices.Equal(a.Offers, b.Offers) || !bytes.Equal(a.Wants, b.Wants) {
+	if !slices.Equal(a.Offers, b.Offers) || !bytes.Equal(a.Wants, b.Wants) || !bytes.Equal(a.Proof, b.Proof) {
 		return false
 	}
 	for i := range a.Records {

@@ -10,6 +10,7 @@
 package core
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -34,7 +35,7 @@ import (
 // Config configures a Node. Zero fields take the defaults listed with each;
 // Transport is required.
 type Config struct {
-	ID               id.ID         // zero: drawn from Rand
+	ID               id.ID         // zero: derived from Key (see Key, GenerateKey), else drawn from Rand
 	K                int           // bucket size and replication factor; default 20, at most wire.MaxContacts
 	Alpha            int           // lookup parallelism; default 3
 	Network          uint32        // network ID; datagrams from other networks are dropped
@@ -130,6 +131,31 @@ type Config struct {
 	// Diversity caps the routing table's contacts per network prefix
 	// (routing.Diversity); the zero value takes its defaults.
 	Diversity routing.Diversity
+	// Node identity (ident.go, docs/protocol.md "Node identity").
+	//
+	// Key is the node's ed25519 identity key: its ID is derived from it
+	// (ID must be zero or that ID) and it answers proof requests. Nil: the
+	// node has no key (its ID is Config.ID, or random) and cannot prove
+	// its ID, unless RequireIdentity generates one.
+	Key ed25519.PrivateKey
+	// Difficulty is the network's proof of work, in bits: an ID is valid
+	// only when SHA-1 of it starts with this many zero bits. Default 0;
+	// at most ident.MaxDifficulty.
+	Difficulty int
+	// RequireIdentity lets into the routing table, and counts as answers,
+	// only contacts that proved their ID is their key's (with Difficulty)
+	// at their address; made-up contacts never count. A node without Key
+	// and ID gets a generated key; an explicit ID without Key is an error.
+	// Network-wide: every node of the network must have a key. Default
+	// off (tests and simulations give nodes free IDs).
+	RequireIdentity bool
+	// VerifiedCache is how many proven (ID, address) pairs the node
+	// remembers; default DefaultVerifiedCache.
+	VerifiedCache int
+	// GenerateKey gives a node without Key and ID a generated key, as
+	// RequireIdentity does (package dht sets it: its nodes own their IDs).
+	// Off, such a node draws a free ID from Rand, as simulations want.
+	GenerateKey bool
 }
 
 // Defaults used where a Config field is zero.
@@ -261,11 +287,15 @@ func (c *Config) Validate() error {
 	if c.Clock == nil {
 		c.Clock = clock.Real{}
 	}
+	callerRand := c.Rand != nil
 	r, err := chacha(c.Rand)
 	if err != nil {
 		return err
 	}
 	c.Rand = r
+	if err := c.validateIdentity(callerRand); err != nil {
+		return err
+	}
 	if c.ID.IsZero() {
 		c.ID = id.Random(c.Rand)
 	}

@@ -73,6 +73,7 @@ type Node struct {
 	mntTimer       timerSlot
 	repl           replState  // replication and hand-over (replicate.go, handover.go)
 	limits         rateLimits // per-source request rate limits (ratelimit.go)
+	ident          identState // node identity (ident.go)
 }
 
 // timerSlot is one armed clock timer. The generation tells a callback that
@@ -95,7 +96,8 @@ type scratch struct {
 	records  []store.Value
 	wrecords []wire.Record
 	text     [wire.MaxErrorText]byte
-	limit    int // the most bytes the answer to the current request may take
+	limit    int  // the most bytes the answer to the current request may take
+	prove    bool // the answer carries an identity proof (ident.go)
 }
 
 // New makes a node and starts receiving on cfg.Transport. It validates cfg
@@ -118,6 +120,7 @@ func New(cfg Config) (*Node, error) {
 		subs:  map[id.ID][]*subscription{},
 	}
 	n.limits = newRateLimits(&cfg)
+	n.ident.key = cfg.Key
 	n.rememberSeeds(cfg.Seeds)
 	for _, a := range n.Addrs() {
 		ip := a.Addr()
@@ -298,6 +301,7 @@ func (n *Node) handle(s *scratch, data []byte, from netip.AddrPort, now time.Tim
 	n.stats.packetsIn++
 	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 	m := &s.msg
+	s.prove = false
 	if wire.PeekHeader(data, m) == nil && m.Type.IsRequest() && m.Network == n.cfg.Network && !n.limits.allow(from.Addr(), now) {
 		return // over its source's rate limit, before any work (ratelimit.go)
 	}
@@ -324,6 +328,7 @@ func (n *Node) handle(s *scratch, data []byte, from netip.AddrPort, now time.Tim
 		// or not: a sender's ID and address are no secret (NODES answers
 		// hand them out), so a forged request can name any of them.
 		s.limit = min(wire.MaxPacket, wire.AmplificationFactor*len(data))
+		n.proveBudget(s, m) // the proof trailer comes out of the budget (ident.go)
 		n.serve(s, m, from, now, w)
 		return
 	}
@@ -343,6 +348,7 @@ func (n *Node) reply(s *scratch, m *wire.Message, to netip.AddrPort, w transport
 		// the amplification limit.
 		o.Text = cutText(o.Text, s.limit-(wire.HeaderLen+3))
 	}
+	n.attachProof(s, o) // ident.go
 	b, err := o.Append(s.buf[:0])
 	if err != nil {
 		n.log.Error("encoding a response failed", "type", typ, "err", err)
@@ -377,7 +383,7 @@ func (n *Node) serve(s *scratch, m *wire.Message, from netip.AddrPort, now time.
 		if ping, ok := n.observe(id.Contact{ID: m.Sender, Addr: from}, false, s.limit-answerReserve(m.Type, n.cfg.Attempts), now, w); ok && ping.Addr == from {
 			// The ping the request made us send goes to its claimed source
 			// too: it counts against the answer's budget.
-			s.limit -= n.cfg.Attempts * wire.HeaderLen
+			s.limit -= n.pingCost(ping)
 		}
 	}
 	switch m.Type {
@@ -565,6 +571,14 @@ func (n *Node) observe(c id.Contact, verified bool, room int, now time.Time, w t
 	if !usableAddr(c.Addr) {
 		return id.Contact{}, false
 	}
+	if n.cfg.RequireIdentity && !n.identKnown(c) {
+		// Not proven at this address: it stays out of the table, and a
+		// request of its sets off a proof request instead (ident.go).
+		if !verified && n.probeIdentity(c, room, now, w) {
+			return c, true
+		}
+		return id.Contact{}, false
+	}
 	var ping id.Contact
 	var need bool
 	var res routing.Result
@@ -579,7 +593,7 @@ func (n *Node) observe(c id.Contact, verified bool, room int, now time.Time, w t
 	if !need {
 		return id.Contact{}, false
 	}
-	if room >= 0 && ping.Addr == c.Addr && room < n.cfg.Attempts*wire.HeaderLen {
+	if room >= 0 && ping.Addr == c.Addr && room < n.pingCost(ping) {
 		n.table.CancelPing(ping.ID)
 		return id.Contact{}, false
 	}
@@ -602,6 +616,15 @@ func (n *Node) handleResponse(m *wire.Message, from netip.AddrPort, now time.Tim
 	n.stats.responses++
 	n.noteAnswer(&p, m, now) // obs: outcome, round trip, debug line (stats.go)
 	n.done(&p)
+	if !n.identityAnswer(&p, m, from) {
+		// No proof, or a wrong one: as good as no answer (ident.go).
+		if !p.to.ID.IsZero() {
+			n.table.FailedAt(p.to, now)
+			n.noteFailed(p.to, now)
+		}
+		p.op.failure(n, &p, now, w)
+		return
+	}
 	if !p.to.ID.IsZero() && p.to.ID != m.Sender {
 		// Someone else answers at that address now (a restart with a new ID):
 		// the contact we asked for is gone.

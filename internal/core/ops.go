@@ -51,6 +51,9 @@ type pending struct {
 	// ownRTT is set when the timeouts come from the contact's own
 	// round-trip estimate rather than the node's.
 	ownRTT bool
+	// prove is set when the request asks for an identity proof: its
+	// answer counts only with a valid one (ident.go).
+	prove bool
 }
 
 // op is whatever sent a request and wants its outcome. Both methods run under
@@ -142,7 +145,8 @@ func (n *Node) sendReq(p pending, now time.Time, w transport.Writer) bool {
 	}
 	n.drainIfRoom(now, w) // those waiting go first
 	if n.rpc.Len() >= n.rpc.Cap() {
-		if _, ping := p.op.(livenessCheck); ping || len(n.queue)-n.queueHead >= max(n.cfg.MaxInFlight, minQueue) {
+		_, probe := p.op.(identityProbe)
+		if _, ping := p.op.(livenessCheck); ping || probe || len(n.queue)-n.queueHead >= max(n.cfg.MaxInFlight, minQueue) {
 			n.stats.rpcFull++
 			return false
 		}
@@ -156,7 +160,8 @@ func (n *Node) sendReq(p pending, now time.Time, w transport.Writer) bool {
 // start sends a request now; the request table has room.
 func (n *Node) start(p pending, now time.Time, w transport.Writer) bool {
 	txid := n.rpc.NewTxID(n.rng)
-	p.txid, p.tries, p.sent = txid, 1, now // obs: sent for round-trip times
+	p.txid, p.tries, p.sent = txid, 1, now              // obs: sent for round-trip times
+	p.prove = n.wantProof(p.to) && !listenerRequest(&p) // ident.go
 	to, typ, o := p.to, p.typ, p.op
 	if typ == wire.FindNode || typ == wire.FindValue || typ == wire.Get {
 		// A contact that only ever sent us requests may be an address a
@@ -237,6 +242,9 @@ func (n *Node) write(txid uint64, p *pending, w transport.Writer) {
 	if n.cfg.ReadOnly {
 		m.Flags = wire.FlagReadOnly
 	}
+	if p.prove {
+		m.Flags |= wire.FlagProve
+	}
 	m.Target = p.key
 	if f, ok := p.op.(filler); ok {
 		f.fill(m, p)
@@ -251,6 +259,11 @@ func (n *Node) write(txid uint64, p *pending, w transport.Writer) {
 		b = wire.Pad(b, 0, wire.MinFindValueLen)
 	case p.typ == wire.Notify:
 		b = wire.Pad(b, 0, notifyLen(&m.Record)) // listen.go
+	}
+	if p.prove && err == nil {
+		// The answer's trailer is paid for by the request (ident.go).
+		b = wire.Pad(b, 0, len(b)+wire.ProvePad)
+		n.ident.proveSent++
 	}
 	if err == nil {
 		w.WriteTo(b, p.to.Addr)

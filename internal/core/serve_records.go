@@ -156,15 +156,15 @@ func (n *Node) ack(s *scratch, m *wire.Message, from netip.AddrPort, w transport
 	}
 	// The request lives in the scratch message, reused by the next
 	// datagram: keep what the answer needs.
-	req := wire.Message{Type: m.Type, TxID: m.TxID}
-	limit := s.limit // the answer's budget is the request's, whenever it goes
+	req := wire.Message{Type: m.Type, TxID: m.TxID, Flags: m.Flags}
+	limit, prove := s.limit, s.prove // the answer's budget is the request's, whenever it goes
 	sy.Sync(func(err error) {
 		n.run(func(now time.Time, w transport.Writer) {
 			if n.closed {
 				return
 			}
 			s := n.lateScratch()
-			s.limit = limit
+			s.limit, s.prove = limit, prove
 			if err != nil {
 				n.refuse(s, &req, from, w, wire.CodeBusy, "writing to disk: "+err.Error())
 				return

@@ -285,6 +285,10 @@ type Stats struct {
 	// (it serves only its subscriptions' NOTIFYs and the PINGs that check
 	// them).
 	ReadOnlyDropped uint64
+	// Identity counts proof requests and proofs, sent and checked
+	// (Config.RequireIdentity, ident.go); Identity.Failed counts answers
+	// that failed for want of a valid proof.
+	Identity IdentityCounts
 	// RateLimited counts requests dropped unanswered because their source
 	// host (an IPv4 address, an IPv6 /64) was over Config.RateLimit;
 	// Crowded counts contacts the routing table refused because their /24
@@ -448,6 +452,7 @@ func (n *Node) Stats() Stats {
 		Expired: s.expired, Refreshes: s.refreshes, Rejoins: s.rejoins,
 		RefreshesSkipped: s.refreshesSkipped, KeepAlive: n.keepAliveStats(), PathCache: n.pathCacheStats(),
 		ReadOnlyDropped: s.readOnlyDropped,
+		Identity:        n.identityStats(),
 		RateLimited:     n.limits.dropped,
 		Crowded:         n.table.Crowded(),
 		Served:          make(map[string]uint64, reqSlots-1),
