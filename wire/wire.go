@@ -178,7 +178,7 @@ const (
 	// FlagReadOnly marks a sender that is a short-lived client: answer it,
 	// but do not add it to routing tables (like BEP 43's read-only nodes).
 	FlagReadOnly Flags = 1 << 0
-	flagsKnown         = FlagReadOnly
+	flagsKnown         = FlagReadOnly | FlagToken // FlagToken: token.go
 )
 
 // ErrorCode says why a request was refused.
@@ -283,6 +283,8 @@ type Message struct {
 	Offers []Digest // OFFER: the records offered, at most MaxOffer
 	Wants  []uint8  // WANT: indices into the OFFER's Offers, ascending
 
+	Token Token // with FlagToken: a write's token, or a response's fresh one (token.go)
+
 	contacts [MaxContacts]id.Contact
 	values   [MaxValues]Value
 	records  [MaxRecords]Record
@@ -299,6 +301,7 @@ func (m *Message) Reset() {
 	m.resetNew(nil)
 	m.Offers = nil
 	m.Wants = nil
+	m.Token = Token{}
 }
 
 // resetNew clears the fields of the storage messages, setting Records to rs.
@@ -467,7 +470,8 @@ func (m *Message) Append(b []byte) ([]byte, error) {
 		// The flags byte goes only when a flag is set: a plain PUT keeps
 		// the bytes it had before the byte existed, so one message has one
 		// encoding and old nodes read it as before.
-		if f := m.PutFlags & putFlagsKnown; f != 0 {
+		// A token follows the flags byte, which is then always sent.
+		if f := m.PutFlags & putFlagsKnown; f != 0 || m.Flags&FlagToken != 0 {
 			b = append(b, f)
 		}
 	case PutOK:
@@ -545,6 +549,7 @@ func (m *Message) Append(b []byte) ([]byte, error) {
 	if err != nil {
 		return b[:start], err
 	}
+	b = appendToken(b, m)
 	if len(b)-start > MaxPacket {
 		return b[:start], ErrTooLarge
 	}
@@ -652,6 +657,7 @@ func Decode(b []byte, m *Message) error {
 	m.resetNew(m.records[:0])
 	m.Offers = m.offers[:0]
 	m.Wants = m.wants[:0]
+	m.Token = Token{}
 	r := reader{b: b, off: HeaderLen}
 	switch m.Type {
 	case Ping:
@@ -797,6 +803,7 @@ func Decode(b []byte, m *Message) error {
 	default:
 		return ErrUnknownType
 	}
+	r.token(m)
 	return r.err
 }
 

@@ -51,6 +51,11 @@ type pending struct {
 	// ownRTT is set when the timeouts come from the contact's own
 	// round-trip estimate rather than the node's.
 	ownRTT bool
+	// tokFlag sets the header flag TOKEN: a write carries tok, another
+	// request asks for a token (token.go). tokRetried is set on a write
+	// sent again with the token its refusal carried.
+	tokFlag, tokRetried bool
+	tok                 wire.Token
 }
 
 // op is whatever sent a request and wants its outcome. Both methods run under
@@ -165,6 +170,7 @@ func (n *Node) start(p pending, now time.Time, w transport.Writer) bool {
 		e, ok := n.table.Get(to.ID)
 		p.unverified = ok && e.Contact.Addr == to.Addr && !e.Verified
 	}
+	n.tokenFor(&p, now) // token.go
 	wait, stall, own := n.firstTimeouts(to)
 	p.first, p.wait, p.end, p.ownRTT, p.stallIn = now, wait, now.Add(wait), own, stall
 	p.giveUpAt = now.Add(max(giveUpFactor*stall, n.cfg.MinRequestTimeout))
@@ -236,6 +242,10 @@ func (n *Node) write(txid uint64, p *pending, w transport.Writer) {
 	m.Type, m.Network, m.TxID, m.Sender = p.typ, n.cfg.Network, txid, n.self
 	if n.cfg.ReadOnly {
 		m.Flags = wire.FlagReadOnly
+	}
+	if p.tokFlag {
+		m.Flags |= wire.FlagToken
+		m.Token = p.tok
 	}
 	m.Target = p.key
 	if f, ok := p.op.(filler); ok {

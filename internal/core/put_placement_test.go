@@ -155,7 +155,7 @@ func TestPutPlacement(t *testing.T) {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
 			tn := newTestNet(t, 1000+uint64(size), memnet.Config{})
 			for range size {
-				tn.add(nil)
+				tn.add(func(c *Config) { c.RequireTokens = false }) // TestPutPlacementWithTokens measures them
 			}
 			tn.bootstrapAll(10 * time.Millisecond)
 			tn.clk.RunFor(time.Minute) // let the joins' liveness pings settle
