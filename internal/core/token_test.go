@@ -377,3 +377,68 @@ func TestPutPlacementWithTokens(t *testing.T) {
 		})
 	}
 }
+
+// A token is 8 more bytes in an answer, and a refusal for the token is an
+// answer too: whatever a request with flag TOKEN, or a write refused for
+// its token, makes the node send to the request's claimed source stays
+// within the amplification limit (as TestRequestsDrawNoMoreThanTheirLimitInAll
+// checks without tokens).
+func TestTokenAnswersKeepToTheAmplificationLimit(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		req  wire.Message
+	}{
+		{"PING asking", wire.Message{Type: wire.Ping, Flags: wire.FlagToken}},
+		{"FIND_NODE asking", wire.Message{Type: wire.FindNode, Flags: wire.FlagToken}},
+		{"LISTEN without token", wire.Message{Type: wire.Listen, TTL: 60}},
+		{"LISTEN with a wrong token", wire.Message{Type: wire.Listen, TTL: 60, Flags: wire.FlagToken, Token: wire.Token{9}}},
+		{"STORE without token", wire.Message{Type: wire.Store, TTL: 60, Value: []byte("v")}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tn := newTestNet(t, 305, memnet.Config{})
+			srv := tn.add(func(c *Config) { c.RequireTokens = true })
+			victim := tn.listenPeer(netip.MustParseAddrPort("127.201.0.1:4000"), id.Key("victim"), nil)
+			sendRaw(t, victim, srv.Addr(), wire.Message{Type: wire.Ping, TxID: 1})
+			tn.clk.RunFor(time.Hour)
+			srv.run(func(now time.Time, _ transport.Writer) {
+				// Contacts for FIND_NODE to hand out, up to its budget.
+				for i := range 20 {
+					srv.table.Verified(id.Contact{ID: id.Key(fmt.Sprint(i)), Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 202, 0, byte(i + 1)}), 4000)}, now)
+				}
+			})
+			victim.sizes = victim.sizes[:0]
+			req := c.req
+			req.Sender, req.TxID, req.Target = id.Key("someone else"), 9, id.Key("k")
+			b, err := req.Append(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv.HandlePacket(b, victim.ep.LocalAddr(), sendVia{victim.ep})
+			tn.clk.RunFor(10 * time.Second)
+			total := 0
+			for _, n := range victim.sizes {
+				total += n
+			}
+			if total > wire.AmplificationFactor*len(b) {
+				t.Errorf("a %d-byte %s drew %d bytes in %d datagrams, over %dx", len(b), c.name, total, len(victim.sizes), wire.AmplificationFactor)
+			}
+			if len(victim.sizes) == 0 {
+				t.Errorf("no answer at all")
+			}
+		})
+	}
+}
+
+// BenchmarkTokenCheck is what a write costs a node that requires tokens
+// when the token is of the previous period (two HMACs, the worst case).
+func BenchmarkTokenCheck(b *testing.B) {
+	var tk tokens
+	now := epoch.Add(wire.TokenRotation)
+	tok := tk.mint(addrA, tokenEpoch(epoch))
+	b.ReportAllocs()
+	for b.Loop() {
+		if !tk.valid(tok, addrA, now) {
+			b.Fatal("invalid")
+		}
+	}
+}
