@@ -442,3 +442,27 @@ func BenchmarkTokenCheck(b *testing.B) {
 		}
 	}
 }
+
+// Replication (by digest, then PUT and DELETE), hand-over to newcomers,
+// re-replication after departures, path caching and republishing work
+// when every node requires write tokens: their scenario tests, run with
+// RequireTokens on (CORE_REQUIRE_TOKENS=1 runs many more, see .ci/run).
+// The OFFERs ask for tokens and their WANTs bring them; the gets' GETs
+// bring the path cache's.
+func TestReplicationCacheAndRepublishWithTokensRequired(t *testing.T) {
+	old := requireTokens
+	requireTokens = true
+	t.Cleanup(func() { requireTokens = old })
+	for name, f := range map[string]func(*testing.T){
+		"replication":    TestReplicationRestoresReplicasAfterTheClosestNodesLeave,
+		"hand-over":      TestHandoverGivesANewcomerTheKeysItIsNowClosestTo,
+		"no roll-back":   TestReplicationNeverRollsBackAndSettlesOnDigests,
+		"departures":     TestDeparturesAreReReplicatedWithinMinutes,
+		"path cache":     TestPathCacheStoresAtTheClosestNodeWithoutItWithAShrinkingTTL,
+		"republish":      TestRepublishKeepsAValueAlivePastItsTTLUntilStopped,
+		"holders leave":  TestRepublishRestoresAValueAfterItsHoldersLeft,
+		"get everywhere": TestPutStoresOnTheKClosestAndGetFindsIt,
+	} {
+		t.Run(name, f)
+	}
+}
