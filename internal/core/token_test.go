@@ -27,6 +27,34 @@ func tokenNode(t *testing.T) (*testNet, *Node) {
 	return tn, tn.add(func(c *Config) { c.RequireTokens = true })
 }
 
+// tokenNet is a joined network of size nodes that all require tokens.
+func tokenNet(t *testing.T, seed uint64, size int) *testNet {
+	tn := newTestNet(t, seed, memnet.Config{})
+	for range size {
+		tn.add(func(c *Config) { c.RequireTokens = true })
+	}
+	tn.bootstrapAll(10 * time.Millisecond)
+	tn.clk.RunFor(time.Minute)
+	return tn
+}
+
+// watch opens addr on the test network and hands f every datagram that
+// arrives there, decoded (ok false when it does not decode).
+func (tn *testNet) watch(addr netip.AddrPort, f func(m *wire.Message, ok bool)) {
+	tn.t.Helper()
+	ep, err := tn.net.Listen(addr)
+	if err != nil {
+		tn.t.Fatal(err)
+	}
+	tn.t.Cleanup(func() { ep.Close() })
+	if err := ep.Start(transport.HandlerFunc(func(b []byte, _ netip.AddrPort, _ transport.Writer) {
+		var m wire.Message
+		f(&m, wire.Decode(b, &m) == nil)
+	})); err != nil {
+		tn.t.Fatal(err)
+	}
+}
+
 // askToken sends n a FIND_NODE with flag TOKEN from addr and returns the
 // token its answer carries.
 func askToken(t *testing.T, n *Node, from netip.AddrPort) wire.Token {
@@ -155,19 +183,11 @@ func TestListenWithoutTokenGetsNoNotify(t *testing.T) {
 	key := id.Key("watched")
 	notifies := map[netip.AddrPort]int{}
 	for _, a := range []netip.AddrPort{addrA, addrB} {
-		ep, err := tn.net.Listen(a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ep.Close() })
-		if err := ep.Start(transport.HandlerFunc(func(b []byte, _ netip.AddrPort, _ transport.Writer) {
-			var m wire.Message
-			if wire.Decode(b, &m) == nil && m.Type == wire.Notify {
+		tn.watch(a, func(m *wire.Message, ok bool) {
+			if ok && m.Type == wire.Notify {
 				notifies[a]++
 			}
-		})); err != nil {
-			t.Fatal(err)
-		}
+		})
 	}
 	listen := tokenWrites(key)["LISTEN"]
 	wantError(t, "LISTEN without a token", rawOnce(t, n, addrA, listen), wire.CodeToken)
@@ -207,12 +227,7 @@ func TestListenWithoutTokenGetsNoNotify(t *testing.T) {
 // writes carry the tokens the lookups' answers handed out, and a write
 // that lacked one is sent again once with the refusal's.
 func TestOperationsWorkWithTokensRequired(t *testing.T) {
-	tn := newTestNet(t, 92, memnet.Config{})
-	for range 40 {
-		tn.add(func(c *Config) { c.RequireTokens = true })
-	}
-	tn.bootstrapAll(10 * time.Millisecond)
-	tn.clk.RunFor(time.Minute)
+	tn := tokenNet(t, 92, 40)
 	key := id.Key("with tokens")
 	pr, err := putRec(t, tn, tn.nodes[3], PutRequest{Key: key, Value: []byte("v1"), TTL: time.Hour})
 	if err != nil {
@@ -306,12 +321,7 @@ func TestTokenTableIsBounded(t *testing.T) {
 // extra request per node (per part in flight, for a larger value), and its
 // caller never sees the refusals.
 func TestStaleTokensCostOneRetryEach(t *testing.T) {
-	tn := newTestNet(t, 93, memnet.Config{})
-	for range 30 {
-		tn.add(func(c *Config) { c.RequireTokens = true })
-	}
-	tn.bootstrapAll(10 * time.Millisecond)
-	tn.clk.RunFor(time.Minute)
+	tn := tokenNet(t, 93, 30)
 	w := tn.nodes[4]
 	w.run(func(now time.Time, _ transport.Writer) {
 		for _, n := range tn.nodes {
@@ -345,8 +355,8 @@ func TestStaleTokensCostOneRetryEach(t *testing.T) {
 // 200-node network only.
 func TestPutPlacementWithTokens(t *testing.T) {
 	sizes := []int{200, 1000}
-	if testing.Short() {
-		sizes = sizes[:1]
+	if testing.Short() || raceEnabled {
+		sizes = sizes[:1] // see raceEnabled
 	}
 	for _, size := range sizes {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
@@ -462,6 +472,7 @@ func TestReplicationCacheAndRepublishWithTokensRequired(t *testing.T) {
 		"republish":      TestRepublishKeepsAValueAlivePastItsTTLUntilStopped,
 		"holders leave":  TestRepublishRestoresAValueAfterItsHoldersLeft,
 		"get everywhere": TestPutStoresOnTheKClosestAndGetFindsIt,
+		"listener":       TestListenerSeesChangesAndFollowsTheClosestNodes,
 	} {
 		t.Run(name, f)
 	}
