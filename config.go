@@ -119,8 +119,11 @@ type Config struct {
 	// LISTEN that does not carry a write token it handed the sender's
 	// address within the last 10 to 20 minutes (docs/protocol.md "Write
 	// tokens"), so that nobody writes or subscribes in the name of an
-	// address it does not receive at. Off, the node still hands tokens out
-	// and its own writes carry them. Part of a network's constants: a node
+	// address it does not receive at; its own lookups then ask for the
+	// tokens its writes need. Off, the node hands tokens to requesters that
+	// ask, and sends every datagram as before tokens (a write refused for
+	// its token is sent again with the refusal's). Part of a network's
+	// constants: a node
 	// that requires tokens refuses the writes of nodes that predate them.
 	// The zero value, off, is the default.
 	RequireTokens bool

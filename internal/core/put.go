@@ -197,7 +197,7 @@ func (p *putOp) fill(m *wire.Message, q *pending) {
 func (p *putOp) sendParts(n *Node, i int, now time.Time, w transport.Writer) {
 	t := &p.targets[i]
 	window := putWindow
-	if _, ok := n.tok.fresh(p.res.Receipts[p.first+i].Node.Addr, now); t.unproven || (t.next == 0 && !ok) {
+	if _, ok := n.tok.fresh(p.res.Receipts[p.first+i].Node.Addr, now); t.unproven || (t.next == 0 && !ok && n.cfg.RequireTokens) {
 		// Without a token, the first part alone: its answer brings one
 		// (or a refusal that does, see retryWithToken) for the others.
 		window = 1

@@ -132,15 +132,18 @@ func (t *tokens) fresh(a netip.AddrPort, now time.Time) (wire.Token, bool) {
 // tokenFor says what request p carries: a write carries the token its
 // node handed us, when we hold one; a lookup's request or an OFFER asks
 // for one when we hold none, so that the writes that follow it (a put's,
-// a cache's, a replica's) have it. The retransmissions of a request are
-// the same bytes, so this is decided once, at its first send.
+// a cache's, a replica's) have it. Only a node that requires tokens asks
+// (they are a network's setting): elsewhere every datagram stays as it was
+// before tokens, and a write refused for its token still gets one in the
+// refusal. The retransmissions of a request are the same bytes, so this
+// is decided once, at its first send.
 func (n *Node) tokenFor(p *pending, now time.Time) {
 	tok, ok := n.tok.fresh(p.to.Addr, now)
 	switch {
 	case wire.IsWrite(p.typ):
 		p.tokFlag, p.tok = ok, tok
 	case p.typ == wire.FindNode, p.typ == wire.FindValue, p.typ == wire.Get, p.typ == wire.Offer:
-		p.tokFlag = !ok
+		p.tokFlag = !ok && n.cfg.RequireTokens
 	}
 }
 
