@@ -546,10 +546,14 @@ func (m *Message) Append(b []byte) ([]byte, error) {
 	default:
 		return b[:start], ErrUnknownType
 	}
+	// The token comes right after the body, before any trailer defined
+	// later (those go at the datagram's end).
+	if err == nil {
+		b = appendToken(b, m)
+	}
 	if err != nil {
 		return b[:start], err
 	}
-	b = appendToken(b, m)
 	if len(b)-start > MaxPacket {
 		return b[:start], ErrTooLarge
 	}
