@@ -142,6 +142,18 @@ type Config struct {
 	// from private or loopback peers, so that a public peer cannot steer
 	// requests to the node's own services or network.
 	AnyScope bool
+	// RequireTokens makes the node refuse every STORE, PUT, DELETE and
+	// LISTEN that does not carry a write token it handed the sender's
+	// address within the last 10 to 20 minutes (docs/protocol.md "Write
+	// tokens"), so that nobody writes or subscribes in the name of an
+	// address it does not receive at; its own lookups then ask for the
+	// tokens its writes need. Off, the node hands tokens to requesters that
+	// ask, and sends every datagram as before tokens (a write refused for
+	// its token is sent again with the refusal's). Part of a network's
+	// constants: a node
+	// that requires tokens refuses the writes of nodes that predate them.
+	// The zero value, off, is the default.
+	RequireTokens bool
 	// MaxInFlight bounds the requests in flight at once; requests beyond it
 	// wait for a free slot.
 	MaxInFlight int

@@ -106,6 +106,7 @@ func TestNewPassesTheConfigToTheNode(t *testing.T) {
 	cfg.LookupTimeout = 7 * time.Second
 	cfg.GetQuorum = 1
 	cfg.AnyScope = true
+	cfg.RequireTokens = true
 	cfg.RecordPolicy.RefusePlain = true
 	n, err := New(cfg)
 	if err != nil {
@@ -116,8 +117,8 @@ func TestNewPassesTheConfigToTheNode(t *testing.T) {
 	if c.Attempts != 1 || c.StallAfter != 300*time.Millisecond || c.MaxFailures != 7 || len(c.Seeds) != 1 || c.Seeds[0] != seed {
 		t.Fatalf("node config: Attempts %d, StallAfter %v, MaxFailures %d, Seeds %v", c.Attempts, c.StallAfter, c.MaxFailures, c.Seeds)
 	}
-	if !c.RecordPolicy.RefusePlain {
-		t.Fatal("node config: RecordPolicy not passed on")
+	if !c.RecordPolicy.RefusePlain || !c.RequireTokens {
+		t.Fatal("node config: RecordPolicy or RequireTokens not passed on")
 	}
 	if c.LookupTimeout != 7*time.Second || c.GetQuorum != 1 || !c.AnyScope {
 		t.Fatalf("node config: LookupTimeout %v, GetQuorum %d, AnyScope %v", c.LookupTimeout, c.GetQuorum, c.AnyScope)

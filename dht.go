@@ -131,6 +131,7 @@ func New(cfg Config) (*Node, error) {
 		PathCache:       cfg.PathCache,
 		KeepAliveEnded:  func(id.ID, id.ID, error) { keep.saveLater() }, // superseded
 		AnyScope:        cfg.AnyScope,
+		RequireTokens:   cfg.RequireTokens,
 		Seeds:           cfg.Seeds,
 		Clock:           cfg.Clock,
 		Transport:       tr,

@@ -178,7 +178,7 @@ const (
 	// FlagReadOnly marks a sender that is a short-lived client: answer it,
 	// but do not add it to routing tables (like BEP 43's read-only nodes).
 	FlagReadOnly Flags = 1 << 0
-	flagsKnown         = FlagReadOnly | FlagProve | FlagProof // FlagProve, FlagProof: ident.go
+	flagsKnown         = FlagReadOnly | FlagProve | FlagProof | FlagToken // FlagProve, FlagProof: ident.go; FlagToken: token.go
 )
 
 // ErrorCode says why a request was refused.
@@ -287,6 +287,7 @@ type Message struct {
 	// Proof is the identity trailer of a message with FlagProof:
 	// ProofLen bytes (ident.go); decoded, it aliases the datagram.
 	Proof []byte
+	Token Token // with FlagToken: a write's token, or a response's fresh one (token.go)
 
 	contacts [MaxContacts]id.Contact
 	values   [MaxValues]Value
@@ -305,6 +306,7 @@ func (m *Message) Reset() {
 	m.Offers = nil
 	m.Wants = nil
 	m.Proof = nil
+	m.Token = Token{}
 }
 
 // resetNew clears the fields of the storage messages, setting Records to rs.
@@ -473,7 +475,8 @@ func (m *Message) Append(b []byte) ([]byte, error) {
 		// The flags byte goes only when a flag is set: a plain PUT keeps
 		// the bytes it had before the byte existed, so one message has one
 		// encoding and old nodes read it as before.
-		if f := m.PutFlags & putFlagsKnown; f != 0 {
+		// A token follows the flags byte, which is then always sent.
+		if f := m.PutFlags & putFlagsKnown; f != 0 || m.Flags&FlagToken != 0 {
 			b = append(b, f)
 		}
 	case PutOK:
@@ -548,7 +551,10 @@ func (m *Message) Append(b []byte) ([]byte, error) {
 	default:
 		return b[:start], ErrUnknownType
 	}
+	// The token comes right after the body, then the identity proof,
+	// which is always the datagram's last ProofLen bytes.
 	if err == nil {
+		b = appendToken(b, m)
 		b, err = appendProof(b, m)
 	}
 	if err != nil {
@@ -665,6 +671,7 @@ func Decode(b []byte, m *Message) error {
 	m.resetNew(m.records[:0])
 	m.Offers = m.offers[:0]
 	m.Wants = m.wants[:0]
+	m.Token = Token{}
 	r := reader{b: b, off: HeaderLen}
 	switch m.Type {
 	case Ping:
@@ -810,6 +817,7 @@ func Decode(b []byte, m *Message) error {
 	default:
 		return ErrUnknownType
 	}
+	r.token(m)
 	return r.err
 }
 

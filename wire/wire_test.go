@@ -171,7 +171,8 @@ func goldenMessages() map[string]*Message {
 		}
 	})
 	add("want", func(m *Message) { m.Type, m.Wants = Want, []uint8{1} })
-	identGolden(ms) // ident_test.go
+	identGolden(ms)     // ident_test.go
+	addTokenGolden(add) // token_test.go
 	return ms
 }
 
@@ -264,6 +265,9 @@ func equal(a, b *Message) bool {
 	if a.Cursor != b.Cursor || a.AfterVersion != b.AfterVersion || a.AfterPublisher != b.AfterPublisher {
 		return false
 	}
+	if a.Token != b.Token {
+		return false
+	}
 	if len(a.Contacts) != len(b.Contacts) || len(a.Values) != len(b.Values) || len(a.Records) != len(b.Records) {
 		return false
 	}
@@ -295,9 +299,9 @@ func equalRecord(a, b *Record) bool {
 
 func describe(m *Message) string {
 	return fmt.Sprintf("%s flags=%d net=%x tx=%x sender=%s target=%s ttl=%d value=%q values=%v more=%v contacts=%v observed=%v code=%d text=%q"+
-		" publisher=%s putflags=%d version=%d size=%d offset=%d status=%d found=%v records=%+v record=%+v cursor=%v after=%d/%s offers=%x wants=%v",
+		" publisher=%s putflags=%d version=%d size=%d offset=%d status=%d found=%v records=%+v record=%+v cursor=%v after=%d/%s offers=%x wants=%v token=%x",
 		m.Type, m.Flags, m.Network, m.TxID, m.Sender.Short(), m.Target.Short(), m.TTL, m.Value, m.Values, m.More, m.Contacts, m.Observed, m.Code, m.Text,
-		m.Publisher.Short(), m.PutFlags, m.Version, m.Size, m.Offset, m.Status, m.Found, m.Records, m.Record, m.Cursor, m.AfterVersion, m.AfterPublisher.Short(), m.Offers, m.Wants)
+		m.Publisher.Short(), m.PutFlags, m.Version, m.Size, m.Offset, m.Status, m.Found, m.Records, m.Record, m.Cursor, m.AfterVersion, m.AfterPublisher.Short(), m.Offers, m.Wants, m.Token)
 }
 
 func TestGoldenBytes(t *testing.T) {
@@ -492,6 +496,12 @@ func randomMessage(r *rand.Rand) *Message {
 		Put, Get, Fetch, Delete, Listen, Notify, PutOK, Records, Part, Deleted, Listening, Notified, Offer, Want}
 	m := hdr(types[r.IntN(len(types))])
 	m.Flags = Flags(r.IntN(2))
+	if r.IntN(2) == 0 {
+		m.Flags |= FlagToken // token.go: a trailer on writes and responses, a request elsewhere
+		if CarriesToken(m.Type) {
+			binary.BigEndian.PutUint64(m.Token[:], r.Uint64())
+		}
+	}
 	m.Network = r.Uint32()
 	m.TxID = r.Uint64()
 	m.Sender = id.Random(r)
@@ -981,6 +991,9 @@ func TestStorageMessagesFitAndHelpersMeasureThem(t *testing.T) {
 			want = PartLen(len(m.Value))
 		case Notify:
 			want = HeaderLen + id.Len + RecordLen(len(m.Record.Data))
+		}
+		if m.Flags&FlagToken != 0 && CarriesToken(m.Type) && (m.Type == Records || m.Type == Part || m.Type == Notify) {
+			want += TokenLen // the helpers measure the body; a token is on top
 		}
 		if len(b) != want {
 			t.Fatalf("%s is %d bytes, the helpers say %d: %s", m.Type, len(b), want, describe(m))

@@ -104,6 +104,15 @@ type Config struct {
 	// one pass serves all the changes of a burst; default 5s, at most
 	// ReplicateInterval.
 	ReplicateDebounce time.Duration
+	// RequireTokens makes the node refuse, with ERROR code 14 and having
+	// changed nothing, every STORE, PUT, DELETE and LISTEN that does not
+	// carry a write token it handed the sender's address within the last
+	// 10 to 20 minutes (token.go, docs/protocol.md "Write tokens"), so
+	// that a write proves its sender receives at its address; its own
+	// lookups and OFFERs then ask for the tokens its writes need. Off, the
+	// node hands tokens to requesters that ask and sends every datagram as
+	// before tokens.
+	RequireTokens bool
 	// RecordPolicy is how this node judges record kinds (package record):
 	// every complete enveloped record it is asked to store (PUT, by a
 	// publisher, a replica or a cache) must pass RecordPolicy.Check, and

@@ -49,6 +49,7 @@ func (tn *testNet) add(mod func(*Config)) *Node {
 		Clock:     tn.clk,
 		Rand:      rand.New(rand.NewPCG(tn.seed, uint64(len(tn.nodes)))),
 	}
+	cfg.RequireTokens = requireTokens // token_test.go
 	if mod != nil {
 		mod(&cfg)
 	}

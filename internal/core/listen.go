@@ -517,7 +517,8 @@ func (n *Node) serveListen(s *scratch, m *wire.Message, from netip.AddrPort, now
 		// Notifications go only to an address that proved it receives:
 		// one that answered us already, or answers a PING now. A forged
 		// LISTEN must not aim our notifications at a victim.
-		if e, ok := n.table.Get(m.Sender); ok && e.Contact.Addr == from && e.Verified {
+		if e, ok := n.table.Get(m.Sender); s.proven || (ok && e.Contact.Addr == from && e.Verified) {
+			// A valid write token proves the address as an answer does.
 			l.verified = true
 		} else {
 			if n.listenLoad.checks >= n.listenShare() || n.rpc.Len() >= n.rpc.Cap() {

@@ -74,6 +74,7 @@ type Node struct {
 	repl           replState  // replication and hand-over (replicate.go, handover.go)
 	limits         rateLimits // per-source request rate limits (ratelimit.go)
 	ident          identState // node identity (ident.go)
+	tok            tokens     // write tokens made and held (token.go)
 }
 
 // timerSlot is one armed clock timer. The generation tells a callback that
@@ -98,6 +99,11 @@ type scratch struct {
 	text     [wire.MaxErrorText]byte
 	limit    int  // the most bytes the answer to the current request may take
 	prove    bool // the answer carries an identity proof (ident.go)
+	// tokenFor is the request whose answer carries token (token.go);
+	// proven is set when that request is a write with a valid token.
+	tokenFor *wire.Message
+	token    wire.Token
+	proven   bool
 }
 
 // New makes a node and starts receiving on cfg.Transport. It validates cfg
@@ -121,6 +127,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.limits = newRateLimits(&cfg)
 	n.ident.key = cfg.Key
+	n.initTokens()
 	n.rememberSeeds(cfg.Seeds)
 	for _, a := range n.Addrs() {
 		ip := a.Addr()
@@ -300,6 +307,7 @@ func (n *Node) HandleBatch(pkts []transport.Packet, w transport.Writer) {
 func (n *Node) handle(s *scratch, data []byte, from netip.AddrPort, now time.Time, w transport.Writer) {
 	n.stats.packetsIn++
 	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	s.tokenFor = nil // set for a request that earns a token (token.go)
 	m := &s.msg
 	s.prove = false
 	if wire.PeekHeader(data, m) == nil && m.Type.IsRequest() && m.Network == n.cfg.Network && !n.limits.allow(from.Addr(), now) {
@@ -342,6 +350,10 @@ func (n *Node) reply(s *scratch, m *wire.Message, to netip.AddrPort, w transport
 	o.Reset() // not a zero-value assignment: that would clear 4 KiB of arrays per reply
 	o.Type, o.Network, o.TxID, o.Sender = typ, n.cfg.Network, m.TxID, n.self
 	fill(o)
+	if s.tokenFor == m {
+		o.Flags |= wire.FlagToken // its 8 bytes are off s.limit already (token.go)
+		o.Token = s.token
+	}
 	if typ == wire.Error {
 		n.noteError(m.Type, o) // obs: by code and store refusal reason (stats.go)
 		// An ERROR's text is the one part that can be cut to keep within
@@ -379,6 +391,9 @@ func (n *Node) serve(s *scratch, m *wire.Message, from netip.AddrPort, now time.
 		return // read-only nodes are in nobody's table; a request is a mistake or a probe
 	}
 	n.stats.served[m.Type]++
+	if !n.tokenGate(s, m, from, now, w) {
+		return // a write without a valid token (token.go)
+	}
 	if m.Flags&wire.FlagReadOnly == 0 {
 		if ping, ok := n.observe(id.Contact{ID: m.Sender, Addr: from}, false, s.limit-answerReserve(m.Type, n.cfg.Attempts), now, w); ok && ping.Addr == from {
 			// The ping the request made us send goes to its claimed source
@@ -614,6 +629,9 @@ func (n *Node) handleResponse(m *wire.Message, from netip.AddrPort, now time.Tim
 		return
 	}
 	n.stats.responses++
+	if m.Flags&wire.FlagToken != 0 {
+		n.tok.remember(from, m.Token, now) // token.go
+	}
 	n.noteAnswer(&p, m, now) // obs: outcome, round trip, debug line (stats.go)
 	n.done(&p)
 	if !n.identityAnswer(&p, m, from) {
@@ -643,5 +661,8 @@ func (n *Node) handleResponse(m *wire.Message, from netip.AddrPort, now time.Tim
 	// first sample (rtt.go).
 	n.sampleRTT(&p, id.Contact{ID: m.Sender, Addr: from}, now)
 	p.to.ID = m.Sender
+	if n.retryWithToken(&p, m, now, w) {
+		return // token.go
+	}
 	p.op.response(n, &p, m, now, w)
 }

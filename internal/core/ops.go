@@ -54,6 +54,11 @@ type pending struct {
 	// prove is set when the request asks for an identity proof: its
 	// answer counts only with a valid one (ident.go).
 	prove bool
+	// tokFlag sets the header flag TOKEN: a write carries tok, another
+	// request asks for a token (token.go). tokRetried is set on a write
+	// sent again with the token its refusal carried.
+	tokFlag, tokRetried bool
+	tok                 wire.Token
 }
 
 // op is whatever sent a request and wants its outcome. Both methods run under
@@ -170,6 +175,7 @@ func (n *Node) start(p pending, now time.Time, w transport.Writer) bool {
 		e, ok := n.table.Get(to.ID)
 		p.unverified = ok && e.Contact.Addr == to.Addr && !e.Verified
 	}
+	n.tokenFor(&p, now) // token.go
 	wait, stall, own := n.firstTimeouts(to)
 	p.first, p.wait, p.end, p.ownRTT, p.stallIn = now, wait, now.Add(wait), own, stall
 	p.giveUpAt = now.Add(max(giveUpFactor*stall, n.cfg.MinRequestTimeout))
@@ -244,6 +250,10 @@ func (n *Node) write(txid uint64, p *pending, w transport.Writer) {
 	}
 	if p.prove {
 		m.Flags |= wire.FlagProve
+	}
+	if p.tokFlag {
+		m.Flags |= wire.FlagToken
+		m.Token = p.tok
 	}
 	m.Target = p.key
 	if f, ok := p.op.(filler); ok {

@@ -197,7 +197,9 @@ func (p *putOp) fill(m *wire.Message, q *pending) {
 func (p *putOp) sendParts(n *Node, i int, now time.Time, w transport.Writer) {
 	t := &p.targets[i]
 	window := putWindow
-	if t.unproven {
+	if _, ok := n.tok.fresh(p.res.Receipts[p.first+i].Node.Addr, now); t.unproven || (t.next == 0 && !ok && n.cfg.RequireTokens) {
+		// Without a token, the first part alone: its answer brings one
+		// (or a refusal that does, see retryWithToken) for the others.
 		window = 1
 	}
 	for !t.done && t.inFlight < window && (t.next < uint32(len(p.value)) || (t.next == 0 && len(p.value) == 0)) {
@@ -444,7 +446,7 @@ func (n *Node) startPut(req PutRequest, e *keepAlive, now time.Time, w transport
 	if n.cfg.PutBeta > 0 {
 		lo.l.StopWhen(func(l *lookup.Lookup) bool {
 			var ok bool
-			guess, ok = n.betaTargets(l)
+			guess, ok = n.betaTargets(l, now)
 			return ok
 		})
 	}
@@ -466,7 +468,14 @@ func (n *Node) startPut(req PutRequest, e *keepAlive, now time.Time, w transport
 // costs in placement. A candidate that never answered us may be an address
 // a hostile answer named: it gets one datagram, sent once, until it
 // answers (see sendParts).
-func (n *Node) betaTargets(l *lookup.Lookup) ([]id.Contact, bool) {
+//
+// Where writes need tokens (RequireTokens, a network's setting), the rule
+// also waits until each of the K closest candidates has answered or handed
+// us a token we still hold: a target that has neither would cost a refused
+// PUT and its retry, and asking it in the lookup costs no more and may name
+// a closer node. So a cold put costs what the full lookup does, and a put
+// to nodes written to recently (within tokenReuse) what the rule alone does.
+func (n *Node) betaTargets(l *lookup.Lookup, now time.Time) ([]id.Contact, bool) {
 	var cb, rb [wire.MaxContacts]id.Contact
 	beta := n.cfg.PutBeta
 	rs := l.Closest(rb[:0])
@@ -493,6 +502,9 @@ func (n *Node) betaTargets(l *lookup.Lookup) ([]id.Contact, bool) {
 		if !slices.ContainsFunc(out, func(x id.Contact) bool { return tableAddr(x.Addr) == a }) {
 			out = append(out, c)
 		}
+	}
+	if n.cfg.RequireTokens && !n.haveTokens(out[:min(len(out), n.cfg.K)], rs, now) {
+		return nil, false // token.go
 	}
 	return out, true
 }

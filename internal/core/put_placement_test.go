@@ -155,7 +155,7 @@ func TestPutPlacement(t *testing.T) {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
 			tn := newTestNet(t, 1000+uint64(size), memnet.Config{})
 			for range size {
-				tn.add(nil)
+				tn.add(func(c *Config) { c.RequireTokens = false }) // TestPutPlacementWithTokens measures them
 			}
 			tn.bootstrapAll(10 * time.Millisecond)
 			tn.clk.RunFor(time.Minute) // let the joins' liveness pings settle
@@ -219,20 +219,12 @@ func TestBetaPutSendsOneDatagramToAddressesThatNeverAnswered(t *testing.T) {
 	got, puts := map[netip.AddrPort]int{}, map[netip.AddrPort]int{}
 	for i := range 40 {
 		a := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 77, 0, byte(i + 1)}), 4000)
-		ep, err := tn.net.Listen(a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ep.Close() })
-		if err := ep.Start(transport.HandlerFunc(func(b []byte, _ netip.AddrPort, _ transport.Writer) {
-			var m wire.Message
-			if wire.Decode(b, &m) == nil && m.Type == wire.Put {
+		tn.watch(a, func(m *wire.Message, ok bool) {
+			if ok && m.Type == wire.Put {
 				puts[a]++
 			}
 			got[a]++
-		})); err != nil {
-			t.Fatal(err)
-		}
+		})
 		c := id.Contact{ID: key, Addr: a}
 		c.ID[10] ^= byte(rng.IntN(255) + 1) // farther than the hostile nodes, closer than anyone honest
 		victims = append(victims, c)

@@ -3,6 +3,7 @@ package core
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/dhtkit/dht/id"
 	"github.com/dhtkit/dht/lookup"
@@ -43,7 +44,7 @@ func TestReview10BetaTargetsTakeOneContactPerAddress(t *testing.T) {
 	l.OnResponse(asked[1].ID, nil)
 	l.OnResponse(asked[2].ID, nil)
 	n.mu.Lock()
-	targets, ok := n.betaTargets(l)
+	targets, ok := n.betaTargets(l, time.Time{})
 	n.mu.Unlock()
 	if !ok {
 		t.Fatal("the beta rule did not stop the lookup with its 3 closest answered")

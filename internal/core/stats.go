@@ -46,6 +46,8 @@ type stats struct {
 	trace traceLimit
 
 	listen listenStats // listeners and subscriptions (listen.go)
+
+	tokensGiven, tokenRefused, tokenRetries uint64 // write tokens (token.go)
 }
 
 // listenStats counts what the listen paths dropped (see ListenCounts).
@@ -153,6 +155,8 @@ func CodeName(c wire.ErrorCode) string {
 		return "invalid"
 	case wire.CodeConflict:
 		return "conflict"
+	case wire.CodeToken:
+		return "token"
 	}
 	return "other"
 }
@@ -268,6 +272,7 @@ type Stats struct {
 	Stalls         uint64 // lookup requests slow enough that the lookup moved on without them
 	RPCFull        uint64 // requests not sent because too many were in flight and the queue was full
 	RPCQueued      uint64 // requests that waited for a free slot before going out
+	Tokens         TokenCounts
 	StoresAccepted uint64 // STORE, PUT and DELETE requests accepted
 	StoresRefused  uint64 // STORE, PUT and DELETE requests refused (StoreRefusals says why)
 	Expired        uint64 // values removed by expiry sweeps
@@ -448,6 +453,7 @@ func (n *Node) Stats() Stats {
 		Unmatched: s.unmatched, Responses: s.responses,
 		Requests: s.requests, Retries: s.retries, Timeouts: s.timeouts, Stalls: s.stalls,
 		RPCFull: s.rpcFull, RPCQueued: s.rpcQueued,
+		Tokens:         TokenCounts{Given: s.tokensGiven, Refused: s.tokenRefused, Retries: s.tokenRetries},
 		StoresAccepted: s.storesAccepted, StoresRefused: s.storesRefused, ForgedRecords: s.forged,
 		Expired: s.expired, Refreshes: s.refreshes, Rejoins: s.rejoins,
 		RefreshesSkipped: s.refreshesSkipped, KeepAlive: n.keepAliveStats(), PathCache: n.pathCacheStats(),
