@@ -646,3 +646,53 @@ func TestEclipseInsideANetwork(t *testing.T) {
 		}
 	}
 }
+
+// Identity and write tokens together: a network that requires both joins,
+// stores a put on its K closest and reads it back, with proofs and tokens
+// in the same datagrams.
+func TestIdentityAndTokensTogether(t *testing.T) {
+	tn := newTestNet(t, 12, memnet.Config{})
+	mod := func(c *Config) {
+		c.K, c.ReplicateInterval = 8, time.Hour
+		c.RequireTokens = true
+		requireIdentity(0)(c)
+	}
+	for range 30 {
+		tn.add(mod)
+	}
+	tn.bootstrapAll(20 * time.Millisecond)
+	key := id.Key("identity and tokens")
+	pending := 1
+	tn.nodes[3].Put(key, []byte("both"), time.Hour, func(r *PutResult, err error) {
+		if err != nil || r.Stored != 8 {
+			t.Errorf("put: %v, stored on %d of 8", err, r.Stored)
+		}
+		pending--
+	})
+	tn.await(&pending, time.Minute)
+	pending = 1
+	tn.nodes[20].Get(key, func(r *LookupResult, err error) {
+		if err != nil || len(r.Values) != 1 || string(r.Values[0]) != "both" {
+			t.Errorf("get: %v, %q", err, r.Values)
+		}
+		pending--
+	})
+	tn.await(&pending, time.Minute)
+	var given, failedIdent uint64
+	for _, n := range tn.nodes {
+		st := n.Stats()
+		failedIdent += st.Identity.Failed
+		given += st.Tokens.Given
+		for _, e := range n.Contacts() {
+			if !n.IdentityVerified(e.Contact) {
+				t.Fatalf("%v holds %v, which never proved its ID there", n.ID().Short(), e.Contact)
+			}
+		}
+	}
+	if failedIdent != 0 {
+		t.Errorf("%d identity failures in an honest network", failedIdent)
+	}
+	if given == 0 {
+		t.Error("no token was handed out: the put did not go through tokens")
+	}
+}
