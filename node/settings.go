@@ -297,6 +297,13 @@ var settings = []*settingDef{
 		apply:   func(c *DaemonConfig, v string) (err error) { c.Node.RequireIdentity, err = parseBool(v); return },
 	},
 	{
+		name: "require-tokens", kind: kBool,
+		help:    "take a write or a subscription only with a token this node handed to its source address in the last 10 to 20 minutes, so that forged source addresses cannot write (every member of the network needs it)",
+		allowed: "true or false",
+		def:     constDef("false"),
+		apply:   func(c *DaemonConfig, v string) (err error) { c.Node.RequireTokens, err = parseBool(v); return },
+	},
+	{
 		name: "identity-difficulty", kind: kInt, arg: "BITS",
 		help:    "the network's proof of work on node IDs: SHA-1 of an ID must start with this many zero bits (a new key takes about 2^BITS tries)",
 		allowed: fmt.Sprintf("a whole number from 0 to %d", ident.MaxDifficulty),

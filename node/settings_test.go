@@ -405,3 +405,16 @@ func TestDisjointPathsSettingSetsTheNodeConfig(t *testing.T) {
 		t.Errorf("DHT_DISJOINT_PATHS=3 gave DisjointPaths %d", l.Config.Node.DisjointPaths)
 	}
 }
+
+// require-tokens reaches dht.Config.RequireTokens; it is off by default.
+func TestRequireTokensSetting(t *testing.T) {
+	if l := mustLoad(t, []string{"--memory"}, nil); l.Config.Node.RequireTokens {
+		t.Error("RequireTokens on by default")
+	}
+	if l := mustLoad(t, []string{"--memory", "--require-tokens"}, nil); !l.Config.Node.RequireTokens {
+		t.Error("--require-tokens left RequireTokens off")
+	}
+	if _, err := LoadConfig([]string{"--memory"}, map[string]string{"DHT_REQUIRE_TOKENS": "maybe"}); err == nil || !strings.Contains(err.Error(), "require-tokens") {
+		t.Errorf("DHT_REQUIRE_TOKENS=maybe: %v, want an error naming require-tokens", err)
+	}
+}
