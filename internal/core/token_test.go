@@ -373,7 +373,11 @@ func TestPutPlacementWithTokens(t *testing.T) {
 			t.Logf("N=%d tokens, full lookup: %v", size, full)
 			t.Logf("N=%d tokens, beta=%d cold: %v", size, DefaultPutBeta, cold)
 			t.Logf("N=%d tokens, beta=%d warm: %v", size, DefaultPutBeta, warm)
-			if cold.own > full.own {
+			// A cold put asks every target the full lookup would (for
+			// its token), and may end on a spare or two more: within one
+			// request of the full lookup, where a token fetched by a
+			// refused PUT and its retry would cost two per target.
+			if cold.own > full.own+1 {
 				t.Errorf("a cold put with tokens sends %.1f FIND_NODEs and PUTs, the full lookup %.1f", cold.own, full.own)
 			}
 			if warm.own >= cold.own {
