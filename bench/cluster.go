@@ -170,6 +170,7 @@ type NodeTotals struct {
 	Requests   uint64 `json:"requests"`
 	Retries    uint64 `json:"retries"`
 	Timeouts   uint64 `json:"timeouts"`
+	Stalls     uint64 `json:"stalls"` // lookup requests the lookup moved on without (slow, not lost)
 	RPCFull    uint64 `json:"rpc_full"`
 	Unmatched  uint64 `json:"unmatched"`
 	Malformed  uint64 `json:"malformed"`
@@ -186,6 +187,7 @@ func totals(nodes []*dht.Node) NodeTotals {
 		t.Requests += s.Requests
 		t.Retries += s.Retries
 		t.Timeouts += s.Timeouts
+		t.Stalls += s.Stalls
 		t.RPCFull += s.RPCFull
 		t.Unmatched += s.Unmatched
 		t.Malformed += s.Malformed

@@ -39,23 +39,32 @@ func TestRunClusterGetsReturnExactlyWhatWasPut(t *testing.T) {
 	if rep.Correct != cfg.Ops || rep.Wrong != 0 || rep.CorrectShare != 1 {
 		t.Errorf("%d correct, %d wrong, share %f; want every get to return exactly its value", rep.Correct, rep.Wrong, rep.CorrectShare)
 	}
-	// With 12 nodes and K = 20, every node is among the K closest: each put
-	// stores on all of them.
-	if rep.StoredMean != float64(cfg.Nodes) {
-		t.Errorf("values stored on %.2f nodes on average, want all %d", rep.StoredMean, cfg.Nodes)
-	}
-	// A put looks up the key (a FIND_NODE to each of the other nodes at
-	// most) and stores on the rest: never more requests than twice the
-	// network, never fewer than the 11 STOREs.
-	if rpo := rep.Put.RequestsPerOp; rpo < float64(cfg.Nodes-1) || rpo > float64(2*cfg.Nodes) {
-		t.Errorf("%.1f requests per put in a network of %d", rpo, cfg.Nodes)
-	}
-	// Every node holds every value, but a get still asks others until
-	// GetQuorum (3) nodes, itself included, answered with values: at least
-	// 2 requests, and at most its first Alpha (3) plus the one the first
-	// answer's freed slot sends before the second answer ends the get.
-	if rpo := rep.Get.RequestsPerOp; rpo < 2 || rpo > 4 {
-		t.Errorf("%.2f requests per get where every node holds the value: want 2 to 4", rpo)
+	// The counts below assume every request was answered in time. On a
+	// loaded machine a request may outlive its stall time (10 ms and up):
+	// the lookup then asks another node, and a put does not store on a
+	// target that stalled. Such a run still checks every get's value.
+	if slow := rep.Totals.Stalls + rep.Totals.Retries; slow > 0 {
+		t.Logf("%d stalled and %d retried requests: placement and request counts not checked (stored on %.2f nodes, %.2f requests per get)",
+			rep.Totals.Stalls, rep.Totals.Retries, rep.StoredMean, rep.Get.RequestsPerOp)
+	} else {
+		// With 12 nodes and K = 20, every node is among the K closest: each put
+		// stores on all of them.
+		if rep.StoredMean != float64(cfg.Nodes) {
+			t.Errorf("values stored on %.2f nodes on average, want all %d", rep.StoredMean, cfg.Nodes)
+		}
+		// A put looks up the key (a FIND_NODE to each of the other nodes at
+		// most) and stores on the rest: never more requests than twice the
+		// network, never fewer than the 11 STOREs.
+		if rpo := rep.Put.RequestsPerOp; rpo < float64(cfg.Nodes-1) || rpo > float64(2*cfg.Nodes) {
+			t.Errorf("%.1f requests per put in a network of %d", rpo, cfg.Nodes)
+		}
+		// Every node holds every value, but a get still asks others until
+		// GetQuorum (3) nodes, itself included, answered with values: at least
+		// 2 requests, and at most its first Alpha (3) plus the one the first
+		// answer's freed slot sends before the second answer ends the get.
+		if rpo := rep.Get.RequestsPerOp; rpo < 2 || rpo > 4 {
+			t.Errorf("%.2f requests per get where every node holds the value: want 2 to 4", rpo)
+		}
 	}
 	if rep.Put.Requests+rep.Get.Requests > rep.Totals.Requests {
 		t.Errorf("phases' requests %d + %d exceed the nodes' total %d", rep.Put.Requests, rep.Get.Requests, rep.Totals.Requests)
