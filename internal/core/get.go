@@ -85,6 +85,7 @@ func (o *lookupOp) mergeRecords(n *Node, rs []wire.Record, host netip.Addr, from
 	defer func() {
 		if stands && !slices.Contains(o.hosts, host) && len(o.hosts) < maxHolders {
 			o.hosts = append(o.hosts, host)
+			o.holderIDs = append(o.holderIDs, from.ID)
 			o.holders++
 		}
 	}()
@@ -407,4 +408,30 @@ func (f *fetchOp) failure(n *Node, q *pending, now time.Time, w transport.Writer
 	fr.inFlight--
 	fr.next = len(fr.got) // a holder that does not answer is done
 	f.ask(n, i, now, w)
+}
+
+// quorumNear reports whether GetQuorum of the lookup's holders are among
+// the K closest candidates it knows now (this node, a holder of its own,
+// always counts). Holders met on the first hops, far from the key, count
+// only while nothing closer is known: a forger answers for every key, so
+// three met early would otherwise end the get with the older version they
+// serve, before it reaches the key's closest nodes, which hold the newest.
+// Honest holders are among the key's K closest, which stay among the K
+// closest the lookup knows however far it has got.
+func (o *lookupOp) quorumNear() bool {
+	if o.holders < o.quorum {
+		return false
+	}
+	if o.l == nil {
+		return true
+	}
+	var buf [wire.MaxContacts]id.Contact
+	near := o.l.Candidates(buf[:0], min(o.l.Config().K, len(buf)))
+	n := 0
+	for _, h := range o.holderIDs {
+		if h.IsZero() || slices.ContainsFunc(near, func(c id.Contact) bool { return c.ID == h }) {
+			n++
+		}
+	}
+	return n >= o.quorum
 }

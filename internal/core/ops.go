@@ -624,6 +624,7 @@ type lookupOp struct {
 	recs       []*mergedRec // one per publisher
 	holders    int          // distinct hosts among holderHosts
 	hosts      []netip.Addr // the holders' hosts (see hostOf); this node is the zero Addr
+	holderIDs  []id.ID      // the holders' IDs, as hosts; this node is the zero ID (see quorumNear)
 	quorum     int
 	more       bool
 	incomplete string
@@ -832,7 +833,7 @@ func (o *lookupOp) response(n *Node, p *pending, m *wire.Message, now time.Time,
 			}
 		}
 	}
-	if o.holders >= o.quorum && len(o.reasked) == 0 {
+	if o.quorumNear() && len(o.reasked) == 0 {
 		n.finishLookup(o, now, w)
 		return
 	}
