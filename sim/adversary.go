@@ -72,6 +72,11 @@ const PhaseAdversary = "adversary"
 // their kind does not lie about (PING, STORE, ...) still reach the node,
 // so that they stay in routing tables; a drop node answers nothing at all.
 // Which nodes turn is drawn from the seed among the non-seed nodes.
+//
+// With Scenario.Identity every malicious node owns its node's key and
+// proves its own ID whenever a request asks (see adversary.prove); an
+// answer under a made-up ID carries no proof, so made-up contacts never
+// verify and a made-up eclipse costs requests, not routing-table places.
 type Mix struct {
 	Drop    float64 `json:"drop,omitempty"`
 	Forge   float64 `json:"forge,omitempty"`
