@@ -78,19 +78,7 @@ func askProve(t *testing.T, e *engine, tr *advTransport, typ wire.Type, target i
 		t.Fatal(err)
 	}
 	data = append(data, make([]byte, wire.ProvePad)...)
-	var w captureWriter
-	e.adv.handle(tr, data, from.addr, &w)
-	var out []*wire.Message
-	for _, p := range w.b.Packets() {
-		m := new(wire.Message)
-		if err := wire.Decode(p.Data, m); err != nil {
-			t.Fatalf("%v answer does not decode: %v", typ, err)
-		}
-		if !m.Type.IsRequest() { // not the node's own identity ping of from
-			out = append(out, m)
-		}
-	}
-	return out
+	return askWith(t, e, tr, typ, data, from)
 }
 
 // proven reports whether answer m carries a valid proof for its sender.
