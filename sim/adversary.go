@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/dhtkit/dht/id"
+	"github.com/dhtkit/dht/ident"
 	"github.com/dhtkit/dht/internal/core"
 	"github.com/dhtkit/dht/lookup"
 	"github.com/dhtkit/dht/record"
@@ -71,6 +72,11 @@ const PhaseAdversary = "adversary"
 // their kind does not lie about (PING, STORE, ...) still reach the node,
 // so that they stay in routing tables; a drop node answers nothing at all.
 // Which nodes turn is drawn from the seed among the non-seed nodes.
+//
+// With Scenario.Identity every malicious node owns its node's key and
+// proves its own ID whenever a request asks (see adversary.prove); an
+// answer under a made-up ID carries no proof, so made-up contacts never
+// verify and a made-up eclipse costs requests, not routing-table places.
 type Mix struct {
 	Drop    float64 `json:"drop,omitempty"`
 	Forge   float64 `json:"forge,omitempty"`
@@ -435,6 +441,7 @@ type adversary struct {
 
 	msg, out wire.Message
 	buf      []byte
+	proof    [wire.ProofLen]byte // scratch for prove
 	forged   []byte
 	capture  captureWriter
 	contacts []id.Contact
@@ -478,6 +485,7 @@ type advTransport struct {
 	kind kind
 	self id.ID
 	addr netip.AddrPort
+	key  ed25519.PrivateKey // with Scenario.Identity: the node's own key
 }
 
 // wrap puts tr behind the adversary, for a node not created yet.
@@ -488,7 +496,7 @@ func (a *adversary) wrap(tr transport.Transport) transport.Transport {
 // bind notes which node sits behind tr, once it exists.
 func (a *adversary) bind(sn *simNode, tr transport.Transport) {
 	if t, ok := tr.(*advTransport); ok {
-		t.self, t.addr = sn.n.ID(), sn.n.Addr()
+		t.self, t.addr, t.key = sn.n.ID(), sn.n.Addr(), sn.key
 		a.ts[sn] = t
 	}
 }
@@ -625,6 +633,12 @@ func (a *adversary) forge(t *advTransport, key id.ID, data []byte, from netip.Ad
 		default:
 			a.forgePlain(key, out)
 		}
+		if out.Flags&wire.FlagProof != 0 {
+			// The node proved its answer; withhold may have changed the
+			// answer's type, which the proof covers.
+			out.Flags &^= wire.FlagProof
+			a.prove(t, wire.FlagProve, out)
+		}
 		b, err := out.Append(a.buf[:0])
 		if err != nil {
 			b = p.Data // the forgery does not fit: the true answer goes
@@ -728,6 +742,7 @@ func (a *adversary) lie(t *advTransport, m *wire.Message, from netip.AddrPort, w
 	if a.collude {
 		a.contacts = closestOf(a.colluders, target, a.e.sc.K, t.self, a.contacts[:0], &a.near)
 		out.Contacts = a.contacts
+		a.prove(t, m.Flags, out)
 		if b, err := out.Append(a.buf[:0]); err == nil {
 			w.WriteTo(b, from)
 		}
@@ -760,11 +775,26 @@ func (a *adversary) lie(t *advTransport, m *wire.Message, from netip.AddrPort, w
 	}
 	a.contacts = cs
 	out.Contacts = cs
+	a.prove(t, m.Flags, out)
 	b, err := out.Append(a.buf[:0])
 	if err != nil {
 		return // cannot happen with K contacts; answering nothing is a drop
 	}
 	w.WriteTo(b, from)
+}
+
+// prove attaches to answer out the identity proof of t's node, when the
+// request's flags asked for one and the node has a key (Scenario.Identity),
+// as an honest node does. It signs for the node's own ID only: an answer
+// under a made-up ID goes without a proof, since no key owns that ID, and
+// the requester counts it as a failed request.
+func (a *adversary) prove(t *advTransport, flags wire.Flags, out *wire.Message) {
+	if flags&wire.FlagProve == 0 || t.key == nil || out.Sender != t.self {
+		return
+	}
+	ident.Prove(&a.proof, t.key, out.Network, out.TxID, t.self, uint8(out.Type))
+	out.Flags |= wire.FlagProof
+	out.Proof = a.proof[:]
 }
 
 // fakeID is the ID eclipse nodes make up for target at address to: it

@@ -235,6 +235,14 @@ func ask(t *testing.T, e *engine, tr *advTransport, typ wire.Type, target id.ID,
 	if err != nil {
 		t.Fatal(err)
 	}
+	return askWith(t, e, tr, typ, data, from)
+}
+
+// askWith hands request data of type typ to tr as if from from, and
+// returns the answers, decoded; requests the node sent from in passing
+// (an identity ping of an unverified sender) are left out.
+func askWith(t *testing.T, e *engine, tr *advTransport, typ wire.Type, data []byte, from *simNode) []*wire.Message {
+	t.Helper()
 	var w captureWriter
 	e.adv.handle(tr, data, from.addr, &w)
 	var out []*wire.Message
@@ -246,7 +254,9 @@ func ask(t *testing.T, e *engine, tr *advTransport, typ wire.Type, target id.ID,
 		if p.Addr != from.addr {
 			t.Fatalf("answer sent to %v, not to the requester %v", p.Addr, from.addr)
 		}
-		out = append(out, m)
+		if !m.Type.IsRequest() {
+			out = append(out, m)
+		}
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package sim
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"math"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/dhtkit/dht/clock"
 	"github.com/dhtkit/dht/id"
+	"github.com/dhtkit/dht/ident"
 	"github.com/dhtkit/dht/internal/core"
 	"github.com/dhtkit/dht/transport/memnet"
 )
@@ -126,6 +128,9 @@ type simNode struct {
 	liveAt int32 // position in engine.live; -1 when not there
 	seed   bool
 	side   int8 // partition side: 1 for the minority
+	// key is the node's identity key with Scenario.Identity: malicious
+	// nodes sign their answers with it.
+	key ed25519.PrivateKey
 }
 
 func newEngine(ctx context.Context, sc Scenario, progress func(Progress)) *engine {
@@ -308,12 +313,32 @@ func (e *engine) newNode() (*simNode, error) {
 	if e.adv != nil {
 		tr = e.adv.wrap(tr)
 	}
+	r := rand.New(rand.NewPCG(e.sc.Seed, uint64(i)))
+	var key ed25519.PrivateKey
+	if e.sc.Identity {
+		// Drawn here rather than by core from the same stream, so that a
+		// malicious node can sign with it (core does not give it out).
+		k, _, err := ident.Generate(func(b []byte) error {
+			for j := range b {
+				b[j] = byte(r.Uint32())
+			}
+			return nil
+		}, e.sc.IdentityDifficulty)
+		if err != nil {
+			return nil, err
+		}
+		key = k
+	}
 	n, err := core.New(core.Config{
 		Transport: tr,
 		Clock:     e.clk,
-		Rand:      rand.New(rand.NewPCG(e.sc.Seed, uint64(i))),
+		Rand:      r,
 		K:         e.sc.K,
 		Alpha:     e.sc.Alpha,
+
+		Key:             key,
+		RequireIdentity: e.sc.Identity,
+		Difficulty:      e.sc.IdentityDifficulty,
 
 		ReplicateInterval: e.sc.ReplicateInterval.D(),
 		StoreLimits:       e.storeLimits(),
@@ -321,7 +346,7 @@ func (e *engine) newNode() (*simNode, error) {
 	if err != nil {
 		return nil, err
 	}
-	sn := &simNode{n: n, addr: n.Addr(), liveAt: -1}
+	sn := &simNode{n: n, addr: n.Addr(), liveAt: -1, key: key}
 	e.nodes = append(e.nodes, sn)
 	if e.adv != nil {
 		e.adv.bind(sn, tr)

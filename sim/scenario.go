@@ -111,7 +111,21 @@ type Scenario struct {
 	// 2, so that forgers can serve a forged or a stale version and
 	// readers verify (see Mix.ForgeAs).
 	Signed bool `json:"signed,omitempty"`
+	// Identity sets every node's Config.RequireIdentity: each node's ID is
+	// the hash of an ed25519 key drawn from its seeded random stream (so
+	// runs stay reproducible), contacts must prove their key before they
+	// count, and malicious nodes can prove only their own IDs (see Mix).
+	Identity bool `json:"identity,omitempty"`
+	// IdentityDifficulty is every node's Config.Difficulty with Identity:
+	// the leading zero bits each ID must carry, 0 (the default) to
+	// MaxIdentityDifficulty. Every node draws 2^d keys on average to join.
+	IdentityDifficulty int `json:"identity_difficulty,omitempty"`
 }
+
+// MaxIdentityDifficulty bounds Scenario.IdentityDifficulty: a network's
+// keys cost 2^d key generations per node, a few seconds of CPU per 1,000
+// nodes at 8.
+const MaxIdentityDifficulty = 8
 
 // Churn describes nodes leaving and joining. Rates are shares of the
 // scenario's node count per virtual minute, so one file fits every size:
@@ -214,6 +228,12 @@ func (s *Scenario) Validate() error {
 	}
 	if err := s.validateAdversary(); err != nil { // adversary.go
 		return err
+	}
+	switch {
+	case s.IdentityDifficulty < 0 || s.IdentityDifficulty > MaxIdentityDifficulty:
+		return fmt.Errorf("identity_difficulty = %d: must be from 0 to %d", s.IdentityDifficulty, MaxIdentityDifficulty)
+	case s.IdentityDifficulty > 0 && !s.Identity:
+		return errors.New("identity_difficulty: a difficulty is an option of node identity; set \"identity\": true too")
 	}
 	if c := s.Churn; c != nil {
 		if c.For == 0 {
