@@ -82,13 +82,6 @@ func (n *Node) verifyRecord(key, pub id.ID, version uint64, data []byte) (ok, wi
 // the path would otherwise end the get with nothing but refused records.
 func (o *lookupOp) mergeRecords(n *Node, rs []wire.Record, host netip.Addr, from id.Contact) {
 	stands := false
-	defer func() {
-		if stands && !slices.Contains(o.hosts, host) && len(o.hosts) < maxHolders {
-			o.hosts = append(o.hosts, host)
-			o.holderIDs = append(o.holderIDs, from.ID)
-			o.holders++
-		}
-	}()
 	for i := range rs {
 		r := &rs[i]
 		if int(r.Size) > n.cfg.MaxValueSize || (!r.Deleted && r.Size == 0) {
@@ -141,6 +134,11 @@ func (o *lookupOp) mergeRecords(n *Node, rs []wire.Record, host netip.Addr, from
 		if len(m.from) < maxSources {
 			m.from = append(m.from, from)
 		}
+	}
+	if stands && !slices.Contains(o.hosts, host) && len(o.hosts) < maxHolders {
+		o.hosts = append(o.hosts, host)
+		o.holderIDs = append(o.holderIDs, from.ID)
+		o.holders++
 	}
 }
 
